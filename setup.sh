@@ -1,0 +1,22 @@
+#!/bin/bash
+# Set up a fresh Debian (bookworm) machine for denali: the tools the tests use
+# as independent peers, and the package itself with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+
+debs=(iproute2 nftables radvd radvdump tshark tcpdump iputils-ping procps kmod)
+missing=()
+for d in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "install ok installed" || missing+=("$d")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: installing denali and its test extras"
+$PY -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "setup: done"
