@@ -301,3 +301,156 @@ def test_ra_too_short_and_bad_option():
     with pytest.raises(CodecError) as err:
         decode_icmpv6(h("8600 0000 40 00 0708 00000000 00000000 0500 0000 00000000"))
     assert err.value.offset == 17
+
+
+# ------------------------------------------------------------ NS and NA
+
+
+def test_ns_vector():
+    ns = NeighborSolicitation(MN, [SourceLinkLayerAddress(MAC)])
+    wire = encode_icmpv6(ns, HA, IPv6Address("ff02::1:ffff:beef"))
+    assert zero_checksum(wire) == h("""
+        87 00 0000         # type 135, code 0, checksum (RFC 4861 section 4.3)
+        00000000           # reserved
+        20010db800000000 000000000000beef  # target address
+        0101 020000000001  # Source LLA
+    """)
+    assert decode_icmpv6(wire, HA, IPv6Address("ff02::1:ffff:beef")) == ns
+
+
+@pytest.mark.parametrize("r,s,o,flags", [
+    (True, False, True, "a0"),   # the unsolicited proxy NA of RFC 6275 section 10.4.1
+    (True, True, True, "e0"),
+    (False, True, False, "40"),
+    (False, False, False, "00"),
+])
+def test_na_flags(r, s, o, flags):
+    na = NeighborAdvertisement(MN, r, s, o, [TargetLinkLayerAddress(MAC)])
+    wire = encode_icmpv6(na, HA, ALL_NODES)
+    assert zero_checksum(wire) == h(f"""
+        88 00 0000         # type 136, code 0, checksum (RFC 4861 section 4.4)
+        {flags} 000000     # R 0x80, S 0x40, O 0x20, reserved
+        20010db800000000 000000000000beef  # target address
+        0201 020000000001  # Target LLA
+    """)
+    assert decode_icmpv6(wire, HA, ALL_NODES) == na
+
+
+def test_ns_na_too_short():
+    for t in (0x87, 0x88):
+        with pytest.raises(CodecError):
+            decode_icmpv6(bytes([t]) + bytes(22))
+
+
+# ------------------------------------------------- RFC 6275 section 6.5-6.8
+
+
+def test_dhaad_request_vector():
+    wire = encode_icmpv6(DHAADRequest(0x1234), MN, IPv6Address("2001:db8::fdff:ffff:ffff:fffe"))
+    assert zero_checksum(wire) == h("""
+        90 00 0000  # type 144, code 0, checksum (section 6.5)
+        1234        # identifier
+        0000        # reserved
+    """)
+    assert decode_icmpv6(wire) == DHAADRequest(0x1234)
+
+
+def test_dhaad_reply_vector():
+    reply = DHAADReply(0x1234, (HA, IPv6Address("2001:db8::2")))
+    wire = encode_icmpv6(reply, HA, MN)
+    assert zero_checksum(wire) == h("""
+        91 00 0000  # type 145, code 0, checksum (section 6.6)
+        1234 0000   # identifier, reserved
+        20010db8000000000000000000000000  # home agent addresses, in preference order
+        20010db8000000000000000000000002
+    """)
+    assert decode_icmpv6(wire, HA, MN) == reply
+    assert decode_icmpv6(encode_icmpv6(DHAADReply(7), HA, MN)) == DHAADReply(7, ())
+    with pytest.raises(CodecError) as err:
+        decode_icmpv6(wire[:-1])
+    assert err.value.offset == 24
+
+
+def test_mobile_prefix_solicitation_vector():
+    wire = encode_icmpv6(MobilePrefixSolicitation(0xbeef), MN, HA)
+    assert zero_checksum(wire) == h("92 00 0000  beef 0000")  # section 6.7
+    assert decode_icmpv6(wire, MN, HA) == MobilePrefixSolicitation(0xbeef)
+
+
+def test_mobile_prefix_advertisement_vector():
+    mpa = MobilePrefixAdvertisement(0xbeef, True, False, [
+        PrefixInformation(IPv6Network("2001:db8::/64"), router_address=True, router=HA)])
+    wire = encode_icmpv6(mpa, HA, MN)
+    assert zero_checksum(wire) == h("""
+        93 00 0000  # type 147, code 0, checksum (section 6.8)
+        beef        # identifier
+        80 00       # M=1 O=0, reserved
+        0304 40 e0 00015180 00003840 00000000 20010db8000000000000000000000000
+    """)
+    assert decode_icmpv6(wire, HA, MN) == mpa
+    both = MobilePrefixAdvertisement(1, True, True)
+    assert encode_icmpv6(both, HA, MN)[4:] == h("0001 c0 00")
+    assert decode_icmpv6(encode_icmpv6(both, HA, MN)) == both
+
+
+# ------------------------------------------------------- error and echo
+
+
+def test_parameter_problem_vector():
+    pp = ParameterProblem(2, 40, bytes.fromhex("6000000000083c40"))
+    wire = encode_icmpv6(pp, HA, MN)
+    assert zero_checksum(wire) == h("""
+        04 02 0000         # type 4, code 2 (unrecognised option), RFC 4443 section 3.4
+        00000028           # pointer 40
+        6000000000083c40   # start of the invoking packet
+    """)
+    assert decode_icmpv6(wire, HA, MN) == pp
+
+
+def test_echo():
+    for cls, t in ((EchoRequest, 128), (EchoReply, 129)):
+        msg = cls(0x0102, 0x0304, b"ping")
+        wire = encode_icmpv6(msg, HA, MN)
+        assert zero_checksum(wire) == bytes([t]) + h("00 0000 0102 0304") + b"ping"
+        assert decode_icmpv6(wire, HA, MN) == msg
+        with pytest.raises(CodecError):
+            decode_icmpv6(wire[:7])
+
+
+def test_unknown_message_and_other_codes():
+    for msg in (UnknownICMPv6(1, 4, bytes(4) + b"invoking"), UnknownICMPv6(200, 9, b"")):
+        assert decode_icmpv6(encode_icmpv6(msg, HA, MN), HA, MN) == msg
+    # a nonzero code on an RA decodes; validate_nd is where it is refused
+    ra = bytearray(encode_icmpv6(RouterAdvertisement(), LL, ALL_NODES))
+    ra[1] = 1
+    assert decode_icmpv6(bytes(ra)) == RouterAdvertisement()
+    with pytest.raises(CodecError):
+        decode_icmpv6(b"\x86\x00\x00")
+
+
+def test_encode_out_of_range():
+    for bad in (EchoRequest(1 << 16, 0, b""), RouterAdvertisement(cur_hop_limit=256),
+                RouterAdvertisement(preference=5), "nope"):
+        with pytest.raises(ValueError):
+            encode_icmpv6(bad, HA, MN)
+
+
+# ------------------------------------------------------------ validate_nd
+
+
+@pytest.mark.parametrize("msg_type,code,hop_limit,bad", [
+    (134, 0, 255, False),
+    (134, 0, 254, True),    # RFC 4861 section 6.1.2
+    (133, 1, 255, True),    # section 6.1.1
+    (135, 0, 64, True),     # section 7.1.1
+    (136, 0, 255, False),
+    (137, 0, 1, True),      # section 8.1
+    (144, 0, 64, False),    # DHAAD crosses routers: hop limit not checked
+    (147, 3, 255, True),    # RFC 6275 section 6.8: code 0
+    (128, 5, 1, False),     # not ND
+])
+def test_validate_nd(msg_type, code, hop_limit, bad):
+    reason = validate_nd(msg_type, code, hop_limit)
+    assert (reason is not None) == bad
+    if bad:
+        assert isinstance(reason, str) and reason
