@@ -1,0 +1,346 @@
+"""Reader and writer for MIPL/UMIP mip6d.conf, so old configs can be imported.
+
+Syntax (UMIP's gram.y, the subset denali understands): statements are
+``Keyword value...;``, ``#`` starts a comment, strings are double-quoted,
+and two statements take a block: ``Interface "if" { MnIfPreference n; }``
+and ``MnHomeLink "if" { HomeAddress a/plen; HomeAgentAddress a; }``.
+A block left open at the end of the file (as printed in the seed article)
+is accepted with a warning; anything else unknown or malformed is refused
+with file:line and what was wrong.
+
+Fields left at None were not in the file; ``with_defaults()`` fills UMIP's
+defaults so two files can be compared by meaning.
+"""
+
+from dataclasses import dataclass, field, fields, replace
+import ipaddress
+import re
+
+
+class Mip6dConfError(ValueError):
+    """A mip6d.conf that does not parse: says file:line and what is wrong."""
+
+    def __init__(self, filename, line, what):
+        super().__init__(f"{filename}:{line}: {what}")
+        self.filename = filename
+        self.line = line
+        self.what = what
+
+
+@dataclass(slots=True)
+class HomeLink:
+    interface: str
+    home_address: str | None = None        # "2001:db8::beef/64"
+    home_agent_address: str | None = None  # "2001:db8::"
+
+
+@dataclass(slots=True)
+class BindingAcl:
+    hoa: str
+    coa: str | None
+    allow: bool
+
+
+@dataclass(slots=True)
+class Mip6dConfig:
+    node_config: str | None = None          # "HA", "MN" or "CN"
+    debug_level: int | None = None
+    interfaces: list = field(default_factory=list)       # names, in order
+    interface_preference: dict = field(default_factory=dict)  # name -> int
+    use_mn_ha_ipsec: bool | None = None
+    key_mng_mob_capability: bool | None = None
+    do_route_optimization_mn: bool | None = None
+    do_route_optimization_cn: bool | None = None
+    ha_max_binding_life: int | None = None
+    mn_max_ha_binding_life: int | None = None
+    mn_max_cn_binding_life: int | None = None
+    default_binding_acl_policy: str | None = None  # "allow" or "deny"
+    binding_acl: list = field(default_factory=list)    # BindingAcl
+    send_mob_pfx_advs: bool | None = None
+    send_mob_pfx_sols: bool | None = None
+    min_mob_pfx_adv_interval: int | None = None
+    max_mob_pfx_adv_interval: int | None = None
+    ha_served_prefixes: list = field(default_factory=list)  # "p/len"
+    home_links: list = field(default_factory=list)     # HomeLink
+    warnings: list = field(default_factory=list, compare=False)
+
+    def with_defaults(self):
+        """A copy with every unset scalar replaced by UMIP's default."""
+        values = {k: v for k, v in UMIP_DEFAULTS.items()
+                  if getattr(self, k) is None}
+        return replace(self, **values)
+
+
+# UMIP 1.0 conf.c defaults (RFC 6275 §13 for the prefix-advertisement timers).
+UMIP_DEFAULTS = {
+    "node_config": "CN",
+    "debug_level": 0,
+    "use_mn_ha_ipsec": True,
+    "key_mng_mob_capability": False,
+    "do_route_optimization_mn": True,
+    "do_route_optimization_cn": True,
+    "ha_max_binding_life": 262140,
+    "mn_max_ha_binding_life": 262140,
+    "mn_max_cn_binding_life": 420,
+    "default_binding_acl_policy": "allow",
+    "send_mob_pfx_advs": True,
+    "send_mob_pfx_sols": True,
+    "min_mob_pfx_adv_interval": 600,
+    "max_mob_pfx_adv_interval": 86400,
+}
+
+# keyword -> (field, kind); kinds are checked by _value below.
+_SCALARS = {
+    "NodeConfig": ("node_config", "nodeconfig"),
+    "DebugLevel": ("debug_level", "int"),
+    "UseMnHaIPsec": ("use_mn_ha_ipsec", "bool"),
+    "KeyMngMobCapability": ("key_mng_mob_capability", "bool"),
+    "DoRouteOptimizationMN": ("do_route_optimization_mn", "bool"),
+    "DoRouteOptimizationCN": ("do_route_optimization_cn", "bool"),
+    "HaMaxBindingLife": ("ha_max_binding_life", "int"),
+    "MnMaxHaBindingLife": ("mn_max_ha_binding_life", "int"),
+    "MnMaxCnBindingLife": ("mn_max_cn_binding_life", "int"),
+    "DefaultBindingAclPolicy": ("default_binding_acl_policy", "policy"),
+    "SendMobPfxAdvs": ("send_mob_pfx_advs", "bool"),
+    "SendMobPfxSols": ("send_mob_pfx_sols", "bool"),
+    "MinMobPfxAdvInterval": ("min_mob_pfx_adv_interval", "int"),
+    "MaxMobPfxAdvInterval": ("max_mob_pfx_adv_interval", "int"),
+}
+_KEYWORDS = sorted(list(_SCALARS) + [
+    "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix"])
+
+_TOKEN = re.compile(r'\s+|#[^\n]*|"(?P<str>[^"\n]*)"|(?P<punct>[{};])'
+                    r'|(?P<word>[^\s{};"#]+)|(?P<bad>.)')
+
+
+def _tokenize(text, filename):
+    """Yield (kind, value, line): kind is 'str', 'word' or the punctuation."""
+    line = 1
+    for m in _TOKEN.finditer(text):
+        if m.group("bad") is not None:
+            raise Mip6dConfError(filename, line,
+                                 f"unterminated string or stray {m.group()!r}")
+        if m.group("str") is not None:
+            yield "str", m.group("str"), line
+        elif m.group("punct") is not None:
+            yield m.group("punct"), m.group("punct"), line
+        elif m.group("word") is not None:
+            yield "word", m.group("word"), line
+        line += m.group().count("\n")
+
+
+def _statements(tokens, filename):
+    """Group tokens into (line, words, block) where block is a list or None.
+
+    A block's statements are themselves (line, words, None) triples.
+    """
+    out, stack, words, start = [], [], [], None
+    for kind, value, line in tokens:
+        if kind in ("word", "str"):
+            if not words:
+                start = line
+            words.append((kind, value))
+        elif kind == ";":
+            if not words:
+                if not out or out[-1][2] is None:
+                    raise Mip6dConfError(filename, line, "empty statement ';'")
+                continue  # "};" after a block: tolerated
+            out.append((start, words, None))
+            words = []
+        elif kind == "{":
+            if not words:
+                raise Mip6dConfError(filename, line, "'{' without a keyword")
+            if stack:
+                raise Mip6dConfError(filename, line, "blocks do not nest")
+            block = []
+            out.append((start, words, block))
+            stack.append((out, block))
+            out, words = block, []
+        else:  # "}"
+            if words:
+                raise Mip6dConfError(filename, line,
+                                     f"missing ';' after {words[0][1]}")
+            if not stack:
+                raise Mip6dConfError(filename, line, "'}' without '{'")
+            out, _ = stack.pop()
+    if words:
+        raise Mip6dConfError(filename, start,
+                             f"missing ';' after {words[0][1]}")
+    unclosed = bool(stack)
+    while stack:
+        out, _ = stack.pop()
+    return out, unclosed
+
+
+def _value(kind, tok, filename, line, keyword):
+    t, v = tok
+    if kind == "bool":
+        if v in ("enabled", "disabled"):
+            return v == "enabled"
+        raise Mip6dConfError(filename, line,
+                             f"{keyword} {v}: use enabled or disabled")
+    if kind == "int":
+        if t == "word" and v.isdigit():
+            return int(v)
+        raise Mip6dConfError(filename, line,
+                             f"{keyword} {v}: use a non-negative integer")
+    if kind == "policy":
+        if v in ("allow", "deny"):
+            return v
+        raise Mip6dConfError(filename, line, f"{keyword} {v}: use allow or deny")
+    if kind == "nodeconfig":
+        if v in ("HA", "MN", "CN"):
+            return v
+        raise Mip6dConfError(filename, line, f"{keyword} {v}: use HA, MN or CN")
+    if kind == "string":
+        if t == "str" and v:
+            return v
+        raise Mip6dConfError(filename, line,
+                             f'{keyword} {v}: use a quoted interface name, '
+                             f'e.g. "wlan0"')
+    if kind == "addr":
+        try:
+            return str(ipaddress.IPv6Address(v))
+        except ValueError:
+            raise Mip6dConfError(filename, line,
+                                 f"{keyword} {v}: use an IPv6 address") from None
+    if kind == "addrplen":
+        try:
+            iface = ipaddress.IPv6Interface(v)
+        except ValueError:
+            iface = None
+        if iface is None or "/" not in v:
+            raise Mip6dConfError(filename, line,
+                                 f"{keyword} {v}: use an IPv6 address/length, "
+                                 f"e.g. 2001:db8::beef/64")
+        return f"{iface.ip}/{iface.network.prefixlen}"
+    if kind == "prefix":
+        try:
+            return str(ipaddress.IPv6Network(v, strict=True))
+        except ValueError:
+            raise Mip6dConfError(filename, line,
+                                 f"{keyword} {v}: use an IPv6 prefix, "
+                                 f"e.g. 2001:db8::/64") from None
+    raise AssertionError(kind)
+
+
+def _arity(words, n, filename, line, usage):
+    if len(words) - 1 not in n:
+        raise Mip6dConfError(filename, line, f"use: {usage};")
+
+
+def parse_mip6d(text, filename="mip6d.conf"):
+    """Parse mip6d.conf text into a Mip6dConfig; raise Mip6dConfError."""
+    cfg = Mip6dConfig()
+    stmts, unclosed = _statements(_tokenize(text, filename), filename)
+    if unclosed:
+        cfg.warnings.append(f"{filename}: a '{{' block is not closed at the "
+                            f"end of the file; closed it there")
+    for line, words, block in stmts:
+        kw_t, kw = words[0]
+        if kw_t != "word" or kw not in _KEYWORDS:
+            raise Mip6dConfError(
+                filename, line, f"unknown keyword {kw!r}; known: "
+                + ", ".join(_KEYWORDS))
+        if block is not None and kw not in ("Interface", "MnHomeLink"):
+            raise Mip6dConfError(filename, line, f"{kw} takes no '{{' block")
+        if kw in _SCALARS:
+            name, kind = _SCALARS[kw]
+            _arity(words, {1}, filename, line, f"{kw} <value>")
+            setattr(cfg, name, _value(kind, words[1], filename, line, kw))
+        elif kw == "Interface":
+            _arity(words, {1}, filename, line, 'Interface "<name>"')
+            ifname = _value("string", words[1], filename, line, kw)
+            if ifname in cfg.interfaces:
+                raise Mip6dConfError(filename, line,
+                                     f"Interface {ifname!r} given twice")
+            cfg.interfaces.append(ifname)
+            for bline, bwords, _ in block or ():
+                if bwords[0][1] != "MnIfPreference":
+                    raise Mip6dConfError(
+                        filename, bline, f"unknown keyword {bwords[0][1]!r} "
+                        "in Interface block; known: MnIfPreference")
+                _arity(bwords, {1}, filename, bline, "MnIfPreference <n>")
+                cfg.interface_preference[ifname] = _value(
+                    "int", bwords[1], filename, bline, "MnIfPreference")
+        elif kw == "MnHomeLink":
+            _arity(words, {1}, filename, line, 'MnHomeLink "<name>" { ... }')
+            if block is None:
+                raise Mip6dConfError(filename, line,
+                                     "MnHomeLink needs a '{ ... }' block")
+            link = HomeLink(_value("string", words[1], filename, line, kw))
+            for bline, bwords, _ in block:
+                bkw = bwords[0][1]
+                if bkw == "HomeAddress":
+                    _arity(bwords, {1}, filename, bline,
+                           "HomeAddress <address>/<length>")
+                    link.home_address = _value("addrplen", bwords[1],
+                                               filename, bline, bkw)
+                elif bkw == "HomeAgentAddress":
+                    _arity(bwords, {1}, filename, bline,
+                           "HomeAgentAddress <address>")
+                    link.home_agent_address = _value("addr", bwords[1],
+                                                     filename, bline, bkw)
+                else:
+                    raise Mip6dConfError(
+                        filename, bline, f"unknown keyword {bkw!r} in "
+                        "MnHomeLink block; known: HomeAddress, HomeAgentAddress")
+            cfg.home_links.append(link)
+        elif kw == "BindingAclPolicy":
+            _arity(words, {2, 3}, filename, line,
+                   "BindingAclPolicy <hoa> [<coa>] allow|deny")
+            hoa = _value("addr", words[1], filename, line, kw)
+            coa = (_value("addr", words[2], filename, line, kw)
+                   if len(words) == 4 else None)
+            policy = _value("policy", words[-1], filename, line, kw)
+            cfg.binding_acl.append(BindingAcl(hoa, coa, policy == "allow"))
+        elif kw == "HaServedPrefix":
+            _arity(words, {1}, filename, line, "HaServedPrefix <prefix>/<len>")
+            cfg.ha_served_prefixes.append(
+                _value("prefix", words[1], filename, line, kw))
+    if (cfg.min_mob_pfx_adv_interval is not None
+            and cfg.max_mob_pfx_adv_interval is not None
+            and cfg.min_mob_pfx_adv_interval > cfg.max_mob_pfx_adv_interval):
+        raise Mip6dConfError(filename, 0, "MinMobPfxAdvInterval is greater "
+                             "than MaxMobPfxAdvInterval: use min <= max")
+    return cfg
+
+
+def _onoff(b):
+    return "enabled" if b else "disabled"
+
+
+def dump_mip6d(cfg):
+    """mip6d.conf text for *cfg*; parse_mip6d(dump_mip6d(c)) == c."""
+    out = []
+    by_field = {name: kw for kw, (name, _) in _SCALARS.items()}
+    for f in fields(cfg):
+        if f.name not in by_field:
+            continue
+        v = getattr(cfg, f.name)
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = _onoff(v)
+        out.append(f"{by_field[f.name]} {v};")
+    for name in cfg.interfaces:
+        if name in cfg.interface_preference:
+            out.append(f'Interface "{name}" {{')
+            out.append(f"\tMnIfPreference {cfg.interface_preference[name]};")
+            out.append("}")
+        else:
+            out.append(f'Interface "{name}";')
+    for p in cfg.ha_served_prefixes:
+        out.append(f"HaServedPrefix {p};")
+    for acl in cfg.binding_acl:
+        coa = f" {acl.coa}" if acl.coa else ""
+        out.append(f"BindingAclPolicy {acl.hoa}{coa} "
+                   f"{'allow' if acl.allow else 'deny'};")
+    for link in cfg.home_links:
+        out.append(f'MnHomeLink "{link.interface}" {{')
+        if link.home_address:
+            out.append(f"\tHomeAddress {link.home_address};")
+        if link.home_agent_address:
+            out.append(f"\tHomeAgentAddress {link.home_agent_address};")
+        out.append("}")
+    return "\n".join(out) + "\n"
