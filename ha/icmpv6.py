@@ -481,6 +481,9 @@ def _decode_dnssl(data, start, units):
         if pos - name_start > 255:
             raise CodecError("DNSSL domain name longer than 255 octets", name_start)
         domains.append(".".join(labels))
+    if not domains:
+        # RFC 8106 section 5.2: one or more domain names
+        raise CodecError("DNSSL option without a domain name", start + 8)
     if any(data[pos:end]):
         raise CodecError("DNSSL padding is not zero", pos)
     return DNSSearchList(lifetime, tuple(domains))

@@ -157,7 +157,8 @@ def test_option_length_zero_is_an_error():
     (h("18 04 00 00 00000000" + "00" * 24), 1),    # RIO length 4
     (h("19 02 0000 00000000 0000000000000000"), 1),  # RDNSS even length
     (h("19 01 0000 00000000"), 1),                  # RDNSS without address
-    (h("1f 01 0000 00000000"), 1),                  # DNSSL without names
+    (h("1f 01 0000 00000000"), 1),                  # DNSSL too short for a name
+    (h("1f 02 0000 00000000 0000000000000000"), 8),  # DNSSL with padding only
     (h("1f 02 0000 00000000 08 616263 00000000"), 8),  # label runs past the option
     (h("1f 02 0000 00000000 c0 0c 00 00 00 00 00 00"), 8),  # compression pointer
     (h("1f 02 0000 00000000 00 01 00 00 00 00 00 00"), 8),  # junk in padding
