@@ -207,3 +207,64 @@ def test_error_and_echo_both_ways():
         assert scapy_checksum_agrees(pkt, theirs_cls)
         assert from_scapy(IPv6(src=str(MN), dst=str(HA)) / theirs_cls(id=1, seq=2, data=b"x")) \
             == ours_cls(1, 2, b"x")
+
+
+# ------------------------------------------------ tshark, a third opinion
+
+TSHARK_FIELDS = [
+    "icmpv6.type", "icmpv6.checksum.status", "icmpv6.nd.ra.flag.h", "icmpv6.nd.ra.flag.prf",
+    "icmpv6.opt.advertisement_interval", "icmpv6.opt.home_agent_preference",
+    "icmpv6.opt.home_agent_lifetime", "icmpv6.opt.prefix.flag.r", "icmpv6.opt.rdnss",
+    "icmpv6.opt.dnssl", "icmpv6.mip6.identifier", "icmpv6.mip6.home_agent_address",
+    "icmpv6.mip6.flag.m", "icmpv6.nd.na.flag.r", "icmpv6.nd.na.flag.o",
+]
+
+
+def test_tshark_dissects_ours(tmp_path):
+    import shutil
+    import subprocess
+
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark not installed")
+    sent = [
+        (full_ra(), LL, ALL_NODES),
+        (DHAADReply(0x4242, (HA, MN)), HA, MN),
+        (MobilePrefixAdvertisement(9, True, False, [
+            PrefixInformation(IPv6Network("2001:db8::/64"), router_address=True, router=HA)]),
+         HA, MN),
+        (NeighborAdvertisement(MN, True, False, True, [TargetLinkLayerAddress(MAC_BYTES)]),
+         HA, ALL_NODES),
+    ]
+    frames = [Ether(src=MAC, dst="33:33:00:00:00:01") / to_scapy(m, s, d)[0] for m, s, d in sent]
+    pcap = tmp_path / "ours.pcap"
+    wrpcap(str(pcap), frames)
+    cmd = [tshark, "-n", "-r", str(pcap), "-T", "fields", "-E", "separator=|",
+           "-E", "occurrence=a", "-E", "aggregator=,"]
+    for name in TSHARK_FIELDS:
+        cmd += ["-e", name]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rows = [dict(zip(TSHARK_FIELDS, line.split("|"))) for line in out.splitlines()]
+    assert len(rows) == 4
+
+    def flag(value):  # tshark prints booleans as 1/0 or True/False by version
+        return {"1": True, "True": True, "0": False, "False": False}[value]
+
+    ra, reply, mpa, na = rows
+    assert all(r["icmpv6.checksum.status"] in ("1", "Good") for r in rows)  # 1 = good
+    assert ra["icmpv6.type"] == "134" and flag(ra["icmpv6.nd.ra.flag.h"])
+    assert ra["icmpv6.nd.ra.flag.prf"] == "1"
+    assert ra["icmpv6.opt.advertisement_interval"] == "3000"
+    assert ra["icmpv6.opt.home_agent_preference"] == str(0x10000 - 5)  # printed unsigned
+    assert ra["icmpv6.opt.home_agent_lifetime"] == "1800"
+    assert [flag(v) for v in ra["icmpv6.opt.prefix.flag.r"].split(",")] == [True, False]
+    assert ra["icmpv6.opt.rdnss"] == "2001:db8::53,2001:db8::54"
+    assert ra["icmpv6.opt.dnssl"] == "home.example,example.org"
+    assert reply["icmpv6.mip6.identifier"] == str(0x4242)
+    assert reply["icmpv6.mip6.home_agent_address"] == "2001:db8::,2001:db8::beef"
+    assert mpa["icmpv6.type"] == "147" and flag(mpa["icmpv6.mip6.flag.m"])
+    assert flag(mpa["icmpv6.opt.prefix.flag.r"])
+    assert flag(na["icmpv6.nd.na.flag.r"]) and flag(na["icmpv6.nd.na.flag.o"])
