@@ -1,0 +1,133 @@
+"""The daemon's event loop: components, signals, the console.
+
+Every service is a component with start(), reload(settings) and stop().
+The home agent, the RA sender and (on the board) the wireless manager run
+in this one process: the board has 64 MB of RAM and three interpreters
+would not fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+log = logging.getLogger("denali")
+
+
+class Daemon:
+    def __init__(self, settings, args):
+        self.settings = settings
+        self.args = args
+        self.components: list = []
+        self.console = None
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+
+    def _build_components(self) -> list:
+        s = self.settings
+        comps = []
+        if s.radvd_text:
+            from radvd.service import RAService
+            from radvd.config import parse
+            comps.append(("ra", RAService(parse(s.radvd_text, s.radvd_source))))
+        if s.node == "HA" and s.ha_interface:
+            from ha.home_agent import HomeAgent
+            comps.append(("ha", HomeAgent(s, backend=self.args.backend,
+                                          firewall=not self.args.no_firewall)))
+        return comps
+
+    async def run(self) -> int:
+        from ha.console import Console
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        self.console = Console(self.settings.vt_port)
+        self._register_commands()
+        started = []
+        try:
+            for name, comp in self._build_components():
+                await comp.start()
+                started.append((name, comp))
+                if hasattr(comp, "register_commands"):
+                    comp.register_commands(self.console)
+            self.components = started
+            await self.console.start()
+        except Exception as e:
+            log.error("start-up failed: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
+            print(f"denalid: start-up failed: {e}", file=sys.stderr)
+            await self._stop_components(started)
+            return 1
+        log.warning("%s (pid %d)", "denali: home agent ready", os.getpid())
+        print("denali: home agent ready", file=sys.stderr, flush=True)
+        while not self._stop.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            reload = asyncio.ensure_future(self._reload.wait())
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            reload.cancel()
+            if self._reload.is_set():
+                self._reload.clear()
+                await self.reload()
+        log.warning("stopping")
+        await self.console.stop()
+        await self._stop_components(self.components)
+        return 0
+
+    async def _stop_components(self, comps) -> None:
+        for name, comp in reversed(comps):
+            try:
+                await comp.stop()
+            except Exception as e:
+                log.error("stopping %s: %s", name, e)
+
+    async def reload(self) -> str:
+        from ha.settings import SettingsError, load_settings
+        try:
+            new = load_settings(self.settings.source if self.settings.kind != "denali"
+                                or self.settings.source != "(built-in default)"
+                                else self.args.config, radvd_conf=self.args.radvd_conf)
+        except SettingsError as e:
+            log.error("reload refused, running config kept: %s", e)
+            return f"error: {e}"
+        self.settings = new
+        for name, comp in self.components:
+            try:
+                if name == "ra" and new.radvd_text:
+                    from radvd.config import parse
+                    await comp.reload(parse(new.radvd_text, new.radvd_source))
+                elif name == "ha":
+                    await comp.reload(new)
+            except Exception as e:
+                log.error("reloading %s: %s", name, e)
+                return f"error: {name}: {e}"
+        log.warning("configuration reloaded")
+        return "reloaded"
+
+    def _register_commands(self) -> None:
+        from ha.logbuffer import RecentLog
+        c = self.console
+        c.register("reload", lambda args: self.reload(), "reload the configuration")
+        c.register("log", lambda args: RecentLog.text(int(args[0]) if args else 50),
+                   "recent daemon log lines")
+        c.register("status", self._status, "services and counts (status json)")
+
+    def _status(self, args) -> str:
+        import json
+        services = {name: "up" for name, _ in self.components}
+        info = {"pid": os.getpid(), "services": services, "config": self.settings.source}
+        ha = next((c for n, c in self.components if n == "ha"), None)
+        if ha is not None:
+            info["bindings"] = len(ha.cache)
+            info["home_agent"] = {"interface": ha.ifname, "address": str(ha.ha_address),
+                                  "prefixes": [str(p) for p in ha.prefixes]}
+        if args[:1] == ["json"]:
+            return json.dumps(info)
+        lines = [f"denalid pid {info['pid']}, config {info['config']}"]
+        lines += [f"  {n:<10} {st}" for n, st in services.items()]
+        if ha is not None:
+            lines.append(f"  bindings   {info['bindings']}")
+        return "\n".join(lines)
