@@ -587,9 +587,10 @@ def _need(data, length: int, name: str) -> None:
 def _decode_ra(data, code):
     _need(data, 16, "Router Advertisement")
     hop, flags, lifetime, reachable, retrans = _RA.unpack_from(data, 4)
+    preference = _PRF_FROM_BITS[(flags & _PRF_MASK) >> _PRF_SHIFT]
     return RouterAdvertisement(hop, bool(flags & _RA_M), bool(flags & _RA_O),
-                               bool(flags & _RA_H), _PRF_FROM_BITS[(flags & _PRF_MASK) >> 3],
-                               lifetime, reachable, retrans, decode_nd_options(data, 16))
+                               bool(flags & _RA_H), preference, lifetime, reachable, retrans,
+                               decode_nd_options(data, 16))
 
 
 def _decode_rs(data, code):

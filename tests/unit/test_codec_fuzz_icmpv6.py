@@ -22,7 +22,7 @@ from ha.icmpv6 import (
     UnknownNDOption, decode_icmpv6, decode_nd_options, encode_icmpv6, encode_nd_options,
 )
 
-FUZZ = settings(max_examples=300, deadline=None,
+FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 SRC = IPv6Address("fe80::1")
 DST = IPv6Address("ff02::1")
