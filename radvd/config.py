@@ -697,6 +697,12 @@ def validate_interface(iface: InterfaceConfig, filename: str = "radvd.conf",
             err("adv_home_agent_info", "AdvHomeAgentInfo needs AdvHomeAgentFlag on")
     if iface.adv_mob_rtr_support_flag and not iface.adv_home_agent_info:
         err("adv_mob_rtr_support_flag", "AdvMobRtrSupportFlag needs AdvHomeAgentInfo on")
+    for d in iface.dnssl:
+        for name in d.domains:
+            labels = name.rstrip(".").split(".")
+            if (not name.rstrip(".") or len(name) > 253 or not name.isascii()
+                    or any(not 1 <= len(x) <= 63 for x in labels)):
+                err(None, f"DNSSL '{name}' is not a domain name (RFC 8106 §5.2)", d.line)
     for p in iface.prefixes:
         if p.adv_preferred_lifetime > p.adv_valid_lifetime:
             err(None, f"AdvPreferredLifetime ({p.adv_preferred_lifetime}) must not be more than "

@@ -263,6 +263,7 @@ MIP = "AdvHomeAgentFlag on; "
      2, "AdvPreferredLifetime (200) must not be more than AdvValidLifetime (100)"),
     ("\nAdvLinkMTU 1000;", 2, "AdvLinkMTU (1000) must be 0 or at least 1280"),
     ("\nAdvReachableTime 3600001;", 2, "AdvReachableTime must be no more than 3600000"),
+    ("\nDNSSL a..b { };", 2, "DNSSL 'a..b' is not a domain name"),
     ("\nAdvCurHopLimit 256;", 2, "AdvCurHopLimit must be no more than 255"),
     ("MaxRtrAdvInterval 100;\nAdvDefaultLifetime 50;",
      2, "AdvDefaultLifetime (50) must be 0 or between MaxRtrAdvInterval (100) and 65535"),
