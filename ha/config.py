@@ -445,6 +445,8 @@ def _cross_checks(cfg, filename):
                            f"{ra['AdvValidLifetime']}"))
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
             errors.append((f"ra.{name}", "not an interface name"))
+        elif not any(k.startswith(f"ra.{name}.") for k, _ in errors):
+            errors.extend(_radvd_rules(name, ra))
     radios = list(cfg["radio"].items())
     for name, r in radios:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
@@ -518,11 +520,11 @@ def _build(cfg, filename):
     for n, r in cfg["ra"].items():
         maxi = r["MaxRtrAdvInterval"]
         mini = r["MinRtrAdvInterval"]
-        if mini is None:  # radvd.conf(5) defaults
-            mini = 0.33 * maxi if maxi >= 9 else 0.75 * maxi
+        if mini is None:  # radvd.conf(5) defaults, as radvd.config has them
+            mini = 0.33 * maxi
         dl = r["AdvDefaultLifetime"]
         if dl is None:
-            dl = min(9000, max(1, int(3 * maxi)))
+            dl = max(1, int(3 * maxi))
         hal = r["HomeAgentLifetime"]
         prefixes = ()
         if r["prefix"]:
@@ -604,25 +606,50 @@ def _radvd_value(v):
     return str(v)
 
 
+def _radvd_iface_text(name, r):
+    out = [f"interface {name}", "{"]
+    for key, v in r.items():
+        if key in PREFIX_KEYS or key == "prefix" or v is None:
+            continue
+        out.append(f"\t{key} {_radvd_value(v)};")
+    if r.get("prefix"):
+        out.append(f"\tprefix {r['prefix']}")
+        out.append("\t{")
+        for key in PREFIX_KEYS:
+            out.append(f"\t\t{key} {_radvd_value(r[key])};")
+        out.append("\t};")
+    out.append("};")
+    return "\n".join(out) + "\n"
+
+
 def ra_as_radvd_text(cfg):
-    """radvd.conf text for the [ra] part of a DenaliConfig.
+    """radvd.conf text (braces and semicolons) for the [ra] part.
 
     Every checked setting is written (defaults included) except those left
     unset, whose defaults radvd derives from MaxRtrAdvInterval as we do.
     """
-    out = []
-    for name, r in cfg.values["ra"].items():
-        out.append(f"interface {name}")
-        out.append("{")
-        for key, v in r.items():
-            if key in PREFIX_KEYS or key == "prefix" or v is None:
-                continue
-            out.append(f"\t{key} {_radvd_value(v)};")
-        if r.get("prefix"):
-            out.append(f"\tprefix {r['prefix']}")
-            out.append("\t{")
-            for key in PREFIX_KEYS:
-                out.append(f"\t\t{key} {_radvd_value(r[key])};")
-            out.append("\t};")
-        out.append("};")
-    return "\n".join(out) + "\n"
+    return "".join(_radvd_iface_text(name, r)
+                   for name, r in cfg.values["ra"].items())
+
+
+def ra_as_radvd_config(cfg):
+    """The [ra] part as a radvd.config.Config (imports radvd.config)."""
+    from radvd.config import parse
+    return parse(ra_as_radvd_text(cfg), cfg.path + " [ra]")
+
+
+def _radvd_rules(name, ra):
+    """radvd's own rules (radvd.config) across one interface's settings.
+
+    They are the RA sender's rules, so a config that passes here is one the
+    daemon can load; without radvd.config only our checks above apply.
+    """
+    try:
+        from radvd.config import ConfigError as RadvdError, parse
+    except ImportError:
+        return []
+    try:
+        parse(_radvd_iface_text(name, ra), "ra")
+    except RadvdError as e:
+        return [(f"ra.{name}", e.message)]
+    return []

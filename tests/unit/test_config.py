@@ -140,7 +140,7 @@ def test_snake_names_match_radvd_config():
     ({"ra__wlan0__AdvSendAdvert": "maybe"}, "ra.wlan0.AdvSendAdvert",
      "use on or off"),
     ({"ra__wlan0__MaxRtrAdvInterval": "0.01"}, "ra.wlan0.MaxRtrAdvInterval",
-     "0.07-1800"),
+     "0.07-65535"),
     ({"ra__wlan0__MinRtrAdvInterval": "9"}, "ra.wlan0.MinRtrAdvInterval",
      "use at most 7.5"),
     ({"ra__wlan0__AdvPreferredLifetime": "100000"},
@@ -149,6 +149,11 @@ def test_snake_names_match_radvd_config():
      "or infinity"),
     ({"ra__wlan0__AdvDefaultLifetime": "5"}, "ra.wlan0.AdvDefaultLifetime",
      "at least 10"),
+    ({"ra__wlan0__AdvHomeAgentInfo": "on", "ra__wlan0__AdvHomeAgentFlag": "off"},
+     "ra.wlan0", "AdvHomeAgentInfo needs AdvHomeAgentFlag on"),
+    ({"ra__wlan0__AdvLinkMTU": "1000"}, "ra.wlan0", "at least 1280"),
+    ({"ra__wlan1__AdvIntervalOpt": "off", "ra__wlan1__AdvRouterAddr": "off"},
+     "ra.wlan1", "needs Mobile IPv6"),
     ({"ra__wlan0__Bogus": "1"}, "ra.wlan0.Bogus", "unknown setting"),
     ({"ha__max_binding_lifetime": "262144"}, "ha.max_binding_lifetime",
      "4-262140"),
@@ -206,6 +211,13 @@ def test_radvd_text_of_seed():
     assert "\tAdvHomeAgentFlag on;\n" in text
     assert "\tprefix 2001:db8:1::/64\n\t{\n\t\tAdvOnLink on;" in text
     assert text.count("interface ") == 2 and text.endswith("};\n")
+
+
+def test_radvd_config_objects():
+    pytest.importorskip("radvd.config", reason="radvd/config.py not here")
+    rc = C.ra_as_radvd_config(C.validate_text(C.DEFAULT_TEXT))
+    assert [i.name for i in rc.interfaces] == ["wlan0", "wlan1"]
+    assert rc.interfaces[0].adv_home_agent_flag
 
 
 def test_radvd_text_parses_with_radvd_config():
