@@ -301,9 +301,9 @@ def home_address_on_home_link(f: _Facts) -> bool:
 
 # section 10.3.1 ("any other reason"): mip6d's BindingAclPolicy (129)
 def allowed_by_policy(f: _Facts) -> bool:
-    if f.deregistration:
-        return True
     acl = f.config.acl
+    if f.deregistration or not acl:
+        return f.deregistration or f.config.acl_default_allow
     verdict = acl.get((f.hoa, f.coa))
     if verdict is None:
         verdict = acl.get(f.hoa)
