@@ -21,7 +21,7 @@ Theory of operation
 
 A BU goes through three gates, in the order RFC 6275 reads:
 
-  discard   (no BA at all)  the packet is not a usable BU for us: no routable
+  discard   (no BA at all)  the table _DISCARDS: not a usable BU for us: no routable
                             home address, no routable care-of address, a home
                             registration without a Home Address option, or a
                             correspondent registration (we do no return
@@ -229,6 +229,7 @@ class Decision:
 
 @dataclass(slots=True)
 class _Facts:
+    ctx: BUContext
     bu: BindingUpdate
     hoa: IPv6Address
     coa: IPv6Address
@@ -250,6 +251,16 @@ def is_unicast_routable(addr: IPv6Address) -> bool:
                 or addr.is_unspecified or addr.ipv4_mapped is not None)
 
 
+# section 9.5.1: "the packet MUST contain a unicast routable home address"
+def home_address_routable(f: _Facts) -> bool:
+    return is_unicast_routable(f.hoa)
+
+
+# section 9.5.1 / 6.2.5: the care-of address (source or Alternate CoA) likewise
+def care_of_address_routable(f: _Facts) -> bool:
+    return is_unicast_routable(f.coa)
+
+
 # section 9.5.1: HoA from the Home Address option, else the outer source
 def home_address_of(ctx: BUContext) -> IPv6Address:
     return ctx.hoa if ctx.hoa is not None else ctx.src
@@ -268,10 +279,27 @@ def is_deregistration(bu: BindingUpdate, hoa: IPv6Address, coa: IPv6Address) -> 
 
 # section 10.3.1: a home registration carries a Home Address option; only the
 # deregistration sent from the home link (11.5.4: lifetime 0, source = HoA) may not
-def home_address_option_present(ctx: BUContext, config: HomeAgentConfig) -> bool:
-    if ctx.hoa is not None:
+def home_address_option_present(f: _Facts) -> bool:
+    if f.ctx.hoa is not None:
         return True
-    return ctx.bu.lifetime == 0 and home_prefix_of(ctx.src, config) is not None
+    return f.bu.lifetime == 0 and home_prefix_of(f.ctx.src, f.config) is not None
+
+
+# section 9.5.1: an H = 0 BU needs return routability, which this node lacks;
+# it is let through only to be told 139 by a home binding for the same address
+def correspondent_registration_answerable(f: _Facts) -> bool:
+    b = f.binding
+    return f.bu.home_registration or (b is not None and b.home_registration)
+
+
+# Any failing rule: the BU is dropped without an answer.
+_DISCARDS: tuple[tuple[Callable[[_Facts], bool], str], ...] = (
+    (home_address_routable, "home address not unicast routable (9.5.1)"),
+    (care_of_address_routable, "care-of address not unicast routable (9.5.1)"),
+    (home_address_option_present, "no Home Address option (10.3.1)"),
+    (correspondent_registration_answerable, "correspondent registration needs return "
+                                            "routability, not implemented (9.5.1)"),
+)
 
 
 # section 9.5.1: a BU older than the last accepted one gets 135
@@ -401,26 +429,18 @@ def process_binding_update(ctx: BUContext, cache: BindingCache, config: HomeAgen
     """Decide what to do with one received Binding Update (updates `cache`)."""
     bu = ctx.bu
     hoa = home_address_of(ctx)
-    if not is_unicast_routable(hoa):
-        return Decision(hoa=hoa, reason="discard: home address not unicast routable (9.5.1)")
     coa = care_of_address_of(ctx)
-    if not is_unicast_routable(coa):
-        return Decision(hoa=hoa, coa=coa,
-                        reason="discard: care-of address not unicast routable (9.5.1)")
-    if not home_address_option_present(ctx, config):
-        return Decision(hoa=hoa, coa=coa, reason="discard: no Home Address option (10.3.1)")
-    dereg = is_deregistration(bu, hoa, coa)
-
-    f = _Facts(bu, hoa, coa, cache.get(hoa), dereg, cache, config, now)
-    if not (bu.home_registration or f.binding is not None):
-        return Decision(hoa=hoa, coa=coa,
-                        reason="discard: correspondent registration, no return routability (9.5.1)")
+    f = _Facts(ctx, bu, hoa, coa, cache.get(hoa), is_deregistration(bu, hoa, coa),
+               cache, config, now)
+    for rule, why in _DISCARDS:
+        if not rule(f):
+            return Decision(hoa=hoa, coa=coa, reason=f"discard: {why}")
     for rule, status in _REFUSALS:
         if not rule(f):
             return _refuse(ctx, f, status, rule.__name__)
 
     binding = f.binding
-    if dereg:
+    if f.deregistration:
         return _deregister(ctx, f)
     if binding is None:
         return _register_new(ctx, f)

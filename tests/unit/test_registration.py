@@ -1,6 +1,5 @@
 """One test (at least) per rule in ha/registration.py; time is just numbers."""
 
-from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
@@ -470,3 +469,12 @@ def test_deregistration_without_hao_from_off_home_source_is_discarded():
     registered(cache, cfg, seq=1)
     d = send(cache, cfg, bu(2, lifetime=0), src=COA2, hoa=None)
     assert d.ack is None and HOA in cache
+
+
+def test_correspondent_bu_for_a_correspondent_binding_is_not_treated_as_home():
+    # a non-home entry (none is created here, but the cache allows it) is left alone
+    cache, cfg = BindingCache(10), config()
+    registered(cache, cfg, seq=1)
+    cache.get(HOA).home_registration = False
+    d = send(cache, cfg, bu(2, h=False))
+    assert d.ack is None and d.actions == ()
