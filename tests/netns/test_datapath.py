@@ -339,3 +339,61 @@ def test_firewall_stops_parameter_problem_for_mobility_header(net, nsloop):
     finally:
         nsloop.call(fw.remove)
     assert "denali" not in ha.run("nft", "list", "ruleset").stdout
+
+
+def test_many_bindings_go_in_few_netlink_writes_and_failures_are_reported(net, nsloop, dp):
+    ha = net.hosts["ha"]
+    hoas = [IPv6Address(f"2001:db8::1:{i:x}") for i in range(500)]
+
+    async def add_all():
+        sends = dp.rtnl.sends
+        await asyncio.gather(*(dp.add_binding(h, COA) for h in hoas))
+        return dp.rtnl.sends - sends
+    sends = nsloop.run(add_all())
+    assert sends < 50  # 1,000 requests, acked once per write
+    routes = ha.run("ip", "-6", "route", "show", "table", "6275").stdout
+    proxies = ha.run("ip", "-6", "neigh", "show", "proxy").stdout
+    assert all(str(h) in routes and str(h) in proxies for h in hoas)
+
+    # a failing request in the middle of a batch fails only its own caller
+    from ha.datapath import RTM_NEWNEIGH, NetlinkError, proxy_neigh_msg
+
+    async def mixed():
+        good = dp.rtnl.submit([proxy_neigh_msg(RTM_NEWNEIGH, IPv6Address("2001:db8::77"),
+                                               dp.home_ifindex)])
+        bad = dp.rtnl.submit([proxy_neigh_msg(RTM_NEWNEIGH, IPv6Address("2001:db8::78"), 9999)])
+        good2 = dp.rtnl.submit([proxy_neigh_msg(RTM_NEWNEIGH, IPv6Address("2001:db8::79"),
+                                                dp.home_ifindex)])
+        return await asyncio.gather(good, bad, good2, return_exceptions=True)
+    r = nsloop.run(mixed())
+    assert r[0] is None and r[2] is None and isinstance(r[1], NetlinkError), r
+    assert r[1].errno == 19  # ENODEV
+    async def remove_all():
+        await asyncio.gather(*(dp.remove_binding(h, COA) for h in hoas))
+    nsloop.run(remove_all())
+    assert "2001:db8::1:" not in ha.run("ip", "-6", "route", "show", "table", "all").stdout
+    ha.run("ip", "-6", "neigh", "del", "proxy", "2001:db8::77", "dev", "home0")
+    ha.run("ip", "-6", "neigh", "del", "proxy", "2001:db8::79", "dev", "home0")
+
+
+def test_auto_picks_user_here_and_kernel_backend_fails_cleanly(net, nsloop):
+    from ha.datapath import NetlinkError, kernel_has_ip6_tunnel, open_datapath
+    from ha.datapath_user import UserDatapath
+    ha = net.hosts["ha"]
+    if kernel_has_ip6_tunnel():
+        pytest.skip("this kernel has ip6_tunnel: the kernel backend is tested in qemu")
+    before = {k: ha.run(*cmd).stdout for k, cmd in STATE_CMDS.items()}
+    d = nsloop.run(open_datapath("home0", HA_HOME))
+    try:
+        assert isinstance(d, UserDatapath)
+    finally:
+        nsloop.run(d.close())
+    # the kernel backend's ip6tnl request reaches the real kernel, which refuses the kind
+    k = nsloop.run(open_datapath("home0", HA_HOME, backend="kernel"))
+    try:
+        with pytest.raises(NetlinkError) as e:
+            nsloop.run(k.add_binding(HOA, COA))
+        assert e.value.errno == 95  # EOPNOTSUPP: no ip6tnl link kind
+    finally:
+        nsloop.run(k.close())
+    assert {k: ha.run(*cmd).stdout for k, cmd in STATE_CMDS.items()} == before

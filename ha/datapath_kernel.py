@@ -1,0 +1,230 @@
+"""Kernel tunnel backend: one ip6tnl device per care-of address (ip6_tunnel kernels).
+
+Per care-of address: an ip6ip6 tunnel `dntN` (local = HA address, remote =
+CoA, no encapsulation-limit option), created on first use and deleted with
+its last binding. Per binding: a /128 route for the home address into that
+tunnel in ROUTE_TABLE (one rule, `pref 1000 lookup 6275`) and a proxy
+neighbour entry on the home link. A move is one route replace.
+
+The ip6tnl requests are encoded here and sent through the same batched
+rtnetlink socket as the routes (ha/datapath.py), not through pyroute2:
+importing any part of pyroute2 loads all of it (32 MB RSS measured, the
+same for `pyroute2.iproute.linux`), and its sync IPRoute waits on every ack.
+tests/unit/test_datapath_kernel_requests.py decodes every request with
+pyroute2's own ifinfmsg/rtmsg/ndmsg parsers; this machine has no
+ip6_tunnel, so the devices themselves are exercised only in qemu.
+
+Reverse tunnel (RFC 6275 section 10.4.5): the kernel delivers a packet to
+`dntN` only if its outer source is that tunnel's remote, i.e. a registered
+CoA; it does not check the inner source against the binding (see report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import struct
+from ipaddress import IPv6Address
+
+from ha.datapath import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWLINK, RTM_NEWROUTE,
+                         RTM_NEWRULE, RULE_PRIORITY, Datapath, NetlinkError, NLM_F_CREATE,
+                         NLM_F_EXCL, IFF_UP, _rtattr, route_msg, rule_msg, write_sysctl)
+from ha.datapath_user import check_unicast_global
+from ha.proxy_nd import proxy_entry_msg
+
+log = logging.getLogger(__name__)
+
+RTM_DELLINK = 17
+IFLA_IFNAME, IFLA_LINKINFO = 3, 18
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_IP6TNL_LOCAL, IFLA_IP6TNL_REMOTE, IFLA_IP6TNL_TTL = 2, 3, 4
+IFLA_IP6TNL_FLAGS, IFLA_IP6TNL_PROTO = 8, 9
+IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
+IPPROTO_IPV6 = 41  # ip6ip6 mode
+TUNNEL_HOP_LIMIT = 64
+
+
+def ip6tnl_add_msg(ifname: str, local: IPv6Address, remote: IPv6Address) -> tuple[int, int, bytes]:
+    """`ip -6 tunnel add <ifname> mode ip6ip6 local <local> remote <remote> encaplimit none`, up."""
+    data = (_rtattr(IFLA_IP6TNL_LOCAL, local.packed)
+            + _rtattr(IFLA_IP6TNL_REMOTE, remote.packed)
+            + _rtattr(IFLA_IP6TNL_TTL, bytes([TUNNEL_HOP_LIMIT]))
+            + _rtattr(IFLA_IP6TNL_FLAGS, struct.pack("=I", IP6_TNL_F_IGN_ENCAP_LIMIT))
+            + _rtattr(IFLA_IP6TNL_PROTO, bytes([IPPROTO_IPV6])))
+    linkinfo = _rtattr(IFLA_INFO_KIND, b"ip6tnl\0") + _rtattr(IFLA_INFO_DATA, data)
+    body = struct.pack("=BBHiII", socket.AF_UNSPEC, 0, 0, 0, IFF_UP, IFF_UP)
+    body += _rtattr(IFLA_IFNAME, ifname.encode() + b"\0") + _rtattr(IFLA_LINKINFO, linkinfo)
+    return RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body
+
+
+def link_del_msg(ifindex: int) -> tuple[int, int, bytes]:
+    return RTM_DELLINK, 0, struct.pack("=BBHiII", socket.AF_UNSPEC, 0, 0, ifindex, 0, 0)
+
+
+class _Tunnel:
+    __slots__ = ("name", "ifindex", "users")
+
+    def __init__(self, name: str, ifindex: int):
+        self.name, self.ifindex, self.users = name, ifindex, 0
+
+
+class KernelDatapath(Datapath):
+    def __init__(self, home_ifindex: int, ha_address: IPv6Address, *, rtnl, na=None,
+                 firewall=None, table: int = ROUTE_TABLE, rule_priority: int = RULE_PRIORITY,
+                 ifindex_of=socket.if_nametoindex, restore: dict | None = None,
+                 tunnel_prefix: str = "dnt"):
+        self.home_ifindex = home_ifindex
+        self.ha_address = ha_address
+        self.rtnl = rtnl
+        self.na = na
+        self.firewall = firewall
+        self.table = table
+        self.rule_priority = rule_priority
+        self._ifindex_of = ifindex_of
+        self._restore = restore or {}
+        self._names = (f"{tunnel_prefix}{n}" for n in itertools.count())
+        self._tunnels: dict[IPv6Address, _Tunnel] = {}
+        self._pending: dict[IPv6Address, asyncio.Future] = {}  # tunnels being created
+        self._bindings: dict[IPv6Address, IPv6Address] = {}
+        self.counters = {"tunnels_created": 0, "tunnels_deleted": 0}
+        self._closed = False
+
+    @classmethod
+    async def open(cls, home_ifname: str, ha_address: IPv6Address, *, loop=None,
+                   firewall: bool = True, table: int = ROUTE_TABLE,
+                   rule_priority: int = RULE_PRIORITY, na_interval: float = 1.0,
+                   **kw) -> "KernelDatapath":
+        from ha.datapath import RtnlBatch
+        from ha.proxy_nd import NASender
+        loop = loop or asyncio.get_running_loop()
+        restore = {}
+        write_sysctl("net.ipv6.conf.all.forwarding", "1")
+        key = f"net.ipv6.conf.{home_ifname}.proxy_ndp"
+        restore[key] = write_sysctl(key, "1")
+        fw = rtnl = None
+        try:
+            if firewall:
+                from ha.firewall import Firewall
+                fw = Firewall()
+                fw.install()
+            rtnl = RtnlBatch(loop)
+            try:
+                await rtnl.submit([rule_msg(RTM_DELRULE, table, rule_priority)])
+            except NetlinkError:
+                pass
+            await rtnl.submit([rule_msg(RTM_NEWRULE, table, rule_priority)])
+            na = NASender(home_ifname, loop=loop, interval=na_interval)
+        except BaseException:
+            if rtnl is not None:
+                rtnl.close()
+            if fw is not None:
+                fw.remove()
+            for k, old in restore.items():
+                if old is not None:
+                    write_sysctl(k, old)
+            raise
+        return cls(socket.if_nametoindex(home_ifname), ha_address, rtnl=rtnl, na=na,
+                   firewall=fw, table=table, rule_priority=rule_priority, restore=restore, **kw)
+
+    async def _tunnel_to(self, coa: IPv6Address) -> _Tunnel:
+        tunnel = self._tunnels.get(coa)
+        if tunnel is not None:
+            return tunnel
+        pending = self._pending.get(coa)
+        if pending is not None:  # another registration to this CoA is creating it
+            return await asyncio.shield(pending)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[coa] = fut
+        try:
+            name = next(self._names)
+            await self.rtnl.submit([ip6tnl_add_msg(name, self.ha_address, coa)])
+            tunnel = self._tunnels[coa] = _Tunnel(name, self._ifindex_of(name))
+            self.counters["tunnels_created"] += 1
+            fut.set_result(tunnel)
+            return tunnel
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: waiters (if any) get it too
+            raise
+        finally:
+            del self._pending[coa]
+
+    def _release(self, coa: IPv6Address) -> list:
+        """Drop one user of coa's tunnel; the delete request if it was the last."""
+        tunnel = self._tunnels.get(coa)
+        if tunnel is None:
+            return []
+        tunnel.users -= 1
+        if tunnel.users > 0:
+            return []
+        del self._tunnels[coa]
+        self.counters["tunnels_deleted"] += 1
+        return [link_del_msg(tunnel.ifindex)]  # takes its routes with it
+
+    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+        check_unicast_global(hoa)
+        check_unicast_global(coa)
+        tunnel = await self._tunnel_to(coa)
+        tunnel.users += 1
+        try:
+            await self.rtnl.submit([route_msg(RTM_NEWROUTE, hoa, tunnel.ifindex, self.table),
+                                    proxy_entry_msg(True, hoa, self.home_ifindex)])
+        except BaseException:
+            await self.rtnl.submit(self._release(coa))
+            raise
+        self._bindings[hoa] = coa
+        if self.na is not None:
+            self.na.announce(hoa)
+
+    async def move_binding(self, hoa: IPv6Address, old_coa: IPv6Address,
+                           new_coa: IPv6Address) -> None:
+        check_unicast_global(new_coa)
+        tunnel = await self._tunnel_to(new_coa)
+        tunnel.users += 1
+        try:
+            await self.rtnl.submit([route_msg(RTM_NEWROUTE, hoa, tunnel.ifindex, self.table)])
+        except BaseException:
+            await self.rtnl.submit(self._release(new_coa))
+            raise
+        self._bindings[hoa] = new_coa
+        await self.rtnl.submit(self._release(old_coa))
+
+    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+        if self.na is not None:
+            self.na.cancel(hoa)
+        tunnel = self._tunnels.get(coa)
+        msgs = [proxy_entry_msg(False, hoa, self.home_ifindex)]
+        if tunnel is not None and tunnel.users > 1:  # else the tunnel's deletion takes the route
+            msgs.insert(0, route_msg(RTM_DELROUTE, hoa, tunnel.ifindex, self.table))
+        msgs += self._release(coa)
+        self._bindings.pop(hoa, None)
+        await self.rtnl.submit(msgs)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.na is not None:
+            self.na.close()
+        msgs = [proxy_entry_msg(False, hoa, self.home_ifindex) for hoa in self._bindings]
+        msgs += [link_del_msg(t.ifindex) for t in self._tunnels.values()]
+        msgs.append(rule_msg(RTM_DELRULE, self.table, self.rule_priority))
+        self.counters["tunnels_deleted"] += len(self._tunnels)
+        self._tunnels.clear()
+        self._bindings.clear()
+        try:
+            await self.rtnl.submit(msgs)
+        except NetlinkError as e:
+            log.warning("datapath close: %s", e)
+        if hasattr(self.rtnl, "close"):
+            self.rtnl.close()
+        if self.firewall is not None:
+            self.firewall.remove()
+        for key, old in self._restore.items():
+            if old is not None:
+                write_sysctl(key, old)
+
+    def bindings(self) -> dict[IPv6Address, IPv6Address]:
+        return dict(self._bindings)
