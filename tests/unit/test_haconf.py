@@ -1,0 +1,532 @@
+import os
+import socket
+import sys
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from ha import config as C
+from ha import haconf
+from ha.console_client import DaemonNotRunning, request
+from ha.mip6d_conf import parse_mip6d
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+
+# /etc/radvd.conf as printed in the seed article (braces lost in print)
+SEED_RADVD = """\
+interface wlan0
+        AdvSendAdvert on;
+        AdvIntervalOpt on;
+
+        MaxRtrAdvInterval 10;
+        MinRtrAdvInterval 1;
+        MinDelayBetweenRAs 1;
+        AdvHomeAgentFlag on;
+
+        prefix 2001:db8::/64
+        AdvOnLink on;
+        AdvAutonomous on;
+        AdvRouterAddr on;
+
+interface wlan1
+        AdvSendAdvert on;
+        AdvIntervalOpt on;
+
+        MaxRtrAdvInterval 10;
+        MinRtrAdvInterval 1;
+        MinDelayBetweenRAs 1;
+        AdvHomeAgentFlag off;
+
+        prefix 2001:db8:1::/64
+        AdvOnLink on;
+        AdvAutonomous on;
+        AdvRouterAddr on;
+"""
+
+
+class Box:
+    """A directory holding one denali.conf and its companions."""
+
+    def __init__(self, path):
+        self.dir = path
+        self.conf = str(path / "denali.conf")
+        self.staged = self.conf + ".staged"
+
+    def run(self, *args, env=None):
+        result = CliRunner().invoke(haconf.cli, ["--config", self.conf,
+                                                 *args], env=env)
+        for line in (result.stdout + result.stderr).splitlines():
+            assert len(line) <= 80, line
+        assert "\x1b[" not in result.stdout + result.stderr
+        return result
+
+    def ok(self, *args):
+        r = self.run(*args)
+        assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+        return r
+
+    def files(self):
+        return {n: (self.dir / n).read_bytes()
+                for n in sorted(os.listdir(self.dir))}
+
+    def write(self, text):
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+
+@pytest.fixture
+def box(tmp_path):
+    return Box(tmp_path)
+
+
+def conf_with_port(port):
+    return C.DEFAULT_TEXT.replace("    interface = wlan0\n",
+                                  f"    interface = wlan0\n"
+                                  f"    vt_port = {port}\n")
+
+
+class FakeDaemon:
+    """Answers console lines by the protocol of ha/console_client.py."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.got = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn, conn.makefile("rb") as r:
+                line = r.readline().decode().rstrip("\n")
+                self.got.append(line)
+                for out in self.answers.get(line, ["error: unknown command"]):
+                    if out.startswith("."):
+                        out = "." + out
+                    conn.sendall(out.encode() + b"\n")
+                conn.sendall(b".\n")
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def daemon(box):
+    d = FakeDaemon({
+        "reload": ["ok reloaded"],
+        "status json": ['{"uptime": 12, "bindings": 1}'],
+        "bc": ["hoa 2001:db8::beef status registered", ".hidden"],
+        "bc json": ['[{"hoa": "2001:db8::beef"}]'],
+        "bul": ["(mobile node mode is off)"],
+        "bul json": ["[]"],
+        "log": ["10:00 started"],
+    })
+    box.write(conf_with_port(d.port))
+    yield d
+    d.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# -------------------------------------------------------------- set/get
+
+def test_show_default_is_the_seed(box):
+    out = box.ok("show").stdout
+    assert "[radio]" in out and "essid = home" in out
+    assert "hw_mode = g  # default" in out
+    assert not os.path.exists(box.conf)
+
+
+def test_set_home_radio_as_typed(box):
+    r = box.ok("set", "essid", "home", "channel", "3")
+    assert "radio.wlan0.essid = home" in r.stdout
+    assert not os.path.exists(box.conf)          # staged only
+    assert os.path.exists(box.staged)
+    box.ok("set", "essid", "My Café, 2.4")
+    assert box.ok("get", "essid").stdout == "My Café, 2.4\n"
+    assert box.ok("get", "wlan0", "essid").stdout == "My Café, 2.4\n"
+    assert C.validate_text(open(box.staged).read()).radio(
+        "wlan0").essid == "My Café, 2.4"
+
+
+def test_set_named_radio_and_dotted_paths(box):
+    box.ok("set", "wlan1", "essid", "remote", "channel", "9")
+    box.ok("set", "ra.wlan0.maxrtradvinterval", "20")
+    box.ok("set", "radio.wlan1.hw_mode", "b", "ha.acl.2001:db8::beef", "deny")
+    box.ok("set", "wlan1", "AdvHomeAgentPreference".replace("Adv", ""), "5")
+    assert box.ok("get", "wlan1", "channel", "essid").stdout == "9\nremote\n"
+    assert box.ok("get", "ra.wlan0.MaxRtrAdvInterval").stdout == "20\n"
+    assert box.ok("get", "ha.acl.2001:db8::beef").stdout == "deny\n"
+    assert box.ok("get", "ra.wlan1.HomeAgentPreference").stdout == "5\n"
+    assert box.ok("get", "vt_port").stdout == "7777\n"       # default
+    assert box.ok("get", "wlan0", "txpower").stdout == "(unset)\n"
+    cfg = C.validate_text(open(box.staged).read())
+    assert cfg.ha.acl == {"2001:db8::beef": False}
+
+
+def test_swap_channels_in_one_command(box):
+    box.ok("set", "wlan0", "channel", "8", "wlan1", "channel", "3")
+    assert box.ok("get", "wlan1", "channel").stdout == "3\n"
+
+
+def test_overlap_warns_but_stages(box):
+    r = box.ok("set", "wlan1", "channel", "5")
+    assert "overlap (less than 5 apart)" in " ".join(r.stderr.split())
+    assert box.ok("get", "wlan1", "channel").stdout == "5\n"
+
+
+def test_unset_back_to_default(box):
+    box.ok("set", "wlan0", "txpower", "10")
+    box.ok("unset", "wlan0", "txpower")
+    assert box.ok("get", "wlan0", "txpower").stdout == "(unset)\n"
+    r = box.run("unset", "wlan0", "txpower")
+    assert r.exit_code == 2 and "is not set" in r.stderr
+
+
+def test_env_var_selects_file(tmp_path):
+    conf = str(tmp_path / "e.conf")
+    r = CliRunner().invoke(haconf.cli, ["set", "vt_port", "7100"],
+                           env={"DENALI_CONF": conf})
+    assert r.exit_code == 0, r.stderr
+    assert os.path.exists(conf + ".staged")
+
+
+BAD_SETS = [
+    (["channel", "14"], "channel 14 is not allowed for country US: use 1-11"),
+    (["wlan1", "channel", "12"], "not allowed for country US: use 1-11"),
+    (["country", "DE", "channel", "14"], "country DE: use 1-13"),
+    (["country", "JP", "channel", "14"], "only with hw_mode b"),
+    (["channel", "0"], "use an integer 1-14"),
+    (["essid", "x" * 33], "33 bytes: use 1-32 bytes"),
+    (["essid", "ü" * 17], "34 bytes: use 1-32 bytes"),
+    (["wlan1", "essid", "home"], "already the ESSID of wlan0"),
+    (["wlan1", "channel", "3"], "already used by wlan0"),
+    (["address", "2001:db8::g/64"], "not an IPv6 interface address"),
+    (["address", "2001:db8::1"], "address/length"),
+    (["ra.wlan0.prefix", "2001:db8::1/64"], "no host bits"),
+    (["served_prefix", "2001:db8::/129"], "not an IPv6 prefix"),
+    (["ha.acl.2001:db8::zz", "allow"], "home addresses"),
+    (["ha.acl.2001:db8::1", "maybe"], "use allow or deny"),
+    (["AdvSendAdvert", "perhaps"], "use on or off"),
+    (["MinRtrAdvInterval", "9"], "use at most 7.5"),
+    (["hw_mode", "n"], "use b or g"),
+    (["key", "short"], "8-63"),
+    (["vt_port", "70000"], "1-65535"),
+    (["max_binding_lifetime", "300000"], "4-262140"),
+    (["frobnicate", "1"], "unknown setting 'frobnicate'"),
+    (["ra.wlan0.Frob", "1"], "[ra] has: AdvSendAdvert"),
+    (["ha.frob", "1"], "[ha] has: enabled"),
+    (["x.y", "1"], "not a setting"),
+    (["channel"], "missing value"),
+    (["wlan1"], "which setting?"),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_SETS)
+@pytest.mark.parametrize("with_files", [False, True])
+def test_refused_set_leaves_files_identical(box, args, words, with_files):
+    if with_files:
+        box.ok("set", "txpower", "10")
+        box.ok("commit")
+        box.ok("set", "wlan1", "txpower", "12")
+    before = box.files()
+    r = box.run("set", *args)
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert words in " ".join(r.stderr.split()), r.stderr
+    assert r.stdout == ""
+    assert box.files() == before
+
+
+def test_no_home_radio_needs_a_name(box):
+    box.ok("set", "wlan0", "role", "foreign", "wlan1", "role", "foreign")
+    r = box.run("set", "channel", "1")
+    assert r.exit_code == 2 and "name the radio" in r.stderr
+
+
+# ------------------------------------------- changes/commit/revert/show
+
+def test_changes_commit_revert(box):
+    assert box.ok("changes").stdout == "no staged changes\n"
+    assert box.ok("commit").stdout == "nothing to commit\n"
+    box.ok("set", "wlan1", "channel", "11")
+    out = box.ok("changes").stdout
+    assert "-        channel = 8" in out and "+        channel = 11" in out
+    box.ok("commit")
+    assert not os.path.exists(box.staged)
+    assert C.load_config(box.conf).radio("wlan1").channel == 11
+    assert open(box.conf + ".prev").read() == C.DEFAULT_TEXT
+    box.ok("set", "wlan1", "channel", "10")
+    assert box.ok("get", "--committed", "wlan1", "channel").stdout == "11\n"
+    assert box.ok("revert").stdout == "staged changes dropped\n"
+    assert box.ok("revert").stdout == "no staged changes\n"
+    assert box.ok("get", "wlan1", "channel").stdout == "11\n"
+
+
+def test_commit_refuses_bad_staged_file(box):
+    box.ok("set", "essid", "home")
+    with open(box.staged, "a") as f:
+        f.write("[[wlan9]]\nessid = home\nchannel = 99\n")
+    before = box.files()
+    r = box.run("commit")
+    assert r.exit_code == 2 and "radio.wlan9.channel" in r.stderr
+    assert box.files() == before
+
+
+def test_show_sections(box):
+    out = box.ok("show", "ra.wlan1").stdout
+    assert out.splitlines()[:2] == ["[ra]", "    [[wlan1]]"]
+    assert "wlan0" not in out and "AdvHomeAgentFlag = off" in out
+    assert "[radio]" not in box.ok("show", "ha").stdout
+    box.ok("set", "vt_port", "7001")
+    assert box.ok("show").stdout.startswith("# staged")
+    assert "7001" not in box.ok("show", "--committed").stdout
+    r = box.run("show", "bogus")
+    assert r.exit_code == 2 and "use ha, ra, radio" in r.stderr
+
+
+def test_help_fits(box):
+    box.ok("--help")
+    box.ok("set", "--help")
+
+
+# ------------------------------------------------------ import/export
+
+def seed_files(tmp_path):
+    radvd = tmp_path / "radvd.conf"
+    radvd.write_text(SEED_RADVD)
+    return os.path.join(DATA, "mip6d.ha.conf"), str(radvd)
+
+
+def test_import_seed_and_export_same_meaning(box, tmp_path):
+    R = pytest.importorskip("radvd.config",
+                            reason="radvd/config.py (another engineer)")
+    mip6d, radvd = seed_files(tmp_path)
+    box.ok("set", "ra.wlan0.MaxRtrAdvInterval", "30")  # import replaces it
+    box.ok("import", mip6d, radvd)
+    box.ok("commit")
+    out = box.ok("export", "--format", "mip6d").stdout
+    original = parse_mip6d(open(mip6d).read(), mip6d)
+    assert parse_mip6d(out, "exported").with_defaults() == \
+        original.with_defaults()
+    out = box.ok("export", "--format", "radvd").stdout
+    assert R.parse(out, "exported").interfaces == \
+        R.parse(SEED_RADVD, "seed").interfaces
+
+
+def test_export_staged(box):
+    box.ok("set", "ha.acl.2001:db8::beef", "deny", "debug_level", "3")
+    out = box.ok("export", "--staged", "--format", "mip6d").stdout
+    m = parse_mip6d(out, "x")
+    assert m.debug_level == 3 and m.binding_acl[0].allow is False
+    assert "DebugLevel 0;" in box.ok("export", "--format", "mip6d").stdout
+    r = box.run("export", "--format", "xml")
+    assert r.exit_code == 2
+
+
+def test_import_mip6d_keywords(box, tmp_path):
+    f = tmp_path / "mip6d.conf"
+    f.write_text('NodeConfig HA; Interface "wlan0"; UseMnHaIPsec disabled;\n'
+                 "HaMaxBindingLife 3600; DefaultBindingAclPolicy deny;\n"
+                 "BindingAclPolicy 2001:db8::beef allow;\n"
+                 "HaServedPrefix 2001:db8::/64; MinMobPfxAdvInterval 60;\n")
+    box.ok("import", str(f))
+    cfg = C.validate_text(open(box.staged).read())
+    assert cfg.ha.max_binding_lifetime == 3600
+    assert not cfg.ha.acl_default_allow
+    assert cfg.ha.acl == {"2001:db8::beef": True}
+    assert cfg.ha.served_prefixes == ("2001:db8::/64",)
+    assert not cfg.ha.served_prefixes_derived
+    assert cfg.ha.min_mob_pfx_adv_interval == 60
+
+
+@pytest.mark.parametrize("text, words", [
+    (None, "NodeConfig is MN"),
+    ("NodeConfig HA;\nBogus 1;\n", "mip6d.conf:2: unknown keyword 'Bogus'"),
+    ('NodeConfig HA; Interface "a"; Interface "b";', "exactly one"),
+    ('NodeConfig HA; Interface "a"; UseMnHaIPsec enabled;', "no IPsec"),
+    ('NodeConfig HA; Interface "a"; UseMnHaIPsec disabled;'
+     "BindingAclPolicy 2001:db8::1 2001:db8::2 deny;", "per home address"),
+    ('NodeConfig HA; Interface "a"; HaMaxBindingLife 999999;',
+     "4-262140"),
+    ("interface wlan0 { AdvSendAdvert on; RDNSS 2001:db8::53 { }; };",
+     "cannot carry rdnss"),
+    ("interface wlan0 { AdvSendAdvert maybe; };", "radvd.conf:1"),
+])
+def test_import_refusals_leave_files_identical(box, tmp_path, text, words):
+    if text and text.startswith("interface"):
+        pytest.importorskip("radvd.config", reason="radvd/config.py absent")
+    box.ok("set", "essid", "staged-before")
+    path = os.path.join(DATA, "mip6d.mn.conf")
+    if text is not None:
+        path = str(tmp_path / ("radvd.conf" if text.startswith("interface")
+                               else "mip6d.conf"))
+        with open(path, "w") as f:
+            f.write(text)
+    before = box.files()
+    r = box.run("import", path)
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert words in " ".join(r.stderr.split())
+    assert box.files() == before
+
+
+def test_import_missing_file(box):
+    r = box.run("import", "/nonexistent/mip6d.conf")
+    assert r.exit_code == 2
+    assert "mip6d.conf: cannot read: No such file" in r.stderr
+
+
+# --------------------------------------------------- console commands
+
+def test_console_commands(box, daemon):
+    assert box.ok("status").stdout == "uptime: 12\nbindings: 1\n"
+    assert box.ok("status", "--json").stdout.startswith('{"uptime"')
+    assert box.ok("bc").stdout == ("hoa 2001:db8::beef status registered\n"
+                                   ".hidden\n")
+    assert "2001:db8::beef" in box.ok("bc", "--json").stdout
+    assert box.ok("bul").stdout == "(mobile node mode is off)\n"
+    assert box.ok("bul", "--json").stdout == "[]\n"
+    assert box.ok("log").stdout == "10:00 started\n"
+    assert daemon.got == ["status json", "status json", "bc", "bc json",
+                          "bul", "bul json", "log"]
+
+
+def test_apply_sends_reload(box, daemon):
+    box.ok("set", "vt_port", str(daemon.port))
+    r = box.ok("apply")
+    assert r.stdout == "ok reloaded\n"
+    assert "not committed" in r.stderr
+    assert daemon.got == ["reload"]
+    daemon.answers["reload"] = ["error: radio wlan1 failed"]
+    r = box.run("apply")
+    assert r.exit_code == 1 and "error: radio wlan1 failed" in r.stdout
+
+
+@pytest.mark.parametrize("cmd", [["status"], ["bc"], ["bc", "--json"],
+                                 ["bul"], ["bul", "--json"], ["log"],
+                                 ["apply"]])
+def test_daemon_not_running(box, cmd):
+    port = free_port()
+    box.write(conf_with_port(port))
+    r = box.run(*cmd)
+    assert r.exit_code == 3
+    assert r.stderr == ("haconf: denalid is not running (no answer on "
+                        f"127.0.0.1:{port})\n")
+
+
+def test_not_running_message_names_default_port():
+    assert str(DaemonNotRunning("127.0.0.1", 7777)) == \
+        "denalid is not running (no answer on 127.0.0.1:7777)"
+
+
+def test_client_protocol_dot_stuffing_and_eof():
+    d = FakeDaemon({"x": ["..a", ".", "b"]})
+    try:
+        assert request("x", d.port) == ["..a", ".", "b"]
+    finally:
+        d.close()
+
+
+# ------------------------------------------------ apply --confirm
+
+def test_apply_confirm_then_confirm(box, daemon, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(haconf, "_spawn_waiter",
+                        lambda paths, token, s: spawned.append(token) or 0)
+    r = box.run("apply", "--confirm", "30")
+    assert r.exit_code == 2 and "commit first" in r.stderr
+    box.ok("set", "wlan1", "channel", "11")
+    box.ok("commit")
+    r = box.ok("apply", "--confirm", "30")
+    assert "within 30 s" in r.stdout and daemon.got == ["reload"]
+    token = spawned[0]
+    assert open(box.conf + ".confirm").read() == f"0 {token}\n"
+    r = box.run("apply", "--confirm", "30")
+    assert r.exit_code == 2 and "already pending" in r.stderr
+    assert box.ok("confirm").stdout == "confirmed; rollback cancelled\n"
+    assert not os.path.exists(box.conf + ".rollback")
+    # the waiter wakes up later and finds nothing to do
+    box.ok("rollback-waiter", token, "0")
+    assert C.load_config(box.conf).radio("wlan1").channel == 11
+    r = box.run("confirm")
+    assert r.exit_code == 1 and "no rollback pending" in r.stderr
+
+
+def test_apply_confirm_times_out_and_rolls_back(box, daemon, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(haconf, "_spawn_waiter",
+                        lambda paths, token, s: spawned.append(token) or 0)
+    box.ok("set", "wlan1", "channel", "11")
+    box.ok("commit")
+    committed_before = open(box.conf + ".prev").read()
+    box.ok("apply", "--confirm", "1")
+    box.ok("rollback-waiter", "not-the-token", "0")   # stale waiter: no-op
+    assert C.load_config(box.conf).radio("wlan1").channel == 11
+    box.ok("rollback-waiter", spawned[0], "0")
+    assert open(box.conf).read() == committed_before
+    assert daemon.got == ["reload", "reload"]
+    assert not os.path.exists(box.conf + ".confirm")
+    r = box.run("confirm")
+    assert r.exit_code == 1
+
+
+def test_detached_waiter_really_rolls_back(box, daemon):
+    box.ok("set", "wlan1", "channel", "11")
+    box.ok("commit")
+    box.ok("apply", "--confirm", "1")
+    deadline = time.monotonic() + 15
+    while os.path.exists(box.conf + ".confirm") or len(daemon.got) < 2:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert C.load_config(box.conf).radio("wlan1").channel == 8
+    assert daemon.got == ["reload", "reload"]
+
+
+def test_apply_confirm_out_of_range(box):
+    r = box.run("apply", "--confirm", "0")
+    assert r.exit_code == 2 and "1<=x<=3600" in r.stderr
+
+
+# ------------------------------------------------------------ misc
+
+def test_completion(box, tmp_path):
+    out = box.ok("completion", "bash").stdout
+    assert "_HACONF_COMPLETE" in out and "complete " in out
+    box.ok("completion", "zsh")
+    box.ok("completion", "fish")
+    script = tmp_path / "c.bash"
+    script.write_text(out)
+    import shutil
+    import subprocess
+    if shutil.which("bash"):  # folded lines still parse
+        p = subprocess.run(["bash", "-n", str(script)], capture_output=True)
+        assert p.returncode == 0, p.stderr
+    r = box.run("completion", "tcsh")
+    assert r.exit_code == 2 and "bash" in r.stderr
+
+
+def test_main_entry_point(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["haconf", "--help"])
+    with pytest.raises(SystemExit) as e:
+        haconf.main()
+    assert e.value.code == 0
+    assert "Usage: haconf" in capsys.readouterr().out
