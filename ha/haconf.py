@@ -259,14 +259,16 @@ def _stage(paths, obj, done):
     say("staged; see haconf changes, then haconf commit")
 
 
-@cli.command("set")
+@cli.command("set", context_settings={"ignore_unknown_options": True,
+                                      "help_option_names": ["--help"]})
 @click.argument("words", nargs=-1, required=True)
 @click.pass_obj
 def set_(paths, words):
     """Stage settings: [IFACE] KEY VALUE [KEY VALUE]... or a.b.c VALUE.
 
     A bare radio or RA key applies to the radio with role home (wlan0)
-    unless an interface name comes first.  Values are kept as typed.
+    unless an interface name comes first.  Values are kept as typed, even
+    those starting with '-' (so only --help shows this help).
     """
     obj = _load_obj(paths.staged_text(), paths.staged)
     done = []

@@ -183,6 +183,16 @@ def test_set_named_radio_and_dotted_paths(box):
     assert cfg.ha.acl == {"2001:db8::beef": False}
 
 
+def test_value_may_start_with_dash(box):
+    box.ok("set", "essid", "-dash-")
+    assert box.ok("get", "essid").stdout == "-dash-\n"
+
+
+def test_get_unknown_interface(box):
+    r = box.run("get", "wlan5", "essid")
+    assert r.exit_code == 2 and "no interface wlan5 in [radio]" in r.stderr
+
+
 def test_swap_channels_in_one_command(box):
     box.ok("set", "wlan0", "channel", "8", "wlan1", "channel", "3")
     assert box.ok("get", "wlan1", "channel").stdout == "3\n"
