@@ -24,9 +24,9 @@ IPV6_HEADER_LEN = 40
 
 # One precompiled layout per header, unpacked in one call on the hot path.
 _FIXED = struct.Struct("!IHBB16s16s")   # ver/tc/flow, payload len, nh, hlim, src, dst
-_EXT2 = struct.Struct("!BB")            # next header, hdr ext len (any ext header)
 _RH2 = struct.Struct("!BBBB4x16s")      # nh, len, type, segments left, reserved, address
-_OPT2 = struct.Struct("!BB")            # option type, option data length
+# Hdr Ext Len 2, PadN(2), HAO type and length: what dstopts_with_hao() writes
+_CANONICAL_HAO = bytes((2, 1, 2, 0, 0, 201, 16))
 
 
 class Proto(enum.IntEnum):
@@ -282,7 +282,7 @@ def parse_packet(data: bytes) -> Packet:
     first, plen, nh, hlim, src, dst = _FIXED.unpack_from(data, 0)
     if first >> 28 != 6:
         raise CodecError(f"IP version {first >> 28}, expected 6", 0)
-    if plen == 0 and nh != Proto.NONE:
+    if plen == 0 and nh != 59:  # 59: an empty packet is legal
         raise CodecError("payload length 0 (jumbogram or empty) not supported", 4)
     end = 40 + plen
     if end > n:
@@ -292,7 +292,13 @@ def parse_packet(data: bytes) -> Packet:
     hao = rh2 = None
     off = 40
     while True:
-        if nh == 60:
+        if nh == 60 and data[off + 1:off + 8] == _CANONICAL_HAO and off + 24 <= end:
+            # fast path: the 24-octet header every MN sends (PadN(2) + HAO)
+            if hao is not None:
+                raise CodecError("second Home Address option", off)
+            hao = IPv6Address(data[off + 8:off + 24])
+            hend = off + 24
+        elif nh == 60:
             hend = _header_bounds(data, off, "destination options")
             found, _ = _walk_options(data, off + 2, hend, "destination options", False)
             if found is not None:

@@ -272,24 +272,32 @@ _BE_STATUS = {s.value: s for s in BEStatus}
 _log = logging.getLogger(__name__)
 
 
-def _sum_ok(pseudo_and_data: bytes) -> int:
-    # 2**16 == 1 (mod 0xFFFF), so the big integer taken mod 0xFFFF is the
-    # one's-complement sum of all 16-bit words (RFC 1071), folded in C.
-    return int.from_bytes(pseudo_and_data, "big") % 0xFFFF
+def _pseudo_sum(data: bytes, src: IPv6Address, dst: IPv6Address) -> int:
+    """One's-complement sum of pseudo-header and `data`, modulo 0xFFFF.
+
+    Since 2**16 == 1 (mod 0xFFFF), a string of 16-bit words read as one big
+    integer is congruent to the sum of its words (RFC 1071), and so is a
+    concatenation of such strings to the sum of their values. The pseudo-
+    header (section 6.1.1 / RFC 8200 8.1) is then src + dst + length + 135,
+    with no bytes built and the folding done in C.
+    """
+    length = len(data)
+    if length & 1:
+        data = bytes(data) + b"\0"  # RFC 1071: pad the last octet for summing only
+    return (int(src) + int(dst) + length + IPPROTO_MH
+            + int.from_bytes(data, "big")) % 0xFFFF
 
 
 def mh_checksum(data: bytes, src: IPv6Address, dst: IPv6Address) -> int:
     """MH checksum over the pseudo-header (section 6.1.1): `data` is the
     whole MH with its checksum field zero; src/dst are the home address and
     the correspondent or home agent, never the care-of address."""
-    pseudo = src.packed + dst.packed + len(data).to_bytes(4, "big") + b"\0\0\0\x87"
-    return -_sum_ok(pseudo + data) % 0xFFFF
+    return -_pseudo_sum(data, src, dst) % 0xFFFF
 
 
 def mh_checksum_valid(data: bytes, src: IPv6Address, dst: IPv6Address) -> bool:
     """True when the checksum already in `data` is right."""
-    pseudo = src.packed + dst.packed + len(data).to_bytes(4, "big") + b"\0\0\0\x87"
-    return _sum_ok(pseudo + data) == 0
+    return _pseudo_sum(data, src, dst) == 0
 
 
 # ------------------------------------------------------------- decoding

@@ -217,3 +217,25 @@ def test_decapsulate_refusals():
         decapsulate(encapsulate(bytes(20), HA, COA))
     with pytest.raises(CodecError, match="inner IP version 4"):
         decapsulate(encapsulate(b"\x45" + bytes(39), HA, COA))
+
+
+def test_walk_finds_hao_in_any_layout():
+    # the walker has a shortcut for dstopts_with_hao()'s layout; other layouts
+    # (an unknown option first, Pad1s) must give the same answer
+    layouts = [
+        dstopts_with_hao(HOA, 135),
+        DestinationOptions(135, [UnknownOption(0x1e, b"abc"), HomeAddressOption(HOA)]).encode(),
+        bytes.fromhex("8702 0000 0000 c910") + HOA.packed,  # Pad1 x4 instead of PadN
+    ]
+    for d in layouts:
+        p = parse_packet(IPv6Header(COA, HA, 60, len(d) + 16).encode() + d + MH16)
+        assert (p.home_address, p.protocol, p.payload) == (HOA, 135, MH16), d.hex()
+    # a second HAO is refused whichever path found the first
+    for first, second in [(layouts[0], layouts[1]), (layouts[1], layouts[0])]:
+        d = bytes([60]) + first[1:] + second
+        with pytest.raises(CodecError, match="second Home Address"):
+            parse_packet(IPv6Header(COA, HA, 60, len(d)).encode() + d)
+    # the shortcut still honours the payload length
+    d = dstopts_with_hao(HOA, 135)
+    with pytest.raises(CodecError):
+        parse_packet(IPv6Header(COA, HA, 60, 20).encode() + d)
