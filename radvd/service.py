@@ -1,0 +1,414 @@
+"""The RA sender as an asyncio component: sockets and timers around RAScheduler.
+
+One raw ICMPv6 socket per advertising interface: hop limits 255, an ICMPv6
+filter passing only Router Solicitations, IPV6_RECVHOPLIMIT so the RS hop
+limit can be checked, ff02::2 joined, bound to the device.  Everything about
+the interface is read from /sys/class/net and /proc/net/if_inet6 (no netlink
+library: pyroute2 costs 22-32 MB on the board).  Interfaces that are missing,
+down or without a usable link-local address are polled every second and
+picked up when they become ready; nothing here raises out of a callback.
+
+    svc = RAService(config)
+    await svc.start()
+    await svc.reload(new_config)       # SIGHUP: the schedule is kept
+    svc.stats()                        # counters for the console
+    await svc.stop()                   # final RAs with router lifetime 0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+
+from radvd.config import Config, InterfaceConfig, validate_interface
+from radvd.scheduler import Link, RAScheduler
+
+log = logging.getLogger("denali.radvd")
+TRACE = 5                          # per-packet logging, `-d 3` and up
+
+ICMP6_FILTER = 1                   # <netinet/icmp6.h>, level IPPROTO_ICMPV6
+ND_ROUTER_SOLICIT = 133
+IFF_UP = 0x1
+POLL_INTERVAL = 1.0
+_ALL_ROUTERS = IPv6Address("ff02::2").packed
+IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+
+
+# --------------------------------------------------------------------------- interface facts
+
+@dataclass(slots=True, frozen=True)
+class LinkState:
+    exists: bool
+    up: bool = False
+    index: int = 0
+    mtu: int = 0
+    link: Link | None = None      # None until a non-tentative link-local address exists
+
+    @property
+    def ready(self) -> bool:
+        return self.exists and self.up and self.link is not None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def read_link_state(name: str, if_inet6: str | None = None) -> LinkState:
+    """The interface as the kernel shows it in /sys and /proc (never raises)."""
+    base = f"/sys/class/net/{name}"
+    if not os.path.isdir(base):
+        return LinkState(False)
+    flags = _read(f"{base}/flags")
+    oper = _read(f"{base}/operstate") or "unknown"
+    try:
+        up = bool(int(flags or "0", 16) & IFF_UP) and oper in ("up", "unknown")
+        mtu = int(_read(f"{base}/mtu") or "0")
+        index = socket.if_nametoindex(name)
+    except (OSError, ValueError):
+        return LinkState(False)
+    mac_text = _read(f"{base}/address") or ""
+    try:
+        mac = bytes.fromhex(mac_text.replace(":", "")) or None
+    except ValueError:
+        mac = None
+    if mac is not None and not any(mac):
+        mac = None                 # loopback and tunnels: no link-layer address to tell
+    if if_inet6 is None:
+        if_inet6 = _read("/proc/net/if_inet6") or ""
+    link_local, globals_ = None, []
+    for line in if_inet6.splitlines():
+        parts = line.split()
+        if len(parts) != 6 or parts[5] != name:
+            continue
+        try:
+            addr = IPv6Address(bytes.fromhex(parts[0]))
+            scope, aflags = int(parts[3], 16), int(parts[4], 16)
+        except ValueError:
+            continue
+        if aflags & (0x40 | 0x08):           # IFA_F_TENTATIVE, IFA_F_DADFAILED
+            continue
+        if scope == 0x20 and link_local is None:
+            link_local = addr
+        elif scope == 0x00:
+            globals_.append(addr)
+    link = Link(name, link_local, mac, mtu, tuple(globals_)) if link_local else None
+    return LinkState(True, up, index, mtu, link)
+
+
+# --------------------------------------------------------------------------- per interface
+
+def _open_socket(name: str, index: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    try:
+        s.setblocking(False)
+        # RFC 4861 §6.1.2: RAs leave with hop limit 255 (receivers check it)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, name.encode())
+        # pass only Router Solicitations (bit set = blocked, RFC 3542 §3.2)
+        words = [0xFFFFFFFF] * 8
+        words[ND_ROUTER_SOLICIT >> 5] &= ~(1 << (ND_ROUTER_SOLICIT & 31))
+        s.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *words))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                     _ALL_ROUTERS + struct.pack("@I", index))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class _Port:
+    """One advertising interface: its socket, its scheduler, its timer."""
+
+    def __init__(self, service: RAService, config: InterfaceConfig, state: LinkState):
+        self.service = service
+        self.config = config
+        self.state = state
+        self.loop = service.loop
+        self.sock = _open_socket(config.name, state.index)
+        self.scheduler = RAScheduler(config, state.link, now=self.loop.time(),
+                                     random=service.random)
+        self.timer: asyncio.TimerHandle | None = None
+        self.send_errors = 0
+        self.finished = asyncio.Event()
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        self._arm()
+
+    # -- timer
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        when = self.scheduler.get_timer()
+        if when is not None:
+            self.timer = self.loop.call_at(when, self._fire)
+        if self.scheduler.finished:
+            self.finished.set()
+
+    def _fire(self) -> None:
+        self.timer = None
+        try:
+            self.scheduler.handle_timer(self.loop.time())
+            self._flush()
+        except Exception:                      # never let one interface kill the loop
+            log.exception("%s: RA timer failed", self.config.name)
+        self._arm()
+
+    def _flush(self) -> None:
+        for t in self.scheduler.datagrams_to_send():
+            pktinfo = t.src.packed + struct.pack("@I", self.state.index)
+            try:
+                self.sock.sendmsg([t.data], [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)],
+                                  0, (str(t.dst), 0, 0, self.state.index))
+                log.log(TRACE, "%s: sent %s RA to %s (%d octets)", self.config.name, t.kind,
+                        t.dst, len(t.data))
+            except OSError as e:
+                self.send_errors += 1
+                log.warning("%s: sending RA to %s failed: %s", self.config.name, t.dst,
+                            e.strerror or e)
+
+    # -- receive
+    def _readable(self) -> None:
+        for _ in range(64):                    # bounded: a flood cannot starve the loop
+            try:
+                data, ancdata, _flags, addr = self.sock.recvmsg(
+                    2048, socket.CMSG_SPACE(4))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                log.warning("%s: receive failed: %s", self.config.name, e.strerror or e)
+                break
+            try:
+                hop_limit = -1
+                for level, kind, value in ancdata:
+                    if level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT \
+                            and len(value) >= 4:
+                        hop_limit = struct.unpack("@i", value[:4])[0]
+                src = IPv6Address(addr[0].split("%")[0])
+                log.log(TRACE, "%s: RS from %s hop limit %d", self.config.name, src, hop_limit)
+                self.scheduler.receive_rs(data, src, hop_limit, self.loop.time())
+            except Exception:
+                log.exception("%s: RS handling failed", self.config.name)
+        self._arm()
+
+    # -- control
+    def reconfigure(self, config: InterfaceConfig) -> None:
+        self.config = config
+        self.scheduler.reconfigure(config, self.loop.time())
+        self._arm()
+
+    def set_link(self, state: LinkState) -> None:
+        self.state = state
+        self.scheduler.set_link(state.link)
+
+    def begin_stop(self) -> None:
+        self.scheduler.stop(self.loop.time())
+        self._arm()
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        try:
+            self.loop.remove_reader(self.sock.fileno())
+        except (ValueError, OSError):
+            pass
+        self.sock.close()
+        self.finished.set()
+
+    def counters(self) -> dict:
+        s = self.scheduler
+        return {"ras_sent": s.ras_sent - self.send_errors, "rs_received": s.rs_received,
+                "rs_dropped_malformed": s.rs_dropped_malformed, "rs_ignored": s.rs_ignored,
+                "send_errors": self.send_errors}
+
+
+# --------------------------------------------------------------------------- the component
+
+COUNTERS = ("ras_sent", "rs_received", "rs_dropped_malformed", "rs_ignored", "send_errors")
+
+
+class RAService:
+    """The RA sender component: start(), reload(config), stop(), stats()."""
+
+    def __init__(self, config: Config, *, loop: asyncio.AbstractEventLoop | None = None,
+                 random=None, poll_interval: float = POLL_INTERVAL):
+        self.config = config
+        self.loop = loop
+        if random is None:
+            import random as _random
+            random = _random.SystemRandom()
+        self.random = random
+        self.poll_interval = poll_interval
+        self._ports: dict[str, _Port] = {}
+        self._retired: dict[str, dict] = {}     # counters of ports that went away
+        self._refused: dict[str, str] = {}      # interface -> why it is not advertised
+        self._said: dict[str, str] = {}
+        self._watcher: asyncio.Task | None = None
+        self._stopping = False
+
+    # -- lifecycle
+    async def start(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        for iface in self.config.interfaces:
+            if not iface.adv_send_advert:
+                log.info("%s: AdvSendAdvert off, not advertising", iface.name)
+        self._poll()
+        self._watcher = self.loop.create_task(self._watch())
+
+    async def reload(self, config: Config) -> None:
+        """New configuration: common interfaces keep their schedule (radvd SIGHUP)."""
+        old = {i.name for i in self.config.interfaces}
+        self.config = config
+        wanted = {i.name: i for i in config.interfaces if i.adv_send_advert}
+        gone = [n for n in self._ports if n not in wanted]
+        for name, port in list(self._ports.items()):
+            if name in wanted:
+                port.reconfigure(wanted[name])
+        if gone:
+            await self._stop_ports(gone)
+        self._said.clear()
+        self._poll()
+        log.info("reloaded: %d interface(s), %d new, %d removed", len(config.interfaces),
+                 len(set(wanted) - old), len(gone))
+
+    async def stop(self) -> None:
+        """Send the final RAs (router lifetime 0) on every interface, then close."""
+        self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            try:
+                await self._watcher
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._watcher = None
+        await self._stop_ports(list(self._ports))
+
+    async def _stop_ports(self, names: list[str]) -> None:
+        ports = [self._ports[n] for n in names if n in self._ports]
+        for p in ports:
+            p.begin_stop()
+        if ports:
+            limit = max(p.config.min_delay_between_ras for p in ports) * 3 + 1.0
+            try:
+                await asyncio.wait_for(asyncio.gather(*(p.finished.wait() for p in ports)),
+                                       timeout=min(limit, 30.0))
+            except asyncio.TimeoutError:
+                log.warning("final RAs not all sent in time")
+        for p in ports:
+            self._retire(p)
+
+    def _retire(self, port: _Port) -> None:
+        name = port.config.name
+        if self._ports.get(name) is port:
+            del self._ports[name]
+        c = port.counters()
+        old = self._retired.setdefault(name, dict.fromkeys(COUNTERS, 0))
+        for k in COUNTERS:
+            old[k] += c[k]
+        port.close()
+
+    # -- interface watching
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                self._poll()
+            except Exception:
+                log.exception("interface poll failed")
+
+    def _say(self, name: str, level: int, message: str) -> None:
+        """Log a state message once per change, not every poll."""
+        if self._said.get(name) != message:
+            self._said[name] = message
+            log.log(level, "%s: %s", name, message)
+
+    def _poll(self) -> None:
+        if self._stopping:
+            return
+        if_inet6 = _read("/proc/net/if_inet6") or ""
+        for iface in self.config.interfaces:
+            if not iface.adv_send_advert:
+                continue
+            name = iface.name
+            state = read_link_state(name, if_inet6)
+            port = self._ports.get(name)
+            if not state.ready:
+                if port is not None:
+                    log.warning("%s: interface %s, advertising suspended", name,
+                                "gone" if not state.exists else "down")
+                    self._retire(port)
+                if not state.exists:
+                    self._say(name, logging.INFO if iface.ignore_if_missing else logging.ERROR,
+                              "interface does not exist, waiting for it")
+                elif not state.up:
+                    self._say(name, logging.INFO, "interface is down, waiting for it")
+                else:
+                    self._say(name, logging.INFO, "no link-local address yet, waiting")
+                continue
+            errors = validate_interface(iface, self.config.filename, link_mtu=state.mtu)
+            if errors:
+                if port is not None:
+                    self._retire(port)
+                self._say(name, logging.ERROR, f"not advertising: {errors[0]}")
+                continue
+            if port is None:
+                try:
+                    port = _Port(self, iface, state)
+                except OSError as e:
+                    self._say(name, logging.ERROR, f"cannot open the ICMPv6 socket: "
+                                                   f"{e.strerror or e}")
+                    continue
+                self._ports[name] = port
+                self._say(name, logging.INFO,
+                          f"advertising from {state.link.link_local}"
+                          f"{' (Mobile IPv6)' if iface.mobile_ipv6 else ''}")
+            elif state.link != port.state.link:
+                log.info("%s: addresses changed", name)
+                port.set_link(state)
+
+    # -- console
+    def stats(self) -> dict:
+        """{'total': {...}, 'wlan0': {...}} with ras_sent, rs_received, rs_dropped_malformed."""
+        out: dict[str, dict] = {}
+        names = [i.name for i in self.config.interfaces] + \
+            [n for n in self._retired if n not in {i.name for i in self.config.interfaces}]
+        for name in names:
+            c = dict.fromkeys(COUNTERS, 0)
+            for src in (self._retired.get(name), self._ports[name].counters()
+                        if name in self._ports else None):
+                if src:
+                    for k in COUNTERS:
+                        c[k] += src[k]
+            c["advertising"] = name in self._ports
+            out[name] = c
+        out["total"] = {k: sum(v[k] for n, v in out.items()) for k in COUNTERS}
+        return out
+
+    @property
+    def ras_sent(self) -> int:
+        return self.stats()["total"]["ras_sent"]
+
+    @property
+    def rs_received(self) -> int:
+        return self.stats()["total"]["rs_received"]
+
+    @property
+    def rs_dropped_malformed(self) -> int:
+        return self.stats()["total"]["rs_dropped_malformed"]

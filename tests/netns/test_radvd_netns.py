@@ -1,0 +1,283 @@
+"""Our RA sender on the real kernel, checked by parsers and a kernel we did not write.
+
+Two namespaces joined by a veth pair: `rtr` runs `python -m radvd -C conf -n -d 1`
+on wlan0 (2001:db8::/64, as in the seed); `mn` has accept_ra=1, forwarding=0 and
+runs radvdump and a scapy sniffer that also sends Router Solicitations.
+
+One scenario runs once (module fixture, a few seconds); the tests then read
+what it recorded.  Timing checks are protocol bounds with generous slack.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from ipaddress import IPv6Address, IPv6Network
+
+import pytest
+
+from nslib import Topology, have_netns, wait_for
+
+pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PREFIX = IPv6Network("2001:db8::/64")
+HA_ADDRESS = IPv6Address("2001:db8::")
+MAX_INTERVAL, MIN_INTERVAL, MIN_DELAY = 1.0, 0.3, 0.1
+
+# the seed's brace-less grammar, made faster and with the HA information option
+CONFIG = f"""\
+interface wlan0
+        AdvSendAdvert on;
+        AdvIntervalOpt on;
+
+        MaxRtrAdvInterval {MAX_INTERVAL};
+        MinRtrAdvInterval {MIN_INTERVAL};
+        MinDelayBetweenRAs {MIN_DELAY};
+        AdvHomeAgentFlag on;
+        AdvHomeAgentInfo on;
+        HomeAgentPreference 10;
+        HomeAgentLifetime 600;
+        AdvRASolicitedUnicast on;
+
+        prefix 2001:db8::/64
+        AdvOnLink on;
+        AdvAutonomous on;
+        AdvRouterAddr on;
+"""
+
+# Runs inside the mn namespace: sniff everything ICMPv6 on wlan0, send three RSs
+# (from the link-local address, from ::, and one with hop limit 64 that must be
+# dropped) once RAs flow, stop after a final RA (router lifetime 0) or a timeout.
+SNIFFER = textwrap.dedent("""
+    import sys, time
+    from scapy.all import AsyncSniffer, sendp, wrpcap, get_if_hwaddr, conf
+    from scapy.layers.l2 import Ether
+    from scapy.layers.inet6 import IPv6, ICMPv6ND_RA, ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr
+    pcap, lladdr, deadline = sys.argv[1], sys.argv[2], time.time() + float(sys.argv[3])
+    mac = get_if_hwaddr("wlan0")
+    count = {"ra": 0}
+    def seen(p):
+        if ICMPv6ND_RA in p:
+            count["ra"] += 1
+    def final(p):
+        return ICMPv6ND_RA in p and p[ICMPv6ND_RA].routerlifetime == 0
+    sn = AsyncSniffer(iface="wlan0", filter="icmp6", store=True, prn=seen,
+                      stop_filter=final)
+    sn.start()
+    time.sleep(0.3)
+    print("sniffing", flush=True)
+    def rs(src, hlim, slla):
+        p = Ether(src=mac, dst="33:33:00:00:00:02") / IPv6(src=src, dst="ff02::2", hlim=hlim)
+        p = p / ICMPv6ND_RS()
+        if slla:
+            p = p / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+        sendp(p, iface="wlan0", verbose=False)
+    while time.time() < deadline and count["ra"] < 2:
+        time.sleep(0.05)
+    rs(lladdr, 64, True)           # malformed: hop limit 64
+    rs("::", 255, True)            # malformed: SLLA from ::
+    time.sleep(0.2)
+    print("rs-ll", time.time(), flush=True)
+    rs(lladdr, 255, True)          # answered by unicast (AdvRASolicitedUnicast)
+    time.sleep(1.0)
+    print("rs-unspec", time.time(), flush=True)
+    rs("::", 255, False)           # answered by multicast
+    while time.time() < deadline and sn.running:
+        time.sleep(0.05)
+    if sn.running:
+        sn.stop()
+    else:
+        sn.join()
+    wrpcap(pcap, sn.results)
+    print("done", len(sn.results), flush=True)
+""")
+
+
+def link_local(ns, ifname="wlan0"):
+    out = ns.run("ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link").stdout
+    for word in out.split():
+        if word.startswith("fe80::"):
+            return IPv6Address(word.split("/")[0])
+    return None
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    pytest.importorskip("scapy")
+    if shutil.which("radvdump") is None:
+        pytest.skip("needs radvdump (package radvd)")
+    tmp = tmp_path_factory.mktemp("radvd")
+    conf = tmp / "radvd.conf"
+    conf.write_text(CONFIG)
+    topo = Topology()
+    procs = []
+    try:
+        rtr, mn = topo.host("rtr"), topo.host("mn")
+        topo.link(rtr, "wlan0", mn, "wlan0")
+        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
+        mn.sysctl("net.ipv6.conf.all.forwarding", "0")
+        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "1")
+        mn.sysctl("net.ipv6.conf.wlan0.router_solicitations", "0")
+        rtr.run("ip", "addr", "add", f"{HA_ADDRESS}/64", "dev", "wlan0", "nodad")
+        rtr_ll = wait_for(lambda: link_local(rtr), what="router link-local")
+        mn_ll = wait_for(lambda: link_local(mn), what="mn link-local")
+
+        dump_out = open(tmp / "radvdump.txt", "w")
+        dump = mn.popen("radvdump", "-e", stdout=dump_out, stderr=subprocess.STDOUT)
+        procs.append(dump)
+        pcap = tmp / "mn.pcap"
+        sniffer = mn.popen(sys.executable, "-c", SNIFFER, str(pcap), str(mn_ll), "25",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(sniffer)
+        if sniffer.stdout.readline().strip() != "sniffing":
+            sniffer.kill()
+            pytest.fail("scapy sniffer did not start: " + sniffer.communicate()[1][-2000:])
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        router = rtr.popen(sys.executable, "-m", "radvd", "-C", str(conf), "-n", "-d", "1",
+                           stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        procs.append(router)
+
+        # the receiving kernel: SLAAC address and default route via our link-local
+        def slaac():
+            out = mn.run("ip", "-6", "-o", "addr", "show", "dev", "wlan0").stdout
+            return [IPv6Address(w.split("/")[0]) for w in out.split()
+                    if "/" in w and w.startswith("2001:db8:")]
+        addresses = wait_for(slaac, timeout=10, what="SLAAC address on the MN")
+        route = wait_for(lambda: mn.run("ip", "-6", "route", "show", "default").stdout.strip(),
+                         timeout=10, what="default route on the MN")
+        marks = {}
+        for _ in range(2):
+            line = sniffer.stdout.readline().split()
+            if line:
+                marks[line[0]] = float(line[1])
+        time.sleep(1.0)                 # let the multicast answer to the :: RS go out
+        router.send_signal(signal.SIGTERM)
+        router_rc = router.wait(timeout=15)
+        router_log = router.stderr.read()
+        route_after = wait_for(
+            lambda: (mn.run("ip", "-6", "route", "show", "default").stdout.strip() or "gone"),
+            timeout=5, what="default route removal")
+        sniff_out, sniff_err = sniffer.communicate(timeout=30)
+        time.sleep(0.2)
+        dump.terminate()
+        dump.wait(timeout=5)
+        dump_out.close()
+        import scapy.layers.inet6  # noqa: F401  (dissectors for rdpcap)
+        from scapy.utils import rdpcap
+        yield dict(rtr_ll=rtr_ll, mn_ll=mn_ll, addresses=addresses, route=route,
+                   route_after=route_after, router_rc=router_rc, router_log=router_log,
+                   packets=rdpcap(str(pcap)) if pcap.exists() else [],
+                   sniff=sniff_out + sniff_err, marks=marks,
+                   radvdump=(tmp / "radvdump.txt").read_text())
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        topo.teardown()
+
+
+def summary(scenario):
+    """What the sniffer saw, for assertion messages."""
+    from scapy.layers.inet6 import IPv6
+    lines = [f"{float(p.time):.3f} {p[IPv6].src} > {p[IPv6].dst} hlim {p[IPv6].hlim} "
+             f"{p.lastlayer().name}" for p in scenario["packets"] if IPv6 in p]
+    return "\n".join(lines + [scenario["sniff"], str(scenario["marks"])])
+
+
+def ras(scenario):
+    from scapy.layers.inet6 import IPv6, ICMPv6ND_RA
+    return [p for p in scenario["packets"] if ICMPv6ND_RA in p and IPv6 in p
+            and IPv6Address(p[IPv6].src) == scenario["rtr_ll"]]
+
+
+def test_receiving_kernel_forms_slaac_address_and_default_route(scenario):
+    assert any(a in PREFIX for a in scenario["addresses"]), scenario["addresses"]
+    assert f"via {scenario['rtr_ll']} dev wlan0" in scenario["route"]
+    assert "proto ra" in scenario["route"]
+
+
+def test_radvdump_decodes_mobile_ipv6_options(scenario):
+    text = scenario["radvdump"]
+    assert f"based on Router Advertisement from {scenario['rtr_ll']}" in text
+    for line in ("AdvHomeAgentFlag on;", "AdvIntervalOpt on;", "AdvHomeAgentInfo on;",
+                 "HomeAgentPreference 10;", "HomeAgentLifetime 600;", "AdvRouterAddr on;",
+                 "prefix 2001:db8::/64", "AdvDefaultLifetime 3;"):
+        assert line in text, line
+
+
+def test_scapy_parses_the_ra_hop_limit_source_destination(scenario):
+    from scapy.layers.inet6 import (IPv6, ICMPv6NDOptAdvInterval, ICMPv6NDOptHAInfo,
+                                    ICMPv6NDOptPrefixInfo, ICMPv6NDOptSrcLLAddr, ICMPv6ND_RA)
+    multicast = [p for p in ras(scenario) if p[IPv6].dst == "ff02::1"]
+    assert len(multicast) >= 3, summary(scenario)
+    for p in multicast:
+        assert p[IPv6].hlim == 255
+        assert IPv6Address(p[IPv6].src).is_link_local
+    p = multicast[0]
+    ra = p[ICMPv6ND_RA]
+    assert ra.H == 1 and ra.routerlifetime == 3
+    assert p[ICMPv6NDOptAdvInterval].advint == 1000
+    assert (p[ICMPv6NDOptHAInfo].pref, p[ICMPv6NDOptHAInfo].lifetime) == (10, 600)
+    pio = p[ICMPv6NDOptPrefixInfo]
+    assert pio.R == 1 and pio.L == 1 and pio.A == 1 and pio.prefixlen == 64
+    assert IPv6Address(pio.prefix) == HA_ADDRESS      # the router's full address (§7.2)
+    from scapy.layers.l2 import Ether
+    assert p[ICMPv6NDOptSrcLLAddr].lladdr == p[Ether].src
+
+
+def test_intervals_within_configured_bounds(scenario):
+    from scapy.layers.inet6 import IPv6, ICMPv6ND_RA
+    times = [float(p.time) for p in ras(scenario)
+             if p[IPv6].dst == "ff02::1" and p[ICMPv6ND_RA].routerlifetime != 0]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps
+    slack = 0.25
+    assert max(gaps) <= MAX_INTERVAL + slack, gaps
+    assert min(gaps) >= MIN_DELAY - 0.05, gaps
+
+
+def test_rs_from_link_local_answered_by_unicast_ra(scenario):
+    from scapy.layers.inet6 import IPv6
+    sent_at = scenario["marks"]["rs-ll"]
+    answers = [float(p.time) for p in ras(scenario)
+               if IPv6Address(p[IPv6].dst) == scenario["mn_ll"] and float(p.time) >= sent_at - 0.05]
+    assert answers, summary(scenario)
+    assert answers[0] - sent_at <= 0.5 + 1.0           # MAX_RA_DELAY_TIME, loose slack
+    assert all(p[IPv6].hlim == 255 for p in ras(scenario))
+
+
+def test_rs_from_unspecified_answered(scenario):
+    from scapy.layers.inet6 import IPv6
+    sent_at = scenario["marks"]["rs-unspec"]
+    after = [float(p.time) for p in ras(scenario)
+             if p[IPv6].dst == "ff02::1" and float(p.time) >= sent_at - 0.05]
+    assert after and after[0] - sent_at <= 0.5 + 1.0, summary(scenario)
+
+
+def test_malformed_rs_counted_and_process_survives(scenario):
+    log = scenario["router_log"]
+    # two malformed (hop limit 64, SLLA from ::), two good ones
+    assert "(2 malformed)" in log, log
+    assert "Traceback" not in log
+
+
+def test_sigterm_sends_final_ra_with_router_lifetime_zero(scenario):
+    from scapy.layers.inet6 import ICMPv6ND_RA, IPv6
+    assert scenario["router_rc"] == 0, scenario["router_log"]
+    finals = [p for p in ras(scenario) if p[ICMPv6ND_RA].routerlifetime == 0]
+    assert finals, summary(scenario)
+    assert finals[0][IPv6].dst == "ff02::1" and finals[0][IPv6].hlim == 255
+    assert "AdvDefaultLifetime 0;" in scenario["radvdump"]
+    # the receiving kernel drops the default route through us
+    assert scenario["route_after"] == "gone"
+
+
+def test_foreground_log_is_radvd_style(scenario):
+    first = scenario["router_log"].splitlines()[0]
+    assert first.startswith("[") and "] radvd (" in first
+    assert "wlan0: advertising from fe80::" in scenario["router_log"]
