@@ -369,10 +369,15 @@ def validate_obj(raw, filename):
     cfg = ConfigObj(raw.dict(), configspec=spec, interpolation=False)
     result = cfg.validate(Validator(funcs), preserve_errors=True, copy=True)
     errors = []
+    sections_words = ", ".join(f"[{s}]" for s in SECTIONS)
     for unknown in sorted(raw):
-        if unknown not in SECTIONS:
-            errors.append((unknown, "unknown section: use "
-                           + ", ".join(f"[{s}]" for s in SECTIONS)))
+        if unknown in SECTIONS:
+            continue
+        if unknown in raw.sections:
+            errors.append((unknown, "unknown section: use " + sections_words))
+        else:
+            errors.append((unknown, "setting outside a section: put it "
+                           "under " + sections_words))
     if result is not True:
         for sections, key, exc in flatten_errors(cfg, result):
             path = list(sections) + ([key] if key else [])
@@ -397,8 +402,12 @@ def validate_obj(raw, filename):
         for s in sections:
             parent = parent[s] if s in parent else parent["__many__"]
         allowed = [k for k in parent.scalars if not k.startswith("__")]
-        errors.append((path, "unknown setting: use one of "
-                       + ", ".join(allowed)))
+        if allowed:
+            errors.append((path, "unknown setting: use one of "
+                           + ", ".join(allowed)))
+        else:
+            errors.append((path, f"[{sections[0]}] holds one subsection per "
+                           "interface, e.g. [[wlan0]]"))
     if errors:
         raise ConfigError(filename, errors)
     return _build(cfg, filename)
@@ -511,11 +520,8 @@ def _build(cfg, filename):
         addr = cfg["radio"][ha["interface"]]["address"]
         if addr:
             # the home link's global /64 (RFC 6275 §10.1 home subnet prefix)
-            net = ipaddress.IPv6Interface(addr).network
-            if net.prefixlen < 64:
-                net = ipaddress.IPv6Interface(
-                    f"{ipaddress.IPv6Interface(addr).ip}/64").network
-            served = (str(net),)
+            ip = ipaddress.IPv6Interface(addr).ip
+            served = (str(ipaddress.IPv6Interface(f"{ip}/64").network),)
     ras = []
     for n, r in cfg["ra"].items():
         maxi = r["MaxRtrAdvInterval"]

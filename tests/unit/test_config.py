@@ -176,6 +176,20 @@ def test_refusals_say_what_is_allowed(changes, key, words):
     assert err.filename == "t.conf" and str(err).startswith("t.conf: ")
 
 
+@pytest.mark.parametrize("text, key, words", [
+    ("x = 1\n[ha]\n", "x", "outside a section"),
+    ("[ra]\nAdvSendAdvert = on\n", "ra.AdvSendAdvert", "e.g. [[wlan0]]"),
+])
+def test_misplaced_settings(text, key, words):
+    err = refused(text)
+    assert (key, True) in [(k, words in r) for k, r in err.errors], err.errors
+
+
+def test_served_prefix_is_the_64_of_the_home_address():
+    cfg = C.validate_text(seed_with(radio__wlan0__address="2001:db8::1/128"))
+    assert cfg.ha.served_prefixes == ("2001:db8::/64",)
+
+
 def test_syntax_error_is_config_error():
     err = refused("[ha\nx = 1\n")
     assert "configobj syntax" in err.rule

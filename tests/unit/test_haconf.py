@@ -96,7 +96,7 @@ class FakeDaemon:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
-        self.sock.settimeout(0.2)
+        self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.stop = False
         self.thread = threading.Thread(target=self.serve, daemon=True)

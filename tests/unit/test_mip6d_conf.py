@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from hypothesis import given, strategies as st
 
 from ha.mip6d_conf import (BindingAcl, HomeLink, Mip6dConfError, Mip6dConfig,
                            dump_mip6d, parse_mip6d)
@@ -108,3 +109,27 @@ def test_refusals(text, line, what):
 
 def test_empty_file():
     assert parse_mip6d("# nothing\n", "e") == Mip6dConfig()
+
+
+_addr = st.integers(0, 2**128 - 1).map(
+    lambda n: __import__("ipaddress").IPv6Address(n).compressed)
+_name = st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True)
+_bool = st.none() | st.booleans()
+_int = st.none() | st.integers(0, 10**6)
+
+
+@given(st.builds(
+    Mip6dConfig,
+    node_config=st.none() | st.sampled_from(["HA", "MN", "CN"]),
+    debug_level=_int, interfaces=st.lists(_name, unique=True, max_size=3),
+    use_mn_ha_ipsec=_bool, do_route_optimization_mn=_bool,
+    ha_max_binding_life=_int,
+    default_binding_acl_policy=st.none() | st.sampled_from(["allow", "deny"]),
+    binding_acl=st.lists(st.builds(BindingAcl, _addr, st.none() | _addr,
+                                   st.booleans()), max_size=3),
+    send_mob_pfx_advs=_bool,
+    home_links=st.lists(st.builds(
+        HomeLink, _name, st.none() | _addr.map(lambda a: a + "/64"),
+        st.none() | _addr), max_size=2)))
+def test_dump_parse_round_trip(cfg):
+    assert parse_mip6d(dump_mip6d(cfg), "d") == cfg
