@@ -72,7 +72,7 @@ def main() -> None:
     def daemon_bu_path():
         # what the HA runs per captured frame: walk, then decode with checksum
         p = parse_packet(bu_pkt)
-        return decode_mh(p.payload, p.home_address, p.header.dst)
+        return decode_mh(p.payload, *p.pseudo_header_addresses())
 
     def daemon_ba_path():
         return build_ba_packet(HA, COA, HOA, encode_mh(ba, HA, HOA))

@@ -266,6 +266,14 @@ class Packet:
     payload_offset: int  # where that header starts in the buffer
     payload: bytes  # from payload_offset to the end of the IPv6 payload
 
+    def pseudo_header_addresses(self) -> tuple[IPv6Address, IPv6Address]:
+        """(source, destination) for an upper-layer checksum: the home
+        address stands in for the source when an HAO is present (RFC 6275
+        section 6.3), and the RH2 address, the final destination, for the
+        destination (RFC 8200 section 8.1; RFC 6275 section 6.1.1)."""
+        return (self.home_address or self.header.src,
+                self.routing_address or self.header.dst)
+
 
 def parse_packet(data: bytes) -> Packet:
     """Walk the fixed header and the hop-by-hop, routing and destination

@@ -437,7 +437,25 @@ def _check_bytes(value: bytes, size: int, name: str) -> bytes:
 
 def encode_mh(msg, src: IPv6Address, dst: IPv6Address) -> bytes:
     """Encode `msg` with options aligned (section 6.2), padded to a multiple
-    of 8 octets, and the checksum over (src, dst) filled in (6.1.1)."""
+    of 8 octets, and the checksum over (src, dst) filled in (6.1.1).
+
+    A field out of its range (a 17-bit sequence, say) is a ValueError.
+    """
+    try:
+        out = _encode_body(msg)
+    except struct.error as err:
+        raise ValueError(f"cannot encode {msg!r}: {err}") from None
+    if len(out) > 2048:
+        raise ValueError(f"mobility header of {len(out)} octets does not fit Header Len")
+    out[1] = len(out) // 8 - 1
+    csum = mh_checksum(out, src, dst)
+    out[4] = csum >> 8
+    out[5] = csum & 0xFF
+    return bytes(out)
+
+
+def _encode_body(msg) -> bytearray:
+    """The whole message with Header Len and Checksum still zero."""
     if isinstance(msg, BindingUpdate):
         flags = ((0x8000 if msg.ack else 0) | (0x4000 if msg.home_registration else 0)
                  | (0x2000 if msg.link_local_compat else 0)
@@ -472,10 +490,4 @@ def encode_mh(msg, src: IPv6Address, dst: IPv6Address) -> bytes:
     if not isinstance(msg, UnknownMobilityMessage):
         _encode_options(out, msg.options)
         _pad(out, 8, 0)  # section 6.1.1: the MH is a multiple of 8 octets
-    if len(out) > 2048:
-        raise ValueError(f"mobility header of {len(out)} octets does not fit Header Len")
-    out[1] = len(out) // 8 - 1
-    csum = mh_checksum(out, src, dst)
-    out[4] = csum >> 8
-    out[5] = csum & 0xFF
-    return bytes(out)
+    return out

@@ -160,6 +160,4 @@ def test_mutated_packets(pkt, data):
     only_codec_error(decapsulate, bytes(mutated))
     if res is not None and res.protocol == 135:
         only_codec_error(decode_mh, res.payload)
-        src = res.home_address or res.header.src
-        dst = res.routing_address or res.header.dst
-        only_codec_error(decode_mh, res.payload, src, dst)
+        only_codec_error(decode_mh, res.payload, *res.pseudo_header_addresses())

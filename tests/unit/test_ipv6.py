@@ -239,3 +239,13 @@ def test_walk_finds_hao_in_any_layout():
     d = dstopts_with_hao(HOA, 135)
     with pytest.raises(CodecError):
         parse_packet(IPv6Header(COA, HA, 60, 20).encode() + d)
+
+
+def test_pseudo_header_addresses():
+    # BU: HoA (from the HAO) -> HA; BA: HA -> HoA (from the RH2); neither the CoA
+    assert parse_packet(build_bu_packet(COA, HA, HOA, MH16)).pseudo_header_addresses() == \
+        (HOA, HA)
+    assert parse_packet(build_ba_packet(HA, COA, HOA, MH16)).pseudo_header_addresses() == \
+        (HA, HOA)
+    plain = parse_packet(IPv6Header(COA, HA, 58, 8).encode() + bytes(8))
+    assert plain.pseudo_header_addresses() == (COA, HA)

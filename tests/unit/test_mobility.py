@@ -310,3 +310,14 @@ def test_fast_checksum_equals_generic_checksum(data, src, dst):
     # mh_checksum folds with big-integer arithmetic; ha.checksum sums words
     src, dst = IPv6Address(src), IPv6Address(dst)
     assert mh_checksum(data, src, dst) == upper_layer_checksum(src, dst, 135, data)
+
+
+@pytest.mark.parametrize("msg", [
+    BindingUpdate(1 << 16, 0), BindingAck(0, 1, 1 << 16), BindingError(256, HOA),
+    BindingUpdate(1, 1, options=[BindingRefreshAdvice(1 << 16)]),
+    BindingUpdate(1, 1, options=[BindingAuthorizationData(bytes(256))]),
+    BindingUpdate(1, 1, options=[UnknownMobilityOption(7, bytes(255))] * 9),  # > 2048 octets
+])
+def test_encode_refuses_out_of_range_fields_with_value_error(msg):
+    with pytest.raises(ValueError):
+        encode_mh(msg, HOA, HA)

@@ -136,7 +136,7 @@ def test_scapy_bu_parsed_by_us():
     wire = bytes(pkt)
     p = parse_packet(wire)
     assert p.home_address == HOA and p.protocol == 135
-    bu = decode_mh(p.payload, p.home_address, p.header.dst)  # checksum verified
+    bu = decode_mh(p.payload, *p.pseudo_header_addresses())  # checksum verified
     assert bu == BindingUpdate(0x1001, 25, ack=True, home_registration=True,
                                key_management=True,
                                options=[AlternateCareOfAddress(COA), NonceIndices(5, 6)])
@@ -149,7 +149,7 @@ def test_scapy_ba_parsed_by_us():
                        options=[MIP6OptBRAdvice(rinter=11)]))
     p = parse_packet(bytes(pkt))
     assert p.routing_address == HOA
-    ba = decode_mh(p.payload, p.header.src, p.routing_address)
+    ba = decode_mh(p.payload, *p.pseudo_header_addresses())
     assert ba == BindingAck(BAStatus.ADMINISTRATIVELY_PROHIBITED, 77, 3, key_management=True,
                             options=[BindingRefreshAdvice(11)])
 
