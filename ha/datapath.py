@@ -302,12 +302,38 @@ def kernel_has_ip6_tunnel() -> bool:
     return False
 
 
+async def ip6tnl_works(loop=None) -> bool:
+    """Try to create (then delete) an ip6tnl device: the kernel loads ip6_tunnel itself
+    on demand (request_module), so this also covers a board without a modprobe binary."""
+    from ha.datapath_kernel import ip6tnl_add_msg, link_del_msg
+    rtnl = RtnlBatch(loop)
+    name = f"dnprobe{os.getpid() % 100000}"
+    try:
+        await rtnl.submit([ip6tnl_add_msg(name, IPv6Address("::1"), IPv6Address("::2"))])
+    except NetlinkError as e:
+        # EOPNOTSUPP: no such link kind; anything else means the kind exists
+        return e.errno != errno.EOPNOTSUPP
+    else:
+        try:
+            await rtnl.submit([link_del_msg(socket.if_nametoindex(name))])
+        except (NetlinkError, OSError):
+            pass
+        return True
+    finally:
+        rtnl.close()
+
+
 async def open_datapath(home_ifname: str, ha_address: IPv6Address, *, backend: str = "auto",
                         loop=None, firewall: bool = True, **kw) -> Datapath:
-    """Open the datapath on the home interface; "auto" prefers the kernel backend."""
+    """Open the datapath on the home interface.
+
+    backend: "kernel" (ip6tnl), "user" (TUN + raw socket) or "auto": kernel if
+    /sys/module/ip6_tunnel exists, modprobe loads it, or creating an ip6tnl works.
+    """
     loop = loop or asyncio.get_running_loop()
     if backend == "auto":
-        backend = "kernel" if kernel_has_ip6_tunnel() else "user"
+        has = kernel_has_ip6_tunnel() or await ip6tnl_works(loop)
+        backend = "kernel" if has else "user"
     log.info("datapath backend: %s", backend)
     if backend == "user":
         from ha.datapath_user import UserDatapath

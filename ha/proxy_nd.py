@@ -7,9 +7,12 @@ request for the datapath's batch. The kernel never sends the unsolicited
 Neighbor Advertisements that make the correspondents on the home link
 switch to the home agent's MAC, so `NASender` sends them.
 
-The NA is built here, inline (32 bytes), because ha/icmpv6.py did not exist
-yet when this was written; the kernel fills in the ICMPv6 checksum of a raw
-ICMPv6 socket itself (RFC 3542 section 3.1), so no source address is needed.
+The NA is encoded by the shared codec (ha/icmpv6.py) once per binding. The
+kernel picks the source (the home interface's link-local address, as the
+destination is link-scope) and recomputes the checksum of everything sent
+on a raw ICMPv6 socket (RFC 3542 section 3.1; it first subtracts whatever
+the field held), so the checksum encoded over the unspecified source does
+no harm.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ from ha.datapath import RTM_DELNEIGH, RTM_NEWNEIGH, proxy_neigh_msg
 
 log = logging.getLogger(__name__)
 
-ND_NEIGHBOR_ADVERT = 136
-ND_OPT_TARGET_LINKADDR = 2
 MAX_NEIGHBOR_ADVERTISEMENT = 3  # RFC 4861 section 10
 ALL_NODES = "ff02::1"
 ICMP6_FILTER = 1
@@ -38,13 +39,11 @@ def proxy_entry_msg(add: bool, hoa: IPv6Address, ifindex: int) -> tuple[int, int
 
 
 def build_unsolicited_na(target: IPv6Address, mac: bytes) -> bytes:
-    """NA for the home address, section 10.4.1: R=0, S=0, O=1, TLLA = the HA's MAC.
-
-    Checksum left zero: the kernel computes it for raw ICMPv6 sockets.
-    """
-    flags = 1 << 29  # Override only; Router and Solicited clear
-    return (struct.pack("!BBHI", ND_NEIGHBOR_ADVERT, 0, 0, flags) + target.packed
-            + struct.pack("!BB", ND_OPT_TARGET_LINKADDR, 1) + mac)
+    """NA for the home address, section 10.4.1: R=0, S=0, O=1, TLLA = the HA's MAC."""
+    from ha.icmpv6 import NeighborAdvertisement, TargetLinkLayerAddress, encode_icmpv6
+    na = NeighborAdvertisement(target, router=False, solicited=False, override=True,
+                               options=[TargetLinkLayerAddress(mac)])
+    return encode_icmpv6(na, IPv6Address("::"), IPv6Address(ALL_NODES))
 
 
 SIOCGIFHWADDR = 0x8927

@@ -213,6 +213,10 @@ def test_tunnel_both_ways_with_proxy_nd(net, nsloop, dp):
         assert (na.R, na.S, na.O) == (0, 0, 1)
         assert p[ICMPv6NDOptDstLLAddr].lladdr == ha_mac
         assert p[IPv6].dst == "ff02::1" and p[IPv6].hlim == 255
+        assert p[IPv6].src.startswith("fe80:")  # the kernel picked the link-local source
+        again = p[IPv6].copy()
+        del again[ICMPv6ND_NA].cksum
+        assert IPv6(bytes(again))[ICMPv6ND_NA].cksum == na.cksum  # the kernel's checksum
 
     tun_cap = Capture(mn, "eth0", "ip6 proto 41")
     r = ping(cn, HOA, count=3)
@@ -250,6 +254,12 @@ def test_reverse_tunnel_from_wrong_source_is_dropped_and_counted(net, nsloop, dp
     raw_send(mn, 41, COA, HA_HOME, stranger)
     wait_for(lambda: nsloop.call(dict, dp.counters)["dropped_bad_source"] == 2,
              what="the unbound source to be dropped")
+    # bad packets are counted and dropped, and the datapath carries on
+    for junk in (b"", b"\x45" * 60, b"\x60" * 20):
+        raw_send(mn, 41, COA, HA_HOME, junk)
+    wait_for(lambda: nsloop.call(dict, dp.counters)["dropped_malformed"] == 3,
+             what="the malformed packets to be counted")
+    assert ping(net.hosts["cn"], HOA).returncode == 0
 
 
 def test_move_binding_switches_the_care_of_address(net, nsloop, dp):
