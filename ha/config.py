@@ -429,12 +429,17 @@ def _cross_checks(cfg, filename):
     if ha["min_mob_pfx_adv_interval"] > ha["max_mob_pfx_adv_interval"]:
         errors.append(("ha.min_mob_pfx_adv_interval",
                        "greater than max_mob_pfx_adv_interval: use min <= max"))
+    seen = {}
     for hoa in ha["acl"]:
         try:
-            ipaddress.IPv6Address(hoa)
+            same = seen.setdefault(ipaddress.IPv6Address(hoa), hoa)
         except ValueError:
             errors.append((f"ha.acl.{hoa}", "not an IPv6 address: the keys "
                            "of [[acl]] are home addresses, e.g. 2001:db8::beef"))
+            continue
+        if same != hoa:
+            errors.append((f"ha.acl.{hoa}", f"the same address as {same}: "
+                           "give each home address once"))
     for name, ra in cfg["ra"].items():
         maxi, mini = ra["MaxRtrAdvInterval"], ra["MinRtrAdvInterval"]
         # radvd.conf(5): MinRtrAdvInterval <= 0.75 * MaxRtrAdvInterval

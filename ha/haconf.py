@@ -232,7 +232,8 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": WIDTH,
                                "terminal_width": WIDTH})
 @click.option("--config", "conf", envvar=C.ENV_VAR, default=C.DEFAULT_PATH,
@@ -355,7 +356,7 @@ def get(paths, words, committed):
                     path[1] not in cfg.values.get(path[0], {}):
                 fail(f"no interface {path[1]} in [{path[0]}]")
             v = _fmt(node)
-        say(v)
+        click.echo(v)  # as typed: no wrapping, leading spaces kept
 
 
 @cli.command()
@@ -631,17 +632,39 @@ def ha_as_mip6d(cfg):
 
 # ------------------------------------------------------ daemon console
 
-def _port(paths):
+def _port_of(path):
     try:
-        return C.load_config(paths.conf).ha.vt_port
+        return C.load_config(path).ha.vt_port
     except C.ConfigError:
         return 7777
+
+
+def _ports(*paths):
+    """Console ports of the existing config files, in order, no repeats."""
+    out = []
+    for p in paths:
+        port = _port_of(p) if os.path.exists(p) else None
+        if port is not None and port not in out:
+            out.append(port)
+    return out or [7777]
+
+
+def _request(line, ports):
+    """Ask on each port in turn: the daemon listens on the vt_port of the
+    config it last loaded, which a just-committed change may have moved."""
+    from ha import console_client as cc
+    for port in ports:
+        try:
+            return cc.request(line, port)
+        except cc.DaemonNotRunning:
+            pass
+    raise cc.DaemonNotRunning(cc.DEFAULT_HOST, ports[0])
 
 
 def _ask(paths, line):
     from ha import console_client as cc
     try:
-        return cc.request(line, _port(paths))
+        return _request(line, _ports(paths.conf, paths.prev))
     except cc.DaemonNotRunning as e:
         fail(str(e), EXIT_NOT_RUNNING)
     except OSError as e:
@@ -719,14 +742,14 @@ def rollback_waiter(paths, token, seconds):
         os.rename(paths.confirm, claimed)  # confirm lost the race from here
     except FileNotFoundError:
         return
+    ports = _ports(paths.conf, paths.rollback)  # the daemon runs conf
     try:
         _write(paths.conf, C.read_text(paths.rollback))
         os.unlink(paths.rollback)
     finally:
         os.unlink(claimed)
-    from ha import console_client as cc
     try:
-        cc.request("reload", _port(paths))
+        _request("reload", ports)
     except OSError:
         pass
     say("rolled back to the previous configuration")

@@ -161,6 +161,8 @@ def test_snake_names_match_radvd_config():
     ({"ha__acl": {"2001:db8::1": "ok"}}, "ha.acl.2001:db8::1",
      "use allow or deny"),
     ({"ha__acl": {"beef": "allow"}}, "ha.acl.beef", "home addresses"),
+    ({"ha__acl": {"2001:db8::1": "allow", "2001:DB8::0:1": "deny"}},
+     "ha.acl.2001:DB8::0:1", "the same address as 2001:db8::1"),
     ({"ha__served_prefix": "2001:db8::/64, nope"}, "ha.served_prefix",
      "not an IPv6 prefix"),
     ({"ha__interface": "a b"}, "ha.interface", "interface name"),

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ha import config as C
 from ha import haconf
-from ha.console_client import DaemonNotRunning, request
+from ha.console_client import ConsoleError, DaemonNotRunning, request
 from ha.mip6d_conf import parse_mip6d
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
@@ -183,9 +183,10 @@ def test_set_named_radio_and_dotted_paths(box):
     assert cfg.ha.acl == {"2001:db8::beef": False}
 
 
-def test_value_may_start_with_dash(box):
-    box.ok("set", "essid", "-dash-")
+def test_value_may_start_with_dash_or_space(box):
+    box.ok("set", "essid", "-dash-", "wlan1", "essid", " sp ")
     assert box.ok("get", "essid").stdout == "-dash-\n"
+    assert box.ok("get", "wlan1", "essid").stdout == " sp \n"
 
 
 def test_get_unknown_interface(box):
@@ -440,6 +441,25 @@ def test_daemon_not_running(box, cmd):
     assert r.exit_code == 3
     assert r.stderr == ("haconf: denalid is not running (no answer on "
                         f"127.0.0.1:{port})\n")
+
+
+def test_apply_finds_daemon_on_previous_port(box, daemon):
+    box.ok("commit")  # nothing staged: no .prev yet
+    box.ok("set", "vt_port", str(free_port()))
+    box.ok("commit")  # .prev holds the port the daemon listens on
+    assert box.ok("apply").stdout == "ok reloaded\n"
+    assert daemon.got == ["reload"]
+
+
+def test_client_timeout_is_console_error():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    try:
+        with pytest.raises(ConsoleError, match="did not finish"):
+            request("bc", srv.getsockname()[1], timeout=0.1)
+    finally:
+        srv.close()
 
 
 def test_not_running_message_names_default_port():
