@@ -265,14 +265,19 @@ class Packet:
     protocol: int  # Next Header value of the first non-walked header
     payload_offset: int  # where that header starts in the buffer
     payload: bytes  # from payload_offset to the end of the IPv6 payload
+    routing_segments_left: int = 0  # of the type 2 routing header, if any
 
     def pseudo_header_addresses(self) -> tuple[IPv6Address, IPv6Address]:
-        """(source, destination) for an upper-layer checksum: the home
-        address stands in for the source when an HAO is present (RFC 6275
-        section 6.3), and the RH2 address, the final destination, for the
-        destination (RFC 8200 section 8.1; RFC 6275 section 6.1.1)."""
-        return (self.home_address or self.header.src,
-                self.routing_address or self.header.dst)
+        """(source, destination) for an upper-layer checksum, as the packet
+        is on the wire: the home address stands in for the source when an
+        HAO is present (RFC 6275 section 6.3), and an RH2 not yet processed
+        (segments left 1) holds the final destination (RFC 8200 section 8.1;
+        RFC 6275 section 6.1.1)."""
+        src = self.header.src if self.home_address is None else self.home_address
+        dst = self.header.dst
+        if self.routing_address is not None and self.routing_segments_left:
+            dst = self.routing_address
+        return src, dst
 
 
 def parse_packet(data: bytes) -> Packet:
@@ -298,6 +303,7 @@ def parse_packet(data: bytes) -> Packet:
     if end < n:
         data = data[:end]
     hao = rh2 = None
+    rh2_left = 0
     off = 40
     while True:
         if nh == 60 and data[off + 1:off + 8] == _CANONICAL_HAO and off + 24 <= end:
@@ -318,7 +324,8 @@ def parse_packet(data: bytes) -> Packet:
             if data[off + 2] == 2:
                 if rh2 is not None:
                     raise CodecError("second type 2 routing header", off)
-                rh2 = decode_routing_header_type2(data, off)[0].home_address
+                rh2_header = decode_routing_header_type2(data, off)[0]
+                rh2, rh2_left = rh2_header.home_address, rh2_header.segments_left
         elif nh == 0:
             if off != 40:
                 # RFC 8200 section 4.3: only right after the IPv6 header
@@ -333,7 +340,7 @@ def parse_packet(data: bytes) -> Packet:
         off = hend
     header = IPv6Header(IPv6Address(src), IPv6Address(dst), data[6], plen, hlim,
                         (first >> 20) & 0xFF, first & 0xFFFFF)
-    return Packet(header, hao, rh2, nh, off, data[off:])
+    return Packet(header, hao, rh2, nh, off, data[off:], rh2_left)
 
 
 # -------------------------------------------------------------- builders

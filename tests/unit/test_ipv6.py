@@ -249,3 +249,15 @@ def test_pseudo_header_addresses():
         (HA, HOA)
     plain = parse_packet(IPv6Header(COA, HA, 58, 8).encode() + bytes(8))
     assert plain.pseudo_header_addresses() == (COA, HA)
+
+
+def test_pseudo_header_after_rh2_processed():
+    # segments left 0: the IPv6 destination already is the final one (RFC 8200 8.1)
+    r = RoutingHeaderType2(135, HOA, segments_left=0).encode()
+    p = parse_packet(IPv6Header(HA, HOA, 43, len(r) + 16).encode() + r + MH16)
+    assert p.routing_address == HOA and p.routing_segments_left == 0
+    assert p.pseudo_header_addresses() == (HA, HOA)
+    r = RoutingHeaderType2(135, CN, segments_left=0).encode()
+    p = parse_packet(IPv6Header(HA, HOA, 43, len(r) + 16).encode() + r + MH16)
+    assert p.pseudo_header_addresses() == (HA, HOA)  # not CN
+    assert parse_packet(build_ba_packet(HA, COA, HOA, MH16)).routing_segments_left == 1
