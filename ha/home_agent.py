@@ -305,6 +305,7 @@ class HomeAgent:
         self._send_ack(decision)
 
     async def _run_dad(self, action: reg.StartDAD) -> None:
+        self.stats["DAD started"] += 1
         targets = [action.hoa] + ([action.link_local] if action.link_local else [])
         ok = await self._dad.probe(targets)
         if not ok:
