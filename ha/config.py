@@ -179,6 +179,10 @@ class DenaliConfig:
                 return r
         raise KeyError(name)
 
+    def ra_as_radvd_text(self):
+        """Same as the module's ra_as_radvd_text(self)."""
+        return ra_as_radvd_text(self)
+
     @property
     def home_radio(self):
         homes = [r for r in self.radios if r.role == "home"]

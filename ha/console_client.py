@@ -10,7 +10,8 @@ accepted):
 3. The daemon answers zero or more lines, then a line holding a single
    ``.``.  An answer line that starts with ``.`` is sent with one more ``.``
    in front (SMTP dot-stuffing), and the client removes it.  A failed
-   command answers a first line starting with ``error:``.
+   command answers a first line starting with ``error:`` (or ``unknown
+   command``); haconf then exits 1.
 4. The client closes the connection.  End of stream also ends an answer.
 """
 
@@ -62,4 +63,5 @@ def request(line, port=7777, host=DEFAULT_HOST, timeout=10.0):
 
 
 def is_error(lines):
-    return bool(lines) and lines[0].startswith("error")
+    """True when the answer reports a failure (first line "error: ...")."""
+    return bool(lines) and lines[0].startswith(("error", "unknown command"))

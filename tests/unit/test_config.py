@@ -222,7 +222,9 @@ def test_utf8_essid_of_32_bytes():
 
 
 def test_radvd_text_of_seed():
-    text = C.ra_as_radvd_text(C.validate_text(C.DEFAULT_TEXT))
+    cfg = C.validate_text(C.DEFAULT_TEXT)
+    text = C.ra_as_radvd_text(cfg)
+    assert cfg.ra_as_radvd_text() == text
     assert text.startswith("interface wlan0\n{\n")
     assert "\tAdvHomeAgentFlag on;\n" in text
     assert "\tprefix 2001:db8:1::/64\n\t{\n\t\tAdvOnLink on;" in text

@@ -429,6 +429,8 @@ def test_apply_sends_reload(box, daemon):
     daemon.answers["reload"] = ["error: radio wlan1 failed"]
     r = box.run("apply")
     assert r.exit_code == 1 and "error: radio wlan1 failed" in r.stdout
+    daemon.answers["reload"] = ["unknown command 'reload': type help"]
+    assert box.run("apply").exit_code == 1
 
 
 @pytest.mark.parametrize("cmd", [["status"], ["bc"], ["bc", "--json"],
@@ -560,3 +562,35 @@ def test_main_entry_point(monkeypatch, capsys):
         haconf.main()
     assert e.value.code == 0
     assert "Usage: haconf" in capsys.readouterr().out
+
+
+def test_against_the_real_console(box):
+    """haconf's client against ha/console.py (the daemon's side)."""
+    console_mod = pytest.importorskip("ha.console",
+                                      reason="ha/console.py not here")
+    import asyncio
+    port = free_port()
+    console = console_mod.Console(port)
+    console.register("reload", lambda args: "ok", "reload")
+    console.register("bc", lambda args: ".dot\nsecond", "binding cache")
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(console.start())
+        started.set()
+        loop.run_forever()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert started.wait(10)
+    try:
+        box.write(conf_with_port(port))
+        assert box.ok("apply").stdout == "ok\n"
+        assert box.ok("bc").stdout == ".dot\nsecond\n"
+        assert box.run("log").exit_code == 1      # unknown command
+    finally:
+        asyncio.run_coroutine_threadsafe(console.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+        loop.close()
