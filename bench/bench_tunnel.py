@@ -256,6 +256,18 @@ def bench_bindings(ha, nsloop, n: int):
           f"   netlink writes {4 * n}")
 
 
+def bench_memory():
+    print("\n== RSS after import (fresh interpreter, this machine's python3) ==")
+    # VmRSS, not ru_maxrss: the latter keeps the forking parent's size across exec
+    code = ("import {m}, re; print(int(re.search(r'VmRSS:\\s+(\\d+)', "
+            "open('/proc/self/status').read()).group(1)) // 1024)")
+    root = os.path.join(HERE, "..")
+    for m in ("asyncio", "ha.datapath_user", "ha.datapath_kernel", "pyroute2"):
+        mb = subprocess.run([sys.executable, "-c", code.format(m=m)], cwd=root,
+                            capture_output=True, text=True).stdout.strip()
+        print(f"{m:<30}{mb:>6} MB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bindings", type=int, default=5000)
@@ -269,6 +281,7 @@ def main():
     try:
         bench_packets(ha, cn, mn, nsloop, args.seconds)
         bench_bindings(ha, nsloop, args.bindings)
+        bench_memory()
     finally:
         nsloop.stop()
         topo.teardown()

@@ -107,7 +107,7 @@ class UserDatapath(Datapath):
         self.counters = dict.fromkeys((
             "tunnelled_packets", "tunnelled_bytes", "decapsulated_packets",
             "decapsulated_bytes", "dropped_bad_source", "dropped_no_binding",
-            "dropped_not_unicast", "dropped_malformed", "send_errors"), 0)
+            "dropped_not_unicast", "dropped_malformed", "send_errors", "socket_errors"), 0)
         loop.add_reader(tun_fd, self._on_tun)
         loop.add_reader(sock41.fileno(), self._on_tunnel)
         self._closed = False
@@ -238,7 +238,7 @@ class UserDatapath(Datapath):
             except BlockingIOError:
                 return
             except OSError:
-                c["dropped_malformed"] += 1
+                c["socket_errors"] += 1
                 return
             if len(pkt) < 40 or pkt[0] >> 4 != 6:
                 c["dropped_malformed"] += 1
@@ -269,7 +269,7 @@ class UserDatapath(Datapath):
             except BlockingIOError:
                 return
             except OSError:
-                c["dropped_malformed"] += 1
+                c["socket_errors"] += 1
                 return
             if len(pkt) < 40 or pkt[0] >> 4 != 6:
                 c["dropped_malformed"] += 1
