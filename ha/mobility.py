@@ -394,6 +394,26 @@ def decode_mh(data: bytes, src: IPv6Address | None = None, dst: IPv6Address | No
     return cls(index, cookie, token, _decode_options(data, 24, n))
 
 
+def mh_parameter_problem(data: bytes) -> int | None:
+    """For an MH that failed to decode: the offset, within the MH, that an
+    ICMPv6 Parameter Problem code 0 should point at, or None when the
+    message is just dropped (bad checksum, bad options, truncation).
+
+    Section 9.2 asks for the ICMP error when Payload Proto is not 59
+    (pointer to that field) or Header Len is below the message type's
+    minimum (pointer to Header Len). The caller adds the MH's offset in the
+    packet to make the pointer packet-relative.
+    """
+    if len(data) < 3:
+        return None
+    if data[0] != IPPROTO_NONE:
+        return 0
+    fixed = _FIXED_LEN.get(data[2])
+    if fixed is not None and (data[1] + 1) * 8 < fixed:
+        return 1
+    return None
+
+
 # ------------------------------------------------------------- encoding
 
 

@@ -13,7 +13,7 @@ from ha.mobility import (
     BindingError, BindingRefreshAdvice, BindingRefreshRequest, BindingUpdate, BUFlag,
     CareOfTest, CareOfTestInit, HomeTest, HomeTestInit, MHType, NonceIndices, Pad1, PadN,
     UnknownMobilityMessage, UnknownMobilityOption, decode_mh, encode_mh, mh_checksum,
-    mh_checksum_valid,
+    mh_checksum_valid, mh_parameter_problem,
 )
 
 HOA = IPv6Address("2001:db8::beef")
@@ -321,3 +321,25 @@ def test_fast_checksum_equals_generic_checksum(data, src, dst):
 def test_encode_refuses_out_of_range_fields_with_value_error(msg):
     with pytest.raises(ValueError):
         encode_mh(msg, HOA, HA)
+
+
+@pytest.mark.parametrize("wire, pointer", [
+    (h("3a 01 05 00 0000 0000 0000 0000 01020000"), 0),  # Payload Proto 58
+    (h("3b 00 05 00 0000 0000"), 1),  # BU in 8 octets: Header Len too small
+    (h("3b 01 07 00 0000 0200 20010db800000000"), 1),  # BE in 16 octets
+    (h("3b 01 05 00 0000 0000 0000 0000 01 05 0000"), None),  # bad option: silent drop
+    (h("3b 01 05 00 0000"), None),  # truncated: silent drop
+    (h("3b"), None),
+])
+def test_parameter_problem_pointer(wire, pointer):
+    # section 9.2: which decode failures deserve an ICMPv6 Parameter Problem
+    with pytest.raises(CodecError):
+        decode_mh(wire)
+    assert mh_parameter_problem(wire) == pointer
+
+
+def test_bad_checksum_is_a_silent_drop():
+    wire = VECTORS["bu"][2]
+    with pytest.raises(CodecError):
+        decode_mh(wire, COA, HA)
+    assert mh_parameter_problem(wire) is None
