@@ -163,6 +163,8 @@ class RAScheduler:
         self._stopping = False
         self._solicited_at: float | None = None
         self._outbox: list[Transmit] = []
+        # the RA only changes with the configuration or the link: build and encode it once
+        self._cache: dict[tuple[bool, IPv6Address], tuple[object, bytes]] = {}
         self.ras_sent = 0
         self.rs_received = 0
         self.rs_dropped_malformed = 0
@@ -208,7 +210,7 @@ class RAScheduler:
         for dst, due in list(self._pending_unicast.items()):
             if now >= due:
                 del self._pending_unicast[dst]
-                self._emit(build_ra(self.config, self.link), dst, "unicast")
+                self._emit(dst, "unicast")
 
     def receive_rs(self, data: bytes, src: IPv6Address, hop_limit: int, now: float,
                    dst: IPv6Address | None = None) -> None:
@@ -283,6 +285,7 @@ class RAScheduler:
         """New configuration for the same interface (SIGHUP): keep the schedule."""
         was = self._advertises_multicast
         self.config = config
+        self._cache.clear()
         if self._stopping:
             return
         if not self._advertises_multicast:
@@ -300,6 +303,7 @@ class RAScheduler:
     def set_link(self, link: Link) -> None:
         """The interface's addresses or MAC changed: later RAs carry the new ones."""
         self.link = link
+        self._cache.clear()
 
     def datagrams_to_send(self) -> list[Transmit]:
         out, self._outbox = self._outbox, []
@@ -309,13 +313,12 @@ class RAScheduler:
 
     def _send_multicast(self, now: float, kind: str) -> None:
         c = self.config
-        ra = build_ra(c, self.link)
         if c.clients:
             # radvd.conf(5) clients: no multicast, the same RA to each listed client
             for client in c.clients:
-                self._emit(ra, client, kind)
+                self._emit(client, kind)
         else:
-            self._emit(ra, ALL_NODES, kind)
+            self._emit(ALL_NODES, kind)
             self._pending_unicast.clear()   # the soliciters hear this one
         self._last_multicast = now
         self._solicited_at = None
@@ -327,15 +330,22 @@ class RAScheduler:
 
     def _send_final(self, now: float) -> None:
         c = self.config
-        ra = build_ra(c, self.link, final=True)
         for dst in (c.clients or [ALL_NODES]):
-            self._emit(ra, dst, "final")
+            self._emit(dst, "final", final=True)
         self._last_multicast = now
         self._finals_left -= 1
         self._next_multicast = (now + c.min_delay_between_ras) if self._finals_left else None
 
-    def _emit(self, ra, dst: IPv6Address, kind: str) -> None:
-        from ha.icmpv6 import encode_icmpv6
-        data = encode_icmpv6(ra, self.link.link_local, dst)
+    def _emit(self, dst: IPv6Address, kind: str, final: bool = False) -> None:
+        key = (final, dst)
+        cached = self._cache.get(key)
+        if cached is None:
+            from ha.icmpv6 import encode_icmpv6
+            ra = build_ra(self.config, self.link, final=final)
+            cached = (ra, encode_icmpv6(ra, self.link.link_local, dst))
+            if len(self._cache) > 64:          # unicast destinations come and go
+                self._cache.clear()
+            self._cache[key] = cached
+        ra, data = cached
         self._outbox.append(Transmit(data, self.link.link_local, dst, ra, kind))
         self.ras_sent += 1

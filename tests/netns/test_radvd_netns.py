@@ -281,3 +281,72 @@ def test_foreground_log_is_radvd_style(scenario):
     first = scenario["router_log"].splitlines()[0]
     assert first.startswith("[") and "] radvd (" in first
     assert "wlan0: advertising from fe80::" in scenario["router_log"]
+
+
+LATE_CONFIG = """\
+interface wlan0 {
+    AdvSendAdvert on;
+    IgnoreIfMissing on;
+    MaxRtrAdvInterval 1; MinRtrAdvInterval 0.3; MinDelayBetweenRAs 0.1;
+    AdvHomeAgentFlag on;
+    AdvDefaultLifetime %d;
+    prefix 2001:db8:1::/64 { };
+};
+"""
+
+
+def test_missing_interface_picked_up_then_sighup_reload(tmp_path):
+    """IgnoreIfMissing: start before wlan0 exists; SIGHUP keeps running, bad file kept out."""
+    if shutil.which("radvdump") is None:
+        pytest.skip("needs radvdump (package radvd)")
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(LATE_CONFIG % 7)
+    topo = Topology()
+    procs = []
+    try:
+        rtr, mn = topo.host("rtr"), topo.host("mn")
+        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        log_path = tmp_path / "router.log"
+        log_file = open(log_path, "w")
+        router = rtr.popen(sys.executable, "-m", "radvd", "-C", str(conf), "-n", "-d", "1",
+                           stderr=log_file, env=env, cwd=ROOT)
+        procs.append(router)
+        wait_for(lambda: "interface does not exist, waiting" in log_path.read_text(),
+                 timeout=10, what="the sender to notice wlan0 is missing")
+        assert router.poll() is None
+        topo.link(rtr, "wlan0", mn, "wlan0")
+        mn.sysctl("net.ipv6.conf.all.forwarding", "0")
+        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "1")
+        dump_path = tmp_path / "radvdump.txt"
+        dump_out = open(dump_path, "w")
+        dump = mn.popen("radvdump", stdout=dump_out, stderr=subprocess.STDOUT)
+        procs.append(dump)
+        wait_for(lambda: mn.run("ip", "-6", "route", "show", "default").stdout.strip(),
+                 timeout=10, what="default route after wlan0 appeared")
+        wait_for(lambda: "AdvDefaultLifetime 7;" in dump_path.read_text(), timeout=10,
+                 what="radvdump to see the first configuration")
+        # reload: the new router lifetime shows up in the RAs
+        conf.write_text(LATE_CONFIG % 9)
+        router.send_signal(signal.SIGHUP)
+        wait_for(lambda: "AdvDefaultLifetime 9;" in dump_path.read_text(), timeout=10,
+                 what="radvdump to see the reloaded configuration")
+        # a broken file on reload: logged, the running configuration is kept
+        conf.write_text("interface wlan0 {\n  AdvSendAdvert perhaps;\n};\n")
+        router.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload failed" in log_path.read_text(), timeout=10,
+                 what="the failed reload to be logged")
+        assert router.poll() is None
+        assert "radvd.conf:2: AdvSendAdvert expects on or off" in log_path.read_text()
+        router.send_signal(signal.SIGTERM)
+        assert router.wait(timeout=15) == 0
+        log_file.close()
+        text = log_path.read_text()
+        assert "Traceback" not in text
+        assert "wlan0: advertising from fe80::" in text
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        topo.teardown()

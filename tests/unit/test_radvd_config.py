@@ -358,3 +358,45 @@ def test_garbage_never_crashes():
 
     run()
     assert hypothesis
+
+
+# ------------------------------------------------------------------ python -m radvd -c
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def configtest(path):
+    import sys
+    return subprocess.run([sys.executable, "-m", "radvd", "-c", "-C", str(path)],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+
+
+def test_configtest_accepts_the_seed():
+    r = configtest(SEED)
+    assert r.returncode == 0, r.stderr
+    assert "syntax ok" in r.stderr
+
+
+def test_configtest_refuses_with_file_and_line(tmp_path):
+    bad = tmp_path / "radvd.conf"
+    bad.write_text("interface wlan0 {\n AdvHomeAgentInfo on;\n};\n")
+    r = configtest(bad)
+    assert r.returncode == 1
+    assert f"{bad}:2: AdvHomeAgentInfo needs AdvHomeAgentFlag on" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_configtest_missing_file():
+    r = configtest("/nonexistent/radvd.conf")
+    assert r.returncode == 1 and "cannot read" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_importing_radvd_does_no_work():
+    import sys
+    code = ("import sys, radvd, radvd.config, radvd.scheduler; "
+            "bad = [m for m in ('pyroute2', 'asyncio', 'scapy') if m in sys.modules]; "
+            "print(bad)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=30, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
