@@ -407,3 +407,45 @@ def test_auto_picks_user_here_and_kernel_backend_fails_cleanly(net, nsloop):
     finally:
         nsloop.run(k.close())
     assert {k: ha.run(*cmd).stdout for k, cmd in STATE_CMDS.items()} == before
+
+
+def test_kernel_backend_source_check_drops_a_home_address_from_the_wrong_tunnel(net, nsloop):
+    """The section 10.4.5 check of the ip6tnl backend, on a veth standing in for `dnt9`."""
+    import socket
+    from ha.datapath_kernel import NftSourceCheck
+    ha, mn = net.hosts["ha"], net.hosts["mn"]
+    net.link(mn, "sc9", ha, "dnt9")
+    ha.run("ip", "-6", "addr", "add", "2001:db8:9::1/64", "dev", "dnt9", "nodad")
+    good, bad, other = "2001:db8:9::beef", "2001:db8:9::dead", "2001:db8:9::b0b"
+    for a in (good, bad):
+        mn.run("ip", "-6", "addr", "add", f"{a}/64", "dev", "sc9", "nodad")
+        ha.run("ip", "-6", "neigh", "replace", a, "lladdr", mac_of(mn, "sc9"), "dev", "dnt9",
+               "nud", "permanent")
+    mn.run("ip", "-6", "neigh", "replace", "2001:db8:9::1", "lladdr", mac_of(ha, "dnt9"),
+           "dev", "sc9", "nud", "permanent")
+
+    def reaches(src):
+        return mn.run("ping", "-6", "-c", "1", "-W", "1", "-I", src, "2001:db8:9::1",
+                      check=False).returncode == 0
+
+    check = NftSourceCheck(nsloop.loop, "dnt")
+    nsloop.run(check.install())
+    try:
+        ifindex = nsloop.call(socket.if_nametoindex, "dnt9")
+
+        async def allow_two():
+            await asyncio.gather(check.allow(IPv6Address(good), ifindex),
+                                 check.allow(IPv6Address(other), ifindex))
+        runs = check.runs
+        nsloop.run(allow_two())
+        assert check.runs == runs + 1  # one nft run for the batch
+        assert reaches(good)
+        assert not reaches(bad)
+        async def disallow():
+            await check.disallow(IPv6Address(good), ifindex)
+        nsloop.run(disallow())
+        assert not reaches(good)
+    finally:
+        nsloop.run(check.remove())
+    assert reaches(bad)  # it was the rule that dropped it
+    assert "denali_tunnel" not in ha.run("nft", "list", "ruleset").stdout
