@@ -217,7 +217,8 @@ def bench_bindings(ha, nsloop, n: int):
             await dp.remove_binding(h, coa)
         return add, time.perf_counter() - t, 0
 
-    for name, how in (("datapath, all in flight", batched), ("datapath, awaited in turn", one_by_one)):
+    for name, how in (("datapath, all in flight", batched),
+                      ("datapath, awaited in turn", one_by_one)):
         # NAs every 60 s: the three announcements per binding are a cost of their own
         dp = nsloop.run(open_datapath("home0", IPv6Address(HA_HOME), backend="user",
                                       na_interval=60))

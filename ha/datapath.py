@@ -71,7 +71,10 @@ def _rtattr(kind: int, payload: bytes) -> bytes:
     return struct.pack("=HH", length, kind) + payload + b"\0" * (-length & 3)
 
 
-def route_msg(cmd: int, dst: IPv6Address, oif: int, table: int = ROUTE_TABLE) -> tuple[int, int, bytes]:
+Request = tuple[int, int, bytes]  # (message type, extra flags, body after nlmsghdr)
+
+
+def route_msg(cmd: int, dst: IPv6Address, oif: int, table: int = ROUTE_TABLE) -> Request:
     """(type, flags, body) of a /128 unicast route to `dst` out of `oif` in `table`."""
     body = struct.pack("=BBBBBBBBI", AF_INET6, 128, 0, 0,
                        table if table < 256 else RT_TABLE_COMPAT,
@@ -93,7 +96,7 @@ def proxy_neigh_msg(cmd: int, dst: IPv6Address, ifindex: int) -> tuple[int, int,
     return cmd, flags, body
 
 
-def rule_msg(cmd: int, table: int = ROUTE_TABLE, priority: int = RULE_PRIORITY) -> tuple[int, int, bytes]:
+def rule_msg(cmd: int, table: int = ROUTE_TABLE, priority: int = RULE_PRIORITY) -> Request:
     """(type, flags, body) of `ip -6 rule add pref <priority> lookup <table>`."""
     body = struct.pack("=BBBBBBBBI", AF_INET6, 0, 0, 0,
                        table if table < 256 else RT_TABLE_COMPAT, 0, 0, FR_ACT_TO_TBL, 0)
@@ -239,7 +242,7 @@ class RtnlBatch:
                 (err,) = struct.unpack_from("=i", data, offset + 16)
                 fut = self._owner.get(seq)
                 if err and fut is not None and not fut.done():
-                    fut.set_exception(NetlinkError(-err, f"{os.strerror(-err)} (netlink seq {seq})"))
+                    fut.set_exception(NetlinkError(-err, f"{os.strerror(-err)} (seq {seq})"))
                 batch = self._batches.get(seq)
                 if batch is not None:
                     self._finish(batch)

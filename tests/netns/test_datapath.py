@@ -117,10 +117,14 @@ class NsLoop:
 class Capture:
     """tcpdump in a namespace, parsed by scapy when stopped."""
 
+    live: list = []  # killed by the `net` fixture if a test fails before stop()
+
     def __init__(self, ns, iface: str, bpf: str):
         self.path = tempfile.mktemp(suffix=".pcap")
-        self.proc = ns.popen("tcpdump", "-U", "--immediate-mode", "-n", "-i", iface, "-w", self.path, bpf,
+        self.proc = ns.popen("tcpdump", "-U", "--immediate-mode", "-n", "-i", iface,
+                             "-w", self.path, bpf,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        Capture.live.append(self.proc)
         line = self.proc.stderr.readline()  # "listening on ..." once the filter is attached
         assert "listening" in line, line
 
@@ -131,6 +135,7 @@ class Capture:
         time.sleep(0.2)
         self.proc.terminate()
         self.proc.wait(5)
+        Capture.live.remove(self.proc)
         try:
             return list(rdpcap(self.path))
         finally:
@@ -165,6 +170,10 @@ def net():
         topo.mn_pid = mn_proc.pid  # `ip netns exec` execs: this is the helper itself
         yield topo
     finally:
+        for proc in Capture.live:
+            proc.kill()
+            proc.wait()
+        Capture.live.clear()
         if mn_proc is not None:
             mn_proc.kill()
             mn_proc.wait()
