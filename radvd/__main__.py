@@ -6,7 +6,8 @@
 -n             stay in the foreground, log to stderr (otherwise: background, syslog)
 -d LEVEL       debug level: 0 info, 1-2 debug, 3+ every packet
 -c             check the configuration, print the verdict, exit 0 (good) or 1 (bad)
--p PIDFILE     write the process id there (removed at exit)
+-p PIDFILE     write the process id there (removed at exit; default in the
+               background /run/denali-radvd.pid)
 
 SIGTERM/SIGINT: final RAs (router lifetime 0), then exit 0.  SIGHUP: reload the
 file; a bad new file is logged and the running configuration kept.
@@ -20,7 +21,7 @@ import os
 import sys
 
 DEFAULT_CONFIG = "/etc/radvd.conf"
-DEFAULT_PIDFILE = "/run/radvd.pid"
+DEFAULT_PIDFILE = "/run/denali-radvd.pid"   # not radvd's: both may be installed
 
 
 def _arguments(argv):

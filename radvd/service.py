@@ -362,6 +362,11 @@ class RAService:
                 else:
                     self._say(name, logging.INFO, "no link-local address yet, waiting")
                 continue
+            if port is not None and port.state.index != state.index:
+                # deleted and re-created between two polls: the old socket is bound to nothing
+                log.warning("%s: interface was re-created, reopening", name)
+                self._retire(port)
+                port = None
             errors = validate_interface(iface, self.config.filename, link_mtu=state.mtu)
             if errors:
                 if port is not None:

@@ -7,7 +7,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
-from radvd.config import (INFINITY, ConfigError, Config, InterfaceConfig, PrefixConfig,
+from radvd.config import (INFINITY, ConfigError, Config,
                           RouteConfig, RDNSSConfig, DNSSLConfig, dump, load, parse,
                           validate_interface)
 
