@@ -61,7 +61,7 @@ def wait_ba(sock: socket.socket, hoa, timeout: float):
             pkt = parse_packet(data)
             if pkt.protocol != 135:
                 continue
-            msg = decode_mh(pkt.payload, pkt.header.src, pkt.routing_address or pkt.header.dst)
+            msg = decode_mh(pkt.payload, *pkt.pseudo_header_addresses())
         except CodecError:
             continue
         if isinstance(msg, BindingAck) and (pkt.routing_address or pkt.header.dst) == hoa:

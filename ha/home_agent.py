@@ -176,18 +176,22 @@ class HomeAgent:
         if pkt.header.dst not in self.config.ha_addresses:
             return  # passing through, or for another node
         if pkt.protocol == MH:
-            self._on_mh(pkt)
+            self._on_mh(pkt, data)
         elif pkt.home_address is not None:
             self._on_hao_packet(pkt)
 
-    def _on_mh(self, pkt) -> None:
-        from ha.mobility import BindingUpdate, BEStatus, UnknownMobilityMessage, decode_mh
-        hoa = pkt.home_address or pkt.header.src
+    def _on_mh(self, pkt, data: bytes) -> None:
+        from ha.mobility import (BindingUpdate, BEStatus, UnknownMobilityMessage, decode_mh,
+                                 mh_parameter_problem)
         try:
-            msg = decode_mh(pkt.payload, hoa, pkt.header.dst)
+            msg = decode_mh(pkt.payload, *pkt.pseudo_header_addresses())
         except CodecError as e:
             self.stats["malformed dropped"] += 1
             log.info("dropped malformed mobility header from %s: %s", pkt.header.src, e)
+            pointer = mh_parameter_problem(pkt.payload)
+            if pointer is not None:
+                # section 9.2: a bad Payload Proto or Header Len earns an ICMP error
+                self._send_parameter_problem(pkt, data, pkt.payload_offset + pointer)
             return
         if isinstance(msg, BindingUpdate):
             self.stats["BU received"] += 1
@@ -332,23 +336,39 @@ class HomeAgent:
         head = IPv6Header(src, coa, 43, len(rh2) + len(body), 64).encode()
         self._raw.send(head + rh2 + body, coa)
 
-    def _send_binding_error(self, status, pkt) -> None:
-        from ha.ipv6 import IPv6Header
-        from ha.mobility import BindingError, encode_mh
+    def _error_allowed(self, dst: IPv6Address) -> bool:
+        """Rate limit for the errors we originate (BE, ICMPv6), per destination and overall."""
         now = self.clock()
-        dst = pkt.header.src
         if now - self._be_last.get(dst, -1e9) < BE_MIN_INTERVAL:
-            self.stats["BE rate limited"] += 1
-            return
+            self.stats["errors rate limited"] += 1
+            return False
         if now - self._be_window[0] >= 1.0:
             self._be_window = [now, 0]
         if self._be_window[1] >= BE_MAX_PER_SECOND:
-            self.stats["BE rate limited"] += 1
-            return
+            self.stats["errors rate limited"] += 1
+            return False
         self._be_window[1] += 1
-        self._be_last[dst] = now
         if len(self._be_last) > 4096:
             self._be_last.clear()
+        self._be_last[dst] = now
+        return True
+
+    def _send_parameter_problem(self, pkt, data: bytes, pointer: int) -> None:
+        from ha.icmpv6 import ParameterProblem, encode_icmpv6
+        dst, src = pkt.header.src, pkt.header.dst
+        if not self._error_allowed(dst):
+            return
+        # RFC 4443 section 2.4: as much of the invoking packet as fits in 1280
+        pp = ParameterProblem(code=0, pointer=pointer, invoking=data[:1280 - 48])
+        self._anycast.send(encode_icmpv6(pp, src, dst), dst, src)
+        self.stats["parameter problems sent"] += 1
+
+    def _send_binding_error(self, status, pkt) -> None:
+        from ha.ipv6 import IPv6Header
+        from ha.mobility import BindingError, encode_mh
+        dst = pkt.header.src
+        if not self._error_allowed(dst):
+            return
         # section 9.3.3: sent to the source of the offending packet, home address inside
         home = pkt.home_address or IPv6Address("::")
         be = BindingError(status=status, home_address=home)

@@ -101,9 +101,14 @@ class SeedLab:
         run(["ip", "link", "set", "p-mn", "nomaster"], self.sw)
         run(["ip", "link", "set", "p-mn", "master", bridge], self.sw)
         run(["ip", "-6", "route", "flush", "default"], self.mn, check=False)
+        # what was learned from the old link's RAs is stale on the new one
+        # (a mobile-node stack does this on movement detection, RFC 6275 11.5.1)
+        run(["ip", "-6", "addr", "flush", "dev", "wlan0", "dynamic"], self.mn, check=False)
+        for prefix in (HOME_PREFIX, FOREIGN_PREFIX):
+            run(["ip", "-6", "route", "del", prefix, "dev", "wlan0"], self.mn, check=False)
         if to == "remote":
             run(["ip", "addr", "del", f"{MN_HOME}/64", "dev", "wlan0"], self.mn, check=False)
-            run(["ip", "addr", "add", f"{coa}/64", "dev", "wlan0"], self.mn)
+            run(["ip", "addr", "add", f"{coa}/64", "dev", "wlan0"], self.mn, check=False)
             run(["ip", "-6", "route", "add", "default", "via", str(HA_FOREIGN)], self.mn)
         else:
             run(["ip", "addr", "flush", "dev", "wlan0", "scope", "global"], self.mn)

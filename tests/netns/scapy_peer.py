@@ -161,6 +161,10 @@ def cmd_sniff(a):
         d = {"src": ip.src, "dst": ip.dst, "nh": ip.nh, "hlim": ip.hlim}
         if ip.nh == 41 and IPv6 in ip.payload:
             d["inner_src"], d["inner_dst"] = ip.payload.src, ip.payload.dst
+        from scapy.layers.inet6 import ICMPv6ParamProblem
+        if ICMPv6ParamProblem in p:
+            d["param_problem"] = {"code": p[ICMPv6ParamProblem].code,
+                                  "pointer": p[ICMPv6ParamProblem].ptr}
         out.append(d)
     return out
 

@@ -230,6 +230,15 @@ def test_malformed_packets_are_counted_and_service_goes_on(lab):
     assert bu(lab, "2001:db8::18", 1)[0]["status"] == 0
 
 
+def test_bad_payload_proto_gets_a_parameter_problem_pointing_at_it(lab):
+    sniff = start_sniff(lab.mn, f"icmp6 and ip6[40] == 4 and src host {HA_HOME}")
+    # RFC 6275 9.2: Payload Proto 6 instead of 59; the error points at that octet
+    peer(lab, lab.mn, "raw", src="2001:db8:1::202", dst=str(HA_HOME), nh=135,
+         payload="06010500" "0000" "0000" "c000" "0001" "00000000")
+    got = finish(sniff)
+    assert [p["param_problem"] for p in got] == [{"code": 0, "pointer": 40}]
+
+
 def test_no_parameter_problem_reaches_the_mobile_node(lab):
     sniff = start_sniff(lab.mn, f"icmp6 and ip6[40] == 4 and src host {HA_HOME}")
     assert bu(lab, "2001:db8::19", 1)[0]["status"] == 0
