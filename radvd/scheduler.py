@@ -320,13 +320,19 @@ class RAScheduler:
         else:
             self._emit(ALL_NODES, kind)
             self._pending_unicast.clear()   # the soliciters hear this one
+        # Count the next interval from when this RA was due, not from when the caller
+        # got round to it, so that timer lateness does not add up into longer gaps;
+        # a caller that was very late (suspended, busy) starts afresh from now.
+        due = self._next_multicast if self._next_multicast is not None else now
+        base = due if now - due < c.min_rtr_adv_interval / 2 else now
         self._last_multicast = now
         self._solicited_at = None
         interval = self._random.uniform(c.min_rtr_adv_interval, c.max_rtr_adv_interval)
         self._initial_sent += 1
         if self._initial_sent < MAX_INITIAL_RTR_ADVERTISEMENTS:
             interval = min(interval, MAX_INITIAL_RTR_ADVERT_INTERVAL)
-        self._next_multicast = now + max(interval, c.min_delay_between_ras)
+        # MinDelayBetweenRAs is measured from the real send time (RFC 4861 §6.2.6 MUST)
+        self._next_multicast = max(base + interval, now + c.min_delay_between_ras)
 
     def _send_final(self, now: float) -> None:
         c = self.config

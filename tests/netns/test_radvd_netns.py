@@ -342,6 +342,13 @@ def test_missing_interface_picked_up_then_sighup_reload(tmp_path):
         router.send_signal(signal.SIGHUP)
         wait_for(lambda: "AdvDefaultLifetime 9;" in dump_path.read_text(), timeout=10,
                  what="radvdump to see the reloaded configuration")
+        # the interface goes down and comes back: advertising stops and resumes
+        rtr.run("ip", "link", "set", "wlan0", "down")
+        wait_for(lambda: "advertising suspended" in log_path.read_text(), timeout=10,
+                 what="the sender to notice wlan0 went down")
+        rtr.run("ip", "link", "set", "wlan0", "up")
+        wait_for(lambda: log_path.read_text().count("wlan0: advertising from fe80::") >= 2,
+                 timeout=10, what="advertising to resume on wlan0")
         # a broken file on reload: logged, the running configuration is kept
         conf.write_text("interface wlan0 {\n  AdvSendAdvert perhaps;\n};\n")
         router.send_signal(signal.SIGHUP)

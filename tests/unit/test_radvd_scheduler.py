@@ -353,3 +353,28 @@ def test_transmit_bytes_decode_in_scapy():
     assert pkt[scapy.ICMPv6NDOptHAInfo].lifetime == 30
     assert pkt[scapy.ICMPv6NDOptMTU].mtu == 1400
     assert pkt[scapy.ICMPv6NDOptSrcLLAddr].lladdr == "00:02:6f:06:0b:cf"
+
+
+def test_late_timer_does_not_stretch_the_schedule_but_min_delay_holds():
+    c = iface("AdvHomeAgentFlag on; MaxRtrAdvInterval 0.07; MinRtrAdvInterval 0.03;"
+              " MinDelayBetweenRAs 0.03;")
+    s = RAScheduler(c, LINK, now=0.0, random=Recorder(8))
+    sends, lateness = [], 0.004       # the caller always wakes 4 ms late
+    for _ in range(300):
+        t = s.get_timer() + lateness
+        s.handle_timer(t)
+        if s.datagrams_to_send():
+            sends.append(t)
+    g = [b - a for a, b in zip(sends, sends[1:])]
+    assert min(g) >= 0.03 - 1e-9
+    # the mean gap stays the mean of [Min, Max], not shifted by the lateness
+    assert abs(sum(g) / len(g) - 0.05) < 0.003
+
+
+def test_very_late_timer_restarts_from_now():
+    s = RAScheduler(SEED_HA, LINK, now=0.0, random=Recorder(2))
+    s.handle_timer(0.0)
+    s.datagrams_to_send()
+    due = s.get_timer()
+    s.handle_timer(due + 100.0)      # e.g. the board was suspended
+    assert s.get_timer() >= due + 100.0 + SEED_HA.min_rtr_adv_interval
