@@ -1,0 +1,377 @@
+#!/bin/bash
+# Build the denali firmware image from Debian's packages.
+#
+#   ./build.sh [--arch i386|amd64] [--out DIR]
+#
+# Outputs in DIR (default ./out):
+#   denali-ARCH.img                   disk image to dd onto the CF card:
+#                                       p1 FAT boot (syslinux, kernel, initramfs, project overlay)
+#                                       p2 squashfs root (read-only)
+#                                       p3 ext4 config (/etc/denali, survives upgrades)
+#   denali-overlay-VERSION.squashfs   the project's own files (ha/, radvd/, pyroute2, scripts)
+#   manifest.json                     version, arch, sizes and sha256 of each output
+#
+# Stages are cached under build/cache by a hash of their inputs: an unchanged input is
+# reused, not rebuilt. Each stage prints its elapsed time; a failed stage names itself
+# and shows the end of its log (build/logs/).
+set -eEuo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ARCH=i386
+OUT=$HERE/out
+SUITE=bookworm
+MIRROR=${DENALI_MIRROR:-http://deb.debian.org/debian}
+BUILD=${DENALI_BUILD_DIR:-$HERE/build}
+# bump when the base recipe (debootstrap + kernel download) changes
+BASE_RECIPE=1
+CFG_MB=8
+
+usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --arch) ARCH=$2; shift 2 ;;
+        --arch=*) ARCH=${1#*=}; shift ;;
+        --out) OUT=$2; shift 2 ;;
+        --out=*) OUT=${1#*=}; shift ;;
+        -h|--help) usage 0 ;;
+        *) echo "build.sh: unknown argument $1" >&2; usage 2 ;;
+    esac
+done
+case "$ARCH" in
+    i386) FLAVOR=686 ;;
+    amd64) FLAVOR=amd64 ;;
+    *) echo "build.sh: --arch must be i386 or amd64, not $ARCH" >&2; exit 2 ;;
+esac
+mkdir -p "$OUT" "$BUILD/cache" "$BUILD/logs"
+OUT=$(cd "$OUT" && pwd)
+VERSION=$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' "$HERE/setup.py")
+[ -n "$VERSION" ] || VERSION=0.0.0
+
+T0=$SECONDS
+STAGE=start
+LOG=/dev/null
+trap 'rc=$?; echo "build.sh: FAILED in stage \"$STAGE\" (exit $rc)${LOG:+, log $LOG}" >&2; [ -f "$LOG" ] && tail -n 25 "$LOG" | sed "s/^/  | /" >&2; exit $rc' ERR
+stage() {
+    STAGE=$1
+    LOG=$BUILD/logs/$ARCH-$1.log
+    : > "$LOG"
+    printf '[%4ds] %-10s %s\n' $((SECONDS - T0)) "$1" "$2"
+}
+note() { printf '[%4ds] %-10s %s\n' $((SECONDS - T0)) "" "$*"; }
+fail() { echo "build.sh: stage \"$STAGE\": $*" >&2; false; }
+run() { "$@" >> "$LOG" 2>&1; }
+# hash of files' content and mode: what a stage depends on
+tree_hash() {
+    for p in "$@"; do
+        if [ -d "$p" ]; then
+            find "$p" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z |
+                xargs -0 -r stat -c '%a %n' | sed "s|$HERE/||"
+            find "$p" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z |
+                xargs -0 -r sha256sum | sed "s|$HERE/||"
+        elif [ -f "$p" ]; then sha256sum "$p" | sed "s|$HERE/||"
+        else echo "absent $p"; fi
+    done | sha256sum | cut -c1-16
+}
+str_hash() { echo "$*" | sha256sum | cut -c1-16; }
+list() { grep -v -e '^#' -e '^[[:space:]]*$' "$1"; }
+
+# ---------------------------------------------------------------- build tools
+stage deps "build tools on this machine"
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have debootstrap || need+=(debootstrap)
+have mksquashfs || need+=(squashfs-tools)
+have syslinux || need+=(syslinux)
+[ -f /usr/lib/syslinux/mbr/mbr.bin ] || need+=(syslinux-common)
+have mcopy || need+=(mtools)
+have mkfs.vfat || need+=(dosfstools)
+have sfdisk || need+=(fdisk)
+have mke2fs || need+=(e2fsprogs)
+have xz || need+=(xz-utils)
+have cpio || need+=(cpio)
+have depmod || need+=(kmod)
+have python3 || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+if [ ${#need[@]} -gt 0 ]; then
+    note "installing with apt: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    run apt-get update
+    run apt-get install -y --no-install-recommends "${need[@]}"
+fi
+
+# ---------------------------------------------------------------- Debian base
+BASE_KEY=$(str_hash "$BASE_RECIPE $ARCH $FLAVOR $SUITE $MIRROR $(list "$HERE/firmware/packages.list" | tr '\n' ' ')")
+BASE=$BUILD/cache/base-$ARCH-$BASE_KEY
+if [ -f "$BASE/.done" ]; then
+    stage base "Debian $SUITE $ARCH root: cached ($BASE_KEY)"
+else
+    stage base "debootstrap --variant=minbase $SUITE $ARCH + packages.list, kernel linux-image-$FLAVOR (about 1-2 min)"
+    rm -rf "$BASE.tmp"
+    mkdir -p "$BASE.tmp"
+    include=$(list "$HERE/firmware/packages.list" | paste -sd, -)
+    run debootstrap --variant=minbase --arch "$ARCH" --include="$include" "$SUITE" "$BASE.tmp/root" "$MIRROR" ||
+        fail "debootstrap failed"
+    note "debootstrap done; downloading the kernel"
+    kpkg=$(chroot "$BASE.tmp/root" apt-cache depends "linux-image-$FLAVOR" 2>>"$LOG" | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -n1)
+    [ -n "$kpkg" ] || fail "cannot resolve linux-image-$FLAVOR in the chroot's apt lists"
+    run chroot "$BASE.tmp/root" sh -c "cd /tmp && apt-get download $kpkg" || fail "apt-get download $kpkg failed"
+    mkdir -p "$BASE.tmp/kernel"
+    run dpkg-deb -x "$BASE.tmp/root"/tmp/"$kpkg"_*.deb "$BASE.tmp/kernel"
+    rm -f "$BASE.tmp/root"/tmp/*.deb
+    KVER=$(ls "$BASE.tmp/kernel/lib/modules")
+    run depmod -b "$BASE.tmp/kernel" "$KVER"
+    touch "$BASE.tmp/.done"
+    mv "$BASE.tmp" "$BASE"
+fi
+KVER=$(ls "$BASE/kernel/lib/modules")
+KROOT=$BASE/kernel
+note "kernel $KVER"
+
+# module names -> .ko paths relative to lib/modules/KVER, dependencies first
+resolve_modules() {
+    local m out
+    for m in $(list "$1" | awk '{print $1}'); do
+        out=$(modprobe -d "$KROOT" -S "$KVER" --show-depends "$m" 2>&1) || fail "kernel module $m: $out"
+        echo "$out" | awk '$1 == "insmod" {print $2}'
+    done | sed "s|^$KROOT/lib/modules/$KVER/||" | awk '!seen[$0]++'
+}
+
+# ---------------------------------------------------------------- pyroute2 wheel
+PYR_REQ=$(sed -n 's/^ *"\(pyroute2[^"]*\)".*/\1/p' "$HERE/setup.py")
+[ -n "$PYR_REQ" ] || PYR_REQ=pyroute2
+WHEELS=$BUILD/cache/wheels-$(str_hash "$PYR_REQ")
+if ls "$WHEELS"/pyroute2-*.whl >/dev/null 2>&1; then
+    stage wheels "$PYR_REQ: cached"
+else
+    stage wheels "pip download --no-deps $PYR_REQ"
+    rm -rf "$WHEELS.tmp"
+    run python3 -m pip download -q --no-deps --only-binary=:all: -d "$WHEELS.tmp" "$PYR_REQ" ||
+        fail "pip download $PYR_REQ failed"
+    mv "$WHEELS.tmp" "$WHEELS"
+fi
+WHEEL=$(ls "$WHEELS"/pyroute2-*.whl | head -n1)
+
+# ---------------------------------------------------------------- root squashfs
+ROOT_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/strip.list" "$HERE/firmware/modules.list" \
+    "$HERE/rootfs-overlay" "$HERE/init.d" "$HERE/build.sh")")
+ROOTC=$BUILD/cache/root-$ARCH-$ROOT_KEY
+if [ -f "$ROOTC/.done" ]; then
+    stage root "root squashfs: cached ($ROOT_KEY)"
+else
+    stage root "root: copy, strip, busybox init, modules, overlay, mksquashfs"
+    rm -rf "$ROOTC.tmp"
+    mkdir -p "$ROOTC.tmp"
+    R=$ROOTC.tmp/root
+    cp -a "$BASE/root" "$R"
+    # keep UTC as the only time zone
+    cp --remove-destination "$R/usr/share/zoneinfo/Etc/UTC" "$R/etc/localtime"
+    rm -rf "$R/usr/share/zoneinfo"
+    (cd "$R" && list "$HERE/firmware/strip.list" | while read -r g; do
+        for p in $g; do [ -e "$p" ] || [ -L "$p" ] && rm -rf "./$p"; done
+    done) || true
+    # python caches of files no longer there
+    find "$R/usr/lib/python3"* -name '__pycache__' -type d | while read -r d; do
+        for pyc in "$d"/*.pyc; do
+            [ -e "$pyc" ] || continue
+            b=${pyc##*/}; b=${b%%.*}
+            [ -e "${d%/__pycache__}/$b.py" ] || rm -f "$pyc"
+        done
+    done
+    # busybox: init, getty, login, syslog; its applets fill in only what Debian lacks
+    # (the real ip, ping, mount... stay)
+    for a in $(chroot "$R" /bin/busybox --list-full); do
+        [ -e "$R/$a" ] || [ -L "$R/$a" ] || ln -s /bin/busybox "$R/$a"
+    done
+    for a in usr/bin/login sbin/init sbin/getty; do ln -sf /bin/busybox "$R/$a"; done
+    sed -i 's/^root:[^:]*:/root::/' "$R/etc/shadow"
+    # kernel modules: only the listed ones and their dependencies
+    rm -rf "$R/lib/modules"
+    mkdir -p "$R/lib/modules/$KVER"
+    resolve_modules "$HERE/firmware/modules.list" > "$ROOTC.tmp/modules.txt"
+    (cd "$KROOT/lib/modules/$KVER" && cp --parents $(cat "$ROOTC.tmp/modules.txt") modules.order modules.builtin* "$R/lib/modules/$KVER/")
+    run depmod -b "$R" "$KVER"
+    note "$(wc -l < "$ROOTC.tmp/modules.txt") kernel modules"
+    # the overlay and the init scripts
+    (cd "$HERE/rootfs-overlay" && find . -type d | while read -r d; do mkdir -p "$R/$d"; done &&
+        find . -type f ! -name 'README*' ! -name '.keep' | while read -r f; do cp "$f" "$R/$f"; done)
+    mkdir -p "$R/etc/init.d" "$R/media/denali" "$R/etc/denali"
+    for f in "$HERE"/init.d/*; do
+        case "${f##*/}" in README*) continue ;; esac
+        install -m 0755 "$f" "$R/etc/init.d/"
+    done
+    echo "$VERSION" > "$R/usr/share/denali/VERSION"
+    run mksquashfs "$R" "$ROOTC.tmp/root.squashfs" -noappend -comp xz -Xbcj x86 -all-root -no-progress ||
+        fail "mksquashfs of the root failed"
+    # what takes the space, for the manifest
+    (cd "$R" && du -sk usr/lib/python3.11 usr/lib/python3 lib/modules usr/lib/*-linux-gnu usr/bin usr/sbin \
+        usr/share var etc 2>/dev/null) > "$ROOTC.tmp/du.txt"
+    du -sk "$R" | cut -f1 > "$ROOTC.tmp/root-kb.txt"
+    rm -rf "$R"
+    touch "$ROOTC.tmp/.done"
+    rm -rf "$ROOTC"
+    mv "$ROOTC.tmp" "$ROOTC"
+fi
+note "root.squashfs $(du -h "$ROOTC/root.squashfs" | cut -f1) (unpacked $(($(cat "$ROOTC/root-kb.txt") / 1024)) MiB)"
+
+# ---------------------------------------------------------------- project overlay
+APP_KEY=$(str_hash "$BASE_KEY $VERSION $(tree_hash "$HERE/ha" "$HERE/radvd" "$HERE/setup.py" "$HERE/build.sh") ${WHEEL##*/}")
+APPC=$BUILD/cache/app-$ARCH-$APP_KEY
+if [ -f "$APPC/.done" ]; then
+    stage overlay "project overlay: cached ($APP_KEY)"
+else
+    stage overlay "project overlay: ha/, radvd/, pyroute2, console scripts, compiled in the image's python"
+    rm -rf "$APPC.tmp"
+    mkdir -p "$APPC.tmp"
+    A=$APPC.tmp/app
+    SP=$A/usr/lib/python3/dist-packages
+    mkdir -p "$SP" "$A/usr/bin" "$A/usr/share/denali"
+    for pkg in ha radvd; do
+        [ -d "$HERE/$pkg" ] || continue
+        (cd "$HERE" && find "$pkg" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' \( -name '*.py' -o -name '*.spec' -o -name '*.conf' -o -name '*.json' \) |
+            while read -r f; do mkdir -p "$SP/$(dirname "$f")"; cp "$f" "$SP/$f"; done)
+    done
+    python3 -m zipfile -e "$WHEEL" "$SP"
+    rm -rf "$SP"/pyroute2*.dist-info/RECORD
+    # console scripts, as setup.py's entry points, for the modules that exist yet
+    script() {  # name module
+        [ -f "$SP/${2//.//}.py" ] || { note "no ${2}: /usr/bin/$1 not installed"; return 0; }
+        printf '#!/usr/bin/python3 -B\nimport sys\nfrom %s import main\nsys.exit(main())\n' "$2" > "$A/usr/bin/$1"
+        chmod 755 "$A/usr/bin/$1"
+    }
+    script denalid ha.daemon
+    script haconf ha.haconf
+    echo "$VERSION" > "$A/usr/share/denali/VERSION"
+    if [ -d "$HERE/ha/defaults" ]; then cp -r "$HERE/ha/defaults" "$A/usr/share/denali/defaults"; fi
+    # byte-compile with the image's own interpreter: the root is read-only at run time
+    RB=$BASE/root
+    mkdir -p "$RB/tmp/denali-app"
+    cp -a "$SP/." "$RB/tmp/denali-app/"
+    run chroot "$RB" python3 -m compileall -q -j 2 /tmp/denali-app || fail "byte-compiling the project failed"
+    cp -a "$RB/tmp/denali-app/." "$SP/"
+    rm -rf "$RB/tmp/denali-app"
+    run mksquashfs "$A" "$APPC.tmp/overlay.squashfs" -noappend -comp xz -all-root -no-progress ||
+        fail "mksquashfs of the project overlay failed"
+    du -sk "$A" | cut -f1 > "$APPC.tmp/app-kb.txt"
+    rm -rf "$A"
+    touch "$APPC.tmp/.done"
+    rm -rf "$APPC"
+    mv "$APPC.tmp" "$APPC"
+fi
+note "overlay.squashfs $(du -h "$APPC/overlay.squashfs" | cut -f1)"
+
+# ---------------------------------------------------------------- initramfs
+INITRD_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/initramfs-init" "$HERE/firmware/initramfs.modules" "$HERE/build.sh")")
+INITRDC=$BUILD/cache/initrd-$ARCH-$INITRD_KEY
+if [ -f "$INITRDC/.done" ]; then
+    stage initramfs "busybox initramfs: cached ($INITRD_KEY)"
+else
+    stage initramfs "busybox initramfs (static busybox + storage/filesystem modules, xz with a 1 MiB dictionary)"
+    rm -rf "$INITRDC.tmp"
+    I=$INITRDC.tmp/tree
+    mkdir -p "$I"/{bin,sbin,dev,proc,sys,mnt,newroot,lib/modules}
+    cp "$BASE/root/bin/busybox" "$I/bin/busybox"
+    for a in $(chroot "$BASE/root" /bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$I/bin/$a"; done
+    install -m 0755 "$HERE/firmware/initramfs-init" "$I/init"
+    resolve_modules "$HERE/firmware/initramfs.modules" | while read -r m; do
+        cp "$KROOT/lib/modules/$KVER/$m" "$I/lib/modules/"
+        echo "${m##*/}"
+    done > "$I/lib/modules/order"
+    mknod -m 600 "$I/dev/console" c 5 1
+    (cd "$I" && find . | sort | cpio -o -H newc --owner 0:0 2>>"$LOG") |
+        xz --check=crc32 --lzma2=preset=9,dict=1MiB > "$INITRDC.tmp/initrd.img"
+    rm -rf "$I"
+    touch "$INITRDC.tmp/.done"
+    rm -rf "$INITRDC"
+    mv "$INITRDC.tmp" "$INITRDC"
+fi
+note "initrd.img $(du -h "$INITRDC/initrd.img" | cut -f1)"
+
+# ---------------------------------------------------------------- disk image
+IMG=$OUT/denali-$ARCH.img
+OVL=$OUT/denali-overlay-$VERSION.squashfs
+IMG_KEY=$(str_hash "$ROOT_KEY $APP_KEY $INITRD_KEY $(tree_hash "$HERE/firmware/syslinux.cfg" "$HERE/build.sh") $CFG_MB")
+if [ -f "$IMG" ] && [ -f "$OUT/manifest.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ]; then
+    stage image "$IMG: inputs unchanged, kept"
+else
+    stage image "disk image: FAT boot + squashfs root + ext4 config"
+    W=$BUILD/work-$ARCH
+    rm -rf "$W"
+    mkdir -p "$W"
+    mib() { echo $(( ($1 + 1048575) / 1048576 )); }
+    ksize=$(stat -c %s "$KROOT/boot/vmlinuz-$KVER")
+    isize=$(stat -c %s "$INITRDC/initrd.img")
+    osize=$(stat -c %s "$APPC/overlay.squashfs")
+    # boot holds two of each (room for an upgrade beside the running set) and slack
+    BOOT_MB=$(( $(mib $(( 2 * (ksize + isize + osize) ))) + 2 ))
+    ROOT_MB=$(mib "$(stat -c %s "$ROOTC/root.squashfs")")
+    run mkfs.vfat -n DENALIBOOT -C "$W/boot.part" $((BOOT_MB * 1024))
+    run syslinux --install "$W/boot.part" || fail "syslinux --install failed"
+    export MTOOLS_SKIP_CHECK=1
+    run mcopy -i "$W/boot.part" "$HERE/firmware/syslinux.cfg" ::/syslinux.cfg
+    run mcopy -i "$W/boot.part" "$KROOT/boot/vmlinuz-$KVER" ::/vmlinuz
+    run mcopy -i "$W/boot.part" "$INITRDC/initrd.img" ::/initrd.img
+    run mcopy -i "$W/boot.part" "$APPC/overlay.squashfs" ::/denali-overlay.squashfs
+    echo "$VERSION $KVER" > "$W/VERSION"
+    run mcopy -i "$W/boot.part" "$W/VERSION" ::/VERSION
+    run mke2fs -q -t ext4 -L DENALICFG -m 0 -N 128 -J size=1 "$W/cfg.part" "${CFG_MB}M"
+    # 1 MiB aligned partitions; built as files and dd'ed in (no loop partitions needed)
+    P1=1; P2=$((P1 + BOOT_MB)); P3=$((P2 + ROOT_MB)); END=$((P3 + CFG_MB))
+    rm -f "$W/disk.img"
+    truncate -s "$((END * 1048576))" "$W/disk.img"
+    printf 'label: dos\nunit: sectors\n%s,%s,e,*\n%s,%s,83\n%s,%s,83\n' \
+        $((P1 * 2048)) $((BOOT_MB * 2048)) $((P2 * 2048)) $((ROOT_MB * 2048)) $((P3 * 2048)) $((CFG_MB * 2048)) |
+        run sfdisk --no-reread --no-tell-kernel "$W/disk.img"
+    run dd if=/usr/lib/syslinux/mbr/mbr.bin of="$W/disk.img" bs=440 count=1 conv=notrunc
+    run dd if="$W/boot.part" of="$W/disk.img" bs=1M seek=$P1 conv=notrunc
+    run dd if="$ROOTC/root.squashfs" of="$W/disk.img" bs=1M seek=$P2 conv=notrunc
+    run dd if="$W/cfg.part" of="$W/disk.img" bs=1M seek=$P3 conv=notrunc
+    mv "$W/disk.img" "$IMG"
+    cp "$APPC/overlay.squashfs" "$OVL"
+    stage manifest "manifest.json"
+    python3 - "$OUT" "$ARCH" "$VERSION" "$KVER" "$BOOT_MB" "$ROOT_MB" "$CFG_MB" "$ROOTC" "$APPC" "$INITRDC" \
+        "$KROOT/boot/vmlinuz-$KVER" "$(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)" <<'EOF' >> "$LOG" 2>&1
+import hashlib, json, os, sys, time
+out, arch, version, kver, boot_mb, root_mb, cfg_mb, rootc, appc, initrdc, vmlinuz, commit = sys.argv[1:]
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+files = {}
+for name in (f"denali-{arch}.img", f"denali-overlay-{version}.squashfs"):
+    p = os.path.join(out, name)
+    files[name] = {"size": os.path.getsize(p), "sha256": digest(p)}
+parts = {"vmlinuz": vmlinuz, "initrd.img": os.path.join(initrdc, "initrd.img"),
+         "root.squashfs": os.path.join(rootc, "root.squashfs"),
+         "denali-overlay.squashfs": os.path.join(appc, "overlay.squashfs")}
+contents = {k: {"size": os.path.getsize(p), "sha256": digest(p)} for k, p in parts.items()}
+du = {}
+for line in open(os.path.join(rootc, "du.txt")):
+    kb, path = line.split("\t", 1)
+    du[path.strip()] = int(kb) * 1024
+manifest = {
+    "name": "denali", "version": version, "arch": arch, "kernel": kver, "commit": commit,
+    "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    "files": files,
+    "partitions": [
+        {"n": 1, "fs": "vfat", "mib": int(boot_mb), "holds": "syslinux, vmlinuz, initrd.img, denali-overlay.squashfs"},
+        {"n": 2, "fs": "squashfs", "mib": int(root_mb), "holds": "root (read-only)"},
+        {"n": 3, "fs": "ext4", "mib": int(cfg_mb), "holds": "/etc/denali (kept across upgrades)"},
+    ],
+    "contents": contents,
+    "root_unpacked_bytes": int(open(os.path.join(rootc, "root-kb.txt")).read()) * 1024,
+    "root_unpacked_by_dir": du,
+}
+with open(os.path.join(out, "manifest.json"), "w") as f:
+    json.dump(manifest, f, indent=2)
+    f.write("\n")
+EOF
+    echo "$IMG_KEY" > "$OUT/.denali-$ARCH.key"
+    rm -rf "$W"
+fi
+trap - ERR
+size=$(stat -c %s "$IMG")
+printf '[%4ds] done       %s (%d MiB = %d bytes), %s, %s\n' $((SECONDS - T0)) "$IMG" $((size / 1048576)) "$size" \
+    "${OVL##*/}" manifest.json
+if [ "$size" -gt $((64 * 1048576)) ]; then echo "build.sh: warning: the image is over the 64 MiB target" >&2; fi
