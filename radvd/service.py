@@ -11,7 +11,7 @@ picked up when they become ready; nothing here raises out of a callback.
     svc = RAService(config)
     await svc.start()
     await svc.reload(new_config)       # SIGHUP: the schedule is kept
-    svc.stats()                        # counters for the console
+    svc.stats()                        # counters; register_commands(console) adds `ra`
     await svc.stop()                   # final RAs with router lifetime 0
 """
 
@@ -405,6 +405,22 @@ class RAService:
             out[name] = c
         out["total"] = {k: sum(v[k] for n, v in out.items()) for k in COUNTERS}
         return out
+
+    def register_commands(self, console) -> None:
+        """`ra` on the daemon's console: the counters per interface (`ra json` for programs)."""
+        console.register("ra", self.cmd_ra, "router advertisement counters (ra json)")
+
+    def cmd_ra(self, args: list[str]) -> str:
+        stats = self.stats()
+        if args[:1] == ["json"]:
+            import json
+            return json.dumps(stats)
+        lines = []
+        for name, c in stats.items():
+            state = "" if name == "total" else (" advertising" if c["advertising"]
+                                                 else " waiting")
+            lines.append(f"{name}{state} " + " ".join(f"{k} {c[k]}" for k in COUNTERS))
+        return "\n".join(lines)
 
     @property
     def ras_sent(self) -> int:

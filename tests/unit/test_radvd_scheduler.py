@@ -378,3 +378,19 @@ def test_very_late_timer_restarts_from_now():
     due = s.get_timer()
     s.handle_timer(due + 100.0)      # e.g. the board was suspended
     assert s.get_timer() >= due + 100.0 + SEED_HA.min_rtr_adv_interval
+
+
+def test_service_counters_on_the_console_before_any_interface():
+    """RAService's `ra` console command (the real ha.console), no sockets needed."""
+    import asyncio
+    import json
+    console_mod = pytest.importorskip("ha.console")
+    from radvd.service import RAService
+    svc = RAService(parse("interface wlan0 { AdvSendAdvert on; };"))
+    console = console_mod.Console(0)
+    svc.register_commands(console)
+    text = asyncio.run(console.run_command("ra"))
+    assert text.splitlines()[0].startswith("wlan0 waiting ras_sent 0 rs_received 0 "
+                                           "rs_dropped_malformed 0")
+    data = json.loads(asyncio.run(console.run_command("ra json")))
+    assert data["total"]["ras_sent"] == 0 and data["wlan0"]["advertising"] is False
