@@ -368,3 +368,56 @@ def test_missing_interface_picked_up_then_sighup_reload(tmp_path):
                 p.kill()
                 p.wait()
         topo.teardown()
+
+
+def test_seed_radvd_conf_unchanged_on_two_links(tmp_path):
+    """The article's radvd.conf, as printed (no braces), drives both cells."""
+    if shutil.which("radvdump") is None:
+        pytest.skip("needs radvdump (package radvd)")
+    seed = os.path.join(ROOT, "tests", "data", "radvd.seed.conf")
+    topo = Topology()
+    procs = []
+    try:
+        denali, home, away = topo.host("rtr"), topo.host("home"), topo.host("away")
+        topo.link(denali, "wlan0", home, "wlan0")
+        topo.link(denali, "wlan1", away, "wlan0")
+        denali.sysctl("net.ipv6.conf.all.forwarding", "1")
+        # the article's Listing 2
+        denali.run("ip", "addr", "add", "2001:db8::/64", "dev", "wlan0", "nodad")
+        denali.run("ip", "addr", "add", "2001:db8:1::/64", "dev", "wlan1", "nodad")
+        dumps = {}
+        for ns in (home, away):
+            ns.sysctl("net.ipv6.conf.all.forwarding", "0")
+            ns.sysctl("net.ipv6.conf.wlan0.accept_ra", "1")
+            path = tmp_path / f"{ns.name}.txt"
+            out = open(path, "w")
+            procs.append(ns.popen("radvdump", stdout=out, stderr=subprocess.STDOUT))
+            dumps[ns.name] = path
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        router = denali.popen(sys.executable, "-m", "radvd", "-C", seed, "-n",
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        procs.append(router)
+
+        def slaac(ns, prefix):
+            out = ns.run("ip", "-6", "-o", "addr", "show", "dev", "wlan0").stdout
+            return any(IPv6Address(w.split("/")[0]) in IPv6Network(prefix)
+                       for w in out.split() if "/" in w and w.startswith("2001:"))
+        wait_for(lambda: slaac(home, "2001:db8::/64"), timeout=10, what="home SLAAC")
+        wait_for(lambda: slaac(away, "2001:db8:1::/64"), timeout=10, what="away SLAAC")
+        wait_for(lambda: "AdvRouterAddr on;" in dumps[home.name].read_text()
+                 and "AdvRouterAddr on;" in dumps[away.name].read_text(), timeout=10,
+                 what="radvdump on both links")
+        router.send_signal(signal.SIGTERM)
+        assert router.wait(timeout=15) == 0
+        home_text, away_text = dumps[home.name].read_text(), dumps[away.name].read_text()
+        assert "AdvHomeAgentFlag on;" in home_text       # wlan0: the home agent's link
+        assert "AdvHomeAgentFlag on;" not in away_text   # wlan1: AdvHomeAgentFlag off
+        assert "AdvIntervalOpt on;" in home_text and "AdvIntervalOpt on;" in away_text
+        assert "prefix 2001:db8:1::/64" in away_text
+        assert "Traceback" not in router.stderr.read()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        topo.teardown()
