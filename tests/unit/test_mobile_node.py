@@ -1,0 +1,407 @@
+"""The mobile node core (ha/mobile_node.py) driven by hand: RAs, addresses
+and BAs in, with a clock that is just a number; actions out. No sockets."""
+
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+
+import pytest
+
+from ha import mobile_node as mn
+from ha.icmpv6 import INFINITY, AdvertisementInterval, PrefixInformation, RouterAdvertisement
+from ha.mobility import BAStatus, BindingAck, BindingRefreshAdvice
+
+HOA = IPv6Interface("2001:db8::beef/64")
+HA = IPv6Address("2001:db8::")
+HOME = IPv6Network("2001:db8::/64")
+FOREIGN = IPv6Network("2001:db8:1::/64")
+OTHER = IPv6Network("2001:db8:2::/64")
+R_HOME = IPv6Address("fe80::a")
+R_FOREIGN = IPv6Address("fe80::b")
+R_OTHER = IPv6Address("fe80::c")
+COA = IPv6Address("2001:db8:1::205:5dff:fef2:db2b")
+COA2 = IPv6Address("2001:db8:2::205:5dff:fef2:db2b")
+SEQ = 19428
+
+
+def ra(prefix, *, interval_ms=1500, lifetime=30, valid=86400, home_agent=False):
+    options = [PrefixInformation(prefix, valid_lifetime=valid, preferred_lifetime=valid)]
+    if interval_ms:
+        options.append(AdvertisementInterval(interval_ms))
+    return RouterAdvertisement(home_agent=home_agent, router_lifetime=lifetime, options=options)
+
+
+def drain(node):
+    out = []
+    while (a := node.next_action()) is not None:
+        out.append(a)
+    return out
+
+
+def of(actions, kind):
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def new_node(**kw):
+    return mn.MobileNode(mn.MobileNodeConfig(HOA, HA, "wlan0", **kw), initial_sequence=SEQ)
+
+
+def at_home(now=0.0, **kw):
+    node = new_node(**kw)
+    node.receive_router_advertisement(ra(HOME, home_agent=True), R_HOME, now)
+    assert drain(node) == [mn.HomeAddressOnLink(HOA, True)]
+    assert node.location is mn.Location.HOME and node.state is mn.RegState.IDLE
+    return node
+
+
+def move(node, now, prefix=FOREIGN, router=R_FOREIGN, coa=COA):
+    """Hear the new router (no interval option, long lifetime: it stays), let
+    the old one's grace run out, get the CoA; the BU goes at now + 1.6."""
+    node.receive_router_advertisement(ra(prefix, interval_ms=0, lifetime=1800), router, now)
+    node.handle_timer(now + 1.5)
+    node.set_addresses([coa], now + 1.6)
+    return drain(node)
+
+
+def ack(node, now, status=BAStatus.ACCEPTED, lifetime=None, seq=None, options=()):
+    b = node.bul
+    ba = BindingAck(status, b.sequence if seq is None else seq,
+                    (b.lifetime if lifetime is None else lifetime) // 4, options=list(options))
+    node.receive_binding_ack(ba, HA, HOA.ip, now)
+    return drain(node)
+
+
+def registered(now=0.0):
+    node = at_home(now)
+    move(node, now + 1)
+    acts = ack(node, now + 3)
+    assert acts == [mn.TunnelUp(HOA.ip, COA, HA)]
+    return node
+
+
+# ------------------------------------------------------------ movement
+
+
+def test_ra_from_a_new_router_is_a_hint_the_old_one_gets_one_interval():
+    node = at_home(0.0)
+    assert node.get_timer() == pytest.approx(4.5)  # three intervals of 1.5 s
+    node.receive_router_advertisement(ra(FOREIGN), R_FOREIGN, 1.0)
+    assert drain(node) == [] and node.location is mn.Location.HOME
+    assert node.get_timer() == pytest.approx(2.5)  # now one interval of the home router
+    node.handle_timer(2.49)
+    assert drain(node) == []
+    node.handle_timer(2.5)
+    acts = drain(node)
+    assert acts == [mn.ForgetRouter(R_HOME, ()), mn.HomeAddressOnLink(HOA, False)]
+    assert node.location is mn.Location.AWAY and node.counters["movements"] == 1
+    assert node.state is mn.RegState.IDLE  # no care-of address yet: SLAAC has not run
+
+
+def test_the_care_of_address_comes_from_the_interface_and_triggers_the_bu():
+    node = at_home()
+    acts = move(node, 10.0)
+    bu = of(acts, mn.SendBindingUpdate)
+    assert len(bu) == 1
+    send = bu[0]
+    assert (send.source, send.destination, send.home_address) == (COA, HA, HOA.ip)
+    assert send.home_address_option
+    m = send.message
+    assert m.ack and m.home_registration and not m.link_local_compat
+    assert m.sequence == SEQ
+    # the smaller remaining valid lifetime, in 4 s units: the home prefix, heard at 0
+    # (86400 - 11.6 s), not the CoA prefix heard at 10 (86400 - 1.6 s); both under 262140
+    assert m.lifetime_seconds == 86388
+    assert node.state is mn.RegState.REGISTERING
+
+
+def test_addresses_outside_the_routers_prefixes_and_the_hoa_are_not_a_coa():
+    node = at_home()
+    node.receive_router_advertisement(ra(FOREIGN), R_FOREIGN, 10.0)
+    node.handle_timer(11.5)
+    drain(node)
+    node.set_addresses([HOA.ip, IPv6Address("2001:db8::1234"), COA2], 12.0)
+    assert of(drain(node), mn.SendBindingUpdate) == []
+    node.set_addresses([COA2, COA], 13.0)
+    assert of(drain(node), mn.SendBindingUpdate)[0].source == COA
+
+
+def test_two_routers_heard_on_one_link_are_not_movement():
+    node = at_home()
+    for t in range(1, 30):
+        node.receive_router_advertisement(ra(HOME, home_agent=True), R_HOME, t)
+        node.receive_router_advertisement(ra(OTHER), R_OTHER, t + 0.5)
+        node.handle_timer(t + 0.9)
+    assert node.location is mn.Location.HOME
+    assert of(drain(node), mn.HomeAddressOnLink) == []
+
+
+def test_a_silent_router_is_lost_after_missed_advertisements():
+    node = at_home(0.0)
+    assert node.get_timer() == pytest.approx(3 * 1.5)  # under its 30 s router lifetime
+    node.receive_router_advertisement(ra(HOME, interval_ms=0, lifetime=30), R_HOME, 1.0)
+    assert node.get_timer() == pytest.approx(31.0)  # no interval option: router lifetime
+    node.handle_timer(31.0)
+    assert drain(node) == [mn.ForgetRouter(R_HOME, ())]
+    assert node.default_router is None and node.location is mn.Location.HOME  # unchanged
+
+
+def test_router_lifetime_zero_removes_the_router_and_the_other_takes_over():
+    node = at_home()
+    node.receive_router_advertisement(ra(FOREIGN), R_FOREIGN, 1.0)  # hint, both alive
+    node.receive_router_advertisement(ra(HOME, lifetime=0), R_HOME, 1.2)
+    acts = drain(node)
+    assert acts[0] == mn.ForgetRouter(R_HOME, ())
+    assert node.default_router == R_FOREIGN and node.location is mn.Location.AWAY
+
+
+def test_forget_router_names_only_prefixes_no_live_router_announces():
+    node = at_home()
+    node.receive_router_advertisement(ra(OTHER), R_OTHER, 0.5)
+    node.receive_router_advertisement(ra(OTHER), R_FOREIGN, 0.6)
+    node.handle_timer(0.6 + 4.5)
+    acts = drain(node)
+    assert mn.ForgetRouter(R_OTHER, ()) in acts or mn.ForgetRouter(R_FOREIGN, ()) in acts
+
+
+def test_ra_from_a_global_source_is_ignored():
+    node = new_node()
+    node.receive_router_advertisement(ra(HOME), IPv6Address("2001:db8::1"), 0.0)
+    assert drain(node) == [] and node.counters["ra_ignored"] == 1
+
+
+def test_link_up_solicits_and_shortens_every_router():
+    node = at_home()
+    node.link_up(2.0)
+    assert drain(node) == [mn.SolicitRouters()]
+    assert node.get_timer() == pytest.approx(3.5)
+
+
+def test_link_down_forgets_routers_but_keeps_the_binding():
+    node = registered()
+    node.link_down(5.0)
+    assert of(drain(node), mn.TunnelDown) == []
+    assert node.state is mn.RegState.REGISTERED and node.routers == {}
+
+
+def test_start_away_registers_with_no_home_router_ever_heard():
+    node = new_node()
+    node.set_addresses([COA], 0.0)
+    node.receive_router_advertisement(ra(FOREIGN), R_FOREIGN, 0.1)
+    acts = drain(node)
+    assert acts[0] == mn.HomeAddressOnLink(HOA, False)
+    assert of(acts, mn.SendBindingUpdate)[0].source == COA
+
+
+# -------------------------------------------------------- registration
+
+
+def test_first_registration_retransmits_from_1_5_s_doubling_to_32_with_new_sequences():
+    node = at_home()
+    move(node, 0.0)  # BU sent at 1.6
+    t = 1.6
+    gaps, seqs = [], [node.bul.sequence]
+    for _ in range(9):
+        nxt = node.get_timer()
+        gaps.append(round(nxt - t, 6))
+        t = nxt
+        node.handle_timer(t)
+        (send,) = of(drain(node), mn.SendBindingUpdate)
+        seqs.append(send.message.sequence)
+    assert gaps == [1.5, 3.0, 6.0, 12.0, 24.0, 32.0, 32.0, 32.0, 32.0]
+    assert seqs == list(range(SEQ, SEQ + 10))
+    assert node.bul.resends == 9
+
+
+def test_accepted_ba_brings_the_tunnel_up_and_schedules_the_refresh():
+    node = registered(0.0)
+    b = node.bul
+    assert node.state is mn.RegState.REGISTERED and not b.outstanding
+    assert b.granted == 86396 and b.expires_at == pytest.approx(2.6 + 86396)
+    assert b.refresh_at == pytest.approx(2.6 + 86396 - 8639.6)
+    assert node.get_timer() == pytest.approx(1801.0)  # the foreign router's lifetime first
+    node.receive_router_advertisement(ra(FOREIGN, interval_ms=0, lifetime=90000), R_FOREIGN, 1000)
+    assert node.get_timer() == pytest.approx(b.refresh_at)
+
+
+def test_ba_granting_less_counts_from_the_bu():
+    node = at_home()
+    move(node, 0.0)
+    ack(node, 2.0, lifetime=40)
+    b = node.bul
+    assert b.granted == 40 and b.expires_at == pytest.approx(41.6)
+    assert b.refresh_at == pytest.approx(41.6 - 4.0)
+
+
+def test_binding_refresh_advice_brings_the_refresh_earlier():
+    node = at_home()
+    move(node, 0.0)
+    ack(node, 2.0, options=[BindingRefreshAdvice(5)])
+    assert node.bul.refresh_at == pytest.approx(1.6 + 20)
+
+
+@pytest.mark.parametrize("src,hoa,seq", [
+    (IPv6Address("2001:db8::1"), HOA.ip, None),    # not our home agent
+    (HA, IPv6Address("2001:db8::bee"), None),      # not our home address
+    (HA, HOA.ip, SEQ + 7),                         # not the BU outstanding
+])
+def test_bas_that_do_not_match_are_ignored(src, hoa, seq):
+    node = at_home()
+    move(node, 0.0)
+    ba = BindingAck(BAStatus.ACCEPTED, SEQ if seq is None else seq, 100)
+    node.receive_binding_ack(ba, src, hoa, 2.0)
+    assert drain(node) == [] and node.state is mn.RegState.REGISTERING
+    assert node.counters["ba_ignored"] == 1
+
+
+def test_status_135_resends_with_the_bas_sequence_plus_one():
+    node = at_home()
+    move(node, 0.0)
+    acts = ack(node, 2.0, status=BAStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW, seq=40000)
+    (send,) = of(acts, mn.SendBindingUpdate)
+    assert send.message.sequence == 40001 and node.state is mn.RegState.REGISTERING
+    assert ack(node, 2.5) == [mn.TunnelUp(HOA.ip, COA, HA)]
+
+
+@pytest.mark.parametrize("status", [129, 130, 132, 133, 134, 139])
+def test_refusal_stops_retransmission(status):
+    node = at_home()
+    move(node, 0.0)
+    assert ack(node, 2.0, status=status) == []
+    assert node.state is mn.RegState.REFUSED and not node.bul.outstanding
+    node.handle_timer(1000.0)
+    assert of(drain(node), mn.SendBindingUpdate) == []
+    assert node.binding_update_list(1000.0)[0]["last_status"] == status
+
+
+def test_after_a_refusal_the_next_movement_registers_again():
+    node = at_home()
+    move(node, 0.0)
+    ack(node, 2.0, status=129)
+    acts = move(node, 10.0, OTHER, R_OTHER, COA2)
+    assert of(acts, mn.SendBindingUpdate)[0].source == COA2
+
+
+def test_refresh_goes_out_before_expiry_and_keeps_the_tunnel():
+    node = at_home()
+    move(node, 0.0)
+    ack(node, 2.0, lifetime=40)
+    node.receive_router_advertisement(ra(FOREIGN, lifetime=1800, interval_ms=0), R_FOREIGN, 3)
+    assert node.get_timer() == pytest.approx(37.6)
+    node.handle_timer(37.6)
+    (send,) = of(drain(node), mn.SendBindingUpdate)
+    assert send.message.sequence == SEQ + 1 and node.state is mn.RegState.REGISTERED
+    assert node.binding_update_list(37.6)[0]["ack"] == "pending"
+    assert node.get_timer() == pytest.approx(38.6)  # INITIAL_BINDING_ACK_TIMEOUT: binding exists
+    assert ack(node, 38.0, lifetime=40) == []
+    assert node.bul.expires_at == pytest.approx(37.6 + 40)
+
+
+def test_expiry_without_answer_drops_the_tunnel_and_registers_afresh():
+    node = at_home()
+    move(node, 0.0)
+    ack(node, 2.0, lifetime=8)
+    node.receive_router_advertisement(ra(FOREIGN, lifetime=1800, interval_ms=0), R_FOREIGN, 3)
+    assert node.bul.refresh_at == pytest.approx(6.6)  # margin min(8 / 2, max(0.8, 3)) = 3
+    node.handle_timer(6.6)
+    assert of(drain(node), mn.SendBindingUpdate)
+    node.handle_timer(7.6)  # one retransmission, next in 2 s
+    drain(node)
+    node.handle_timer(9.6)  # expiry, and the second retransmission is due too
+    acts = drain(node)
+    assert mn.TunnelDown(HOA.ip) in acts
+    assert node.state is mn.RegState.REGISTERING and node.bul.granted == 0
+    assert node.bul.timeout == mn.INITIAL_BINDING_ACK_TIMEOUT_FIRSTREG
+
+
+def test_moving_on_while_registered_rebinds_with_the_short_timeout():
+    node = registered(0.0)
+    acts = move(node, 10.0, OTHER, R_OTHER, COA2)
+    assert mn.TunnelDown(HOA.ip) in acts
+    (send,) = of(acts, mn.SendBindingUpdate)
+    assert send.source == COA2 and node.state is mn.RegState.REGISTERING
+    # the home agent holds a binding (no DAD): INITIAL_BINDING_ACK_TIMEOUT
+    assert node.bul.retransmit_at == pytest.approx(11.6 + 1.0)
+    assert ack(node, 12.0) == [mn.TunnelUp(HOA.ip, COA2, HA)]
+
+
+def test_lifetime_is_bounded_by_prefix_lifetimes_and_the_maximum():
+    node = new_node(max_lifetime=262140)
+    node.receive_router_advertisement(ra(HOME, valid=600), R_HOME, 0.0)
+    drain(node)
+    move(node, 100.0)  # BU at 101.6: the home prefix has 498.4 s left
+    assert node.bul.lifetime == 496
+    node2 = at_home()
+    node2.home_prefix_valid_until = None
+    node2.receive_router_advertisement(ra(FOREIGN, valid=INFINITY), R_FOREIGN, 1.0)
+    node2.handle_timer(2.5)
+    node2.set_addresses([COA], 3.0)
+    assert node2.bul.lifetime == 262140
+
+
+def test_sequence_wraps_modulo_2_16():
+    node = mn.MobileNode(mn.MobileNodeConfig(HOA, HA), initial_sequence=0xFFFF)
+    node.receive_router_advertisement(ra(FOREIGN), R_FOREIGN, 0.0)
+    node.set_addresses([COA], 0.1)
+    assert node.bul.sequence == 0xFFFF
+    node.handle_timer(node.get_timer())
+    assert of(drain(node), mn.SendBindingUpdate)[-1].message.sequence == 0
+
+
+# ------------------------------------------------------- returning home
+
+
+def test_returning_home_deregisters_from_the_home_address_without_hao():
+    node = registered(0.0)
+    node.receive_router_advertisement(ra(HOME, home_agent=True), R_HOME, 10.0)
+    node.handle_timer(11.5)
+    acts = drain(node)
+    assert acts[:3] == [mn.ForgetRouter(R_FOREIGN, (FOREIGN,)), mn.HomeAddressOnLink(HOA, True),
+                        mn.TunnelDown(HOA.ip)]
+    (send,) = of(acts, mn.SendBindingUpdate)
+    assert (send.source, send.destination, send.home_address) == (HOA.ip, HA, HOA.ip)
+    assert not send.home_address_option
+    assert send.message.lifetime == 0 and send.message.home_registration and send.message.ack
+    assert node.state is mn.RegState.DEREGISTERING
+    assert node.get_timer() == pytest.approx(12.5)
+    node.handle_timer(12.5)  # retransmitted, still lifetime 0
+    (again,) = of(drain(node), mn.SendBindingUpdate)
+    assert again.message.lifetime == 0 and again.message.sequence == send.message.sequence + 1
+    assert ack(node, 13.0) == [mn.AnnounceHomeAddress(HOA.ip)]
+    assert node.state is mn.RegState.IDLE and node.binding_update_list(13.0) == []
+    assert node.get_timer() is not None and node.get_timer() > 13.0  # only routers now
+
+
+def test_deregistration_answered_133_ends_the_entry():
+    node = registered(0.0)
+    node.receive_router_advertisement(ra(HOME), R_HOME, 10.0)
+    node.handle_timer(11.5)
+    drain(node)
+    assert ack(node, 12.0, status=133) == [mn.AnnounceHomeAddress(HOA.ip)]
+    assert node.state is mn.RegState.IDLE
+
+
+def test_coming_home_without_a_binding_sends_nothing():
+    node = at_home()
+    node.receive_router_advertisement(ra(FOREIGN), R_FOREIGN, 1.0)
+    node.handle_timer(2.5)  # away, no CoA yet
+    node.receive_router_advertisement(ra(HOME), R_HOME, 3.0)
+    node.handle_timer(4.5)
+    acts = drain(node)
+    assert of(acts, mn.SendBindingUpdate) == []
+    assert acts[-1] == mn.HomeAddressOnLink(HOA, True) and node.state is mn.RegState.IDLE
+
+
+# ------------------------------------------------------------ the table
+
+
+def test_every_effect_in_the_table_exists():
+    for (state, event), (nxt, effects) in mn._TRANSITIONS.items():
+        assert isinstance(state, mn.RegState) and isinstance(nxt, mn.RegState)
+        for name in effects:
+            assert callable(getattr(mn.MobileNode, "_do_" + name)), name
+
+
+def test_bul_view_while_registered():
+    node = registered(0.0)
+    (e,) = node.binding_update_list(101.6)
+    assert e["hoa"] == "2001:db8::beef" and e["coa"] == str(COA) and e["ha"] == "2001:db8::"
+    assert e["state"] == "registered" and e["ack"] == "ready" and e["remaining"] == int(2.6 + 86396 - 101.6)
+    assert e["sequence"] == SEQ and e["last_coa"] == str(COA)
