@@ -50,6 +50,7 @@ MAX_RA_DELAY_TIME = 0.5
 ALL_NODES = IPv6Address("ff02::1")
 UNSPECIFIED = IPv6Address("::")
 ND_ROUTER_SOLICIT = 133
+MAX_PENDING_UNICAST = 256         # unicast replies waiting their random delay
 
 log = logging.getLogger("denali.radvd")
 
@@ -249,6 +250,9 @@ class RAScheduler:
         if (c.unicast_only or c.adv_ra_solicited_unicast or c.clients) and src != UNSPECIFIED:
             due = now + delay
             if src not in self._pending_unicast:
+                if len(self._pending_unicast) >= MAX_PENDING_UNICAST:
+                    self.rs_ignored += 1        # a flood of sources: no unbounded state
+                    return
                 self._pending_unicast[src] = due
             log.debug("%s: RS from %s, unicast RA in %.3f s", c.name, src,
                       self._pending_unicast[src] - now)

@@ -394,3 +394,15 @@ def test_service_counters_on_the_console_before_any_interface():
                                            "rs_dropped_malformed 0")
     data = json.loads(asyncio.run(console.run_command("ra json")))
     assert data["total"]["ras_sent"] == 0 and data["wlan0"]["advertising"] is False
+
+
+def test_rs_flood_from_many_sources_keeps_bounded_state():
+    from radvd.scheduler import MAX_PENDING_UNICAST
+    s = RAScheduler(iface("UnicastOnly on;"), LINK, now=0.0, random=Recorder())
+    for i in range(MAX_PENDING_UNICAST + 50):
+        src = IPv6Address(f"fe80::{i + 1:x}")
+        s.receive_rs(rs(src=src), src, 255, 0.0)
+    assert s.rs_received == MAX_PENDING_UNICAST + 50
+    assert s.rs_ignored == 50
+    s.handle_timer(1.0)
+    assert len(s.datagrams_to_send()) == MAX_PENDING_UNICAST
