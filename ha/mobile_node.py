@@ -200,7 +200,8 @@ class TunnelDown:
 @dataclass(slots=True)
 class ForgetRouter:
     """A router was lost (section 11.5.1): drop its default route and the
-    prefixes (routes, autoconfigured addresses) no live router still announces."""
+    prefixes (routes, autoconfigured addresses) no live router still announces.
+    The home address is never among what goes: HomeAddressOnLink moves it."""
 
     router: IPv6Address
     prefixes: tuple[IPv6Network, ...]
@@ -449,8 +450,9 @@ class MobileNode:
         still = set()
         for r in self.routers.values():
             still.update(r.prefixes)
-        gone = tuple(p for p in router.prefixes if p not in still
-                     and p != self.config.home_prefix)
+        # the home prefix too: away, its on-link route would hide the home link
+        # behind this one (the home address itself is the HomeAddressOnLink's)
+        gone = tuple(p for p in router.prefixes if p not in still)
         self._actions.append(ForgetRouter(router.address, gone))
         if router.address == self.default_router:
             self.default_router = None

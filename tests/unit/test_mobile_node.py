@@ -90,7 +90,7 @@ def test_ra_from_a_new_router_is_a_hint_the_old_one_gets_one_interval():
     assert drain(node) == []
     node.handle_timer(2.5)
     acts = drain(node)
-    assert acts == [mn.ForgetRouter(R_HOME, ()), mn.HomeAddressOnLink(HOA, False)]
+    assert acts == [mn.ForgetRouter(R_HOME, (HOME,)), mn.HomeAddressOnLink(HOA, False)]
     assert node.location is mn.Location.AWAY and node.counters["movements"] == 1
     assert node.state is mn.RegState.IDLE  # no care-of address yet: SLAAC has not run
 
@@ -139,7 +139,7 @@ def test_a_silent_router_is_lost_after_missed_advertisements():
     node.receive_router_advertisement(ra(HOME, interval_ms=0, lifetime=30), R_HOME, 1.0)
     assert node.get_timer() == pytest.approx(31.0)  # no interval option: router lifetime
     node.handle_timer(31.0)
-    assert drain(node) == [mn.ForgetRouter(R_HOME, ())]
+    assert drain(node) == [mn.ForgetRouter(R_HOME, (HOME,))]
     assert node.default_router is None and node.location is mn.Location.HOME  # unchanged
 
 
@@ -148,7 +148,7 @@ def test_router_lifetime_zero_removes_the_router_and_the_other_takes_over():
     node.receive_router_advertisement(ra(FOREIGN), R_FOREIGN, 1.0)  # hint, both alive
     node.receive_router_advertisement(ra(HOME, lifetime=0), R_HOME, 1.2)
     acts = drain(node)
-    assert acts[0] == mn.ForgetRouter(R_HOME, ())
+    assert acts[0] == mn.ForgetRouter(R_HOME, (HOME,))
     assert node.default_router == R_FOREIGN and node.location is mn.Location.AWAY
 
 
@@ -156,9 +156,11 @@ def test_forget_router_names_only_prefixes_no_live_router_announces():
     node = at_home()
     node.receive_router_advertisement(ra(OTHER), R_OTHER, 0.5)
     node.receive_router_advertisement(ra(OTHER), R_FOREIGN, 0.6)
-    node.handle_timer(0.6 + 4.5)
+    node.receive_router_advertisement(ra(OTHER, interval_ms=0, lifetime=1800), R_FOREIGN, 4)
+    node.handle_timer(5.0)  # the home router and R_OTHER are lost, R_FOREIGN lives
     acts = drain(node)
-    assert mn.ForgetRouter(R_OTHER, ()) in acts or mn.ForgetRouter(R_FOREIGN, ()) in acts
+    assert mn.ForgetRouter(R_HOME, (HOME,)) in acts
+    assert mn.ForgetRouter(R_OTHER, ()) in acts  # OTHER is still announced by R_FOREIGN
 
 
 def test_ra_from_a_global_source_is_ignored():
