@@ -76,6 +76,7 @@ class HomeAgent:
         self._tasks: set[asyncio.Task] = set()
         self._be_last: dict[IPv6Address, float] = {}
         self._be_window = [0.0, 0]
+        self._ours: frozenset = frozenset()
         from ha.discovery import HomeAgentList
         self.home_agents = HomeAgentList()
 
@@ -89,6 +90,7 @@ class HomeAgent:
         loop = asyncio.get_running_loop()
         self._resolve_addresses()
         self.config = self._make_config()
+        self._ours = frozenset(self.config.ha_addresses)
         self.datapath = await open_datapath(self.ifname, self.ha_address, backend=self.backend,
                                             firewall=self.firewall)
         self._raw = RawSender()
@@ -137,6 +139,7 @@ class HomeAgent:
             log.warning("home interface change (%s -> %s) needs a restart",
                         self.ifname, settings.ha_interface)
         self.config = self._make_config()
+        self._ours = frozenset(self.config.ha_addresses)
         log.info("home agent configuration reloaded")
 
     async def stop(self) -> None:
@@ -173,7 +176,7 @@ class HomeAgent:
             self.stats["malformed dropped"] += 1
             log.debug("dropped malformed packet on %s: %s", ifname, e)
             return
-        if pkt.header.dst not in self.config.ha_addresses:
+        if pkt.header.dst not in self._ours:
             return  # passing through, or for another node
         if pkt.protocol == MH:
             self._on_mh(pkt, data)

@@ -117,10 +117,15 @@ def _from_denali_conf(path: str | None) -> Settings:
     s = Settings(source=path or "(built-in default)", kind="denali")
     ha = cfg.ha
     s.ha_interface = ha.interface
-    s.served_prefixes = list(ha.served_prefixes)
+    # a prefix derived from the radio's address is re-derived from the
+    # interface at start, so only an explicit one is kept
+    s.served_prefixes = ([] if getattr(ha, "served_prefixes_derived", False)
+                         else [IPv6Network(p, strict=False) for p in ha.served_prefixes])
     s.max_binding_lifetime = ha.max_binding_lifetime
     s.acl_default_allow = ha.acl_default_allow
     s.acl = {IPv6Address(k): v for k, v in ha.acl.items()}
+    if not ha.enabled:
+        s.ha_interface = None
     s.dad = ha.dad
     s.vt_port = ha.vt_port
     s.debug_level = ha.debug_level
