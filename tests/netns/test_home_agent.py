@@ -263,3 +263,34 @@ def test_reload_applies_a_new_access_policy(lab):
     wait_for(lambda: "reloaded" in lab.console("log 20"), what="reload logged")
     (ba,) = bu(lab, "2001:db8::bad", 1)
     assert ba["status"] == 129
+
+
+def kernel_state(ns):
+    return {
+        "routes": run(["ip", "-6", "route", "show", "table", "all"], ns).stdout,
+        "rules": run(["ip", "-6", "rule"], ns).stdout,
+        "proxy": run(["ip", "-6", "neigh", "show", "proxy"], ns).stdout,
+        "links": run(["ip", "-o", "link"], ns).stdout,
+        "nft": run(["nft", "list", "ruleset"], ns).stdout,
+    }
+
+
+def test_sigterm_leaves_nothing_behind_in_the_kernel(tmp_path):
+    conf = tmp_path / "mip6d.conf"
+    shutil.copy(SEED_HA_CONF, conf)
+    with SeedLab() as lab:
+        lab.move_mn("remote")
+        before = kernel_state(lab.ha)
+        lab.start_daemon(str(conf), log_path=str(tmp_path / "denalid.log"))
+        for i, hoa in enumerate(("2001:db8::beef", "2001:db8::42")):
+            assert bu(lab, hoa, 10 + i)[0]["status"] == 0
+        during = kernel_state(lab.ha)
+        assert "2001:db8::beef" in during["proxy"] and "denali0" in during["links"]
+        assert "table inet denali" in during["nft"]
+        assert lab.stop_daemon() == 0
+        after = kernel_state(lab.ha)
+        # link-local and kernel-made routes come back the same; nothing of ours stays
+        for key in ("rules", "proxy", "nft"):
+            assert after[key] == before[key], key
+        assert "denali0" not in after["links"]
+        assert "2001:db8::beef" not in after["routes"] and "table 6275" not in after["routes"]
