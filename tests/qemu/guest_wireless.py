@@ -1,0 +1,252 @@
+"""Every wireless check in one guest boot; prints one 'DENALI-JSON {...}' line.
+
+Run inside the qemu guest (tests/qemu/harness.py) by test_wireless_hwsim.py:
+
+    python3 guest_wireless.py --repo /work/main --kroot /opt/denali-qemu/linux-image-...
+
+It records what it sees and decides nothing: the test on the host asserts. Each
+step is guarded so that one failure still reports the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+
+R: dict = {"steps": {}, "errors": []}
+T0 = time.monotonic()
+
+
+async def sh(*cmd, ns=None, timeout=30):
+    if ns:
+        cmd = ("ip", "netns", "exec", ns) + cmd
+    p = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                             stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(p.communicate(), timeout)
+    except asyncio.TimeoutError:
+        p.kill()
+        out, _ = await p.communicate()
+        return -1, out.decode(errors="replace")
+    return p.returncode, out.decode(errors="replace")
+
+
+def mark(name, **kw):
+    kw["t"] = round(time.monotonic() - T0, 1)
+    R["steps"][name] = kw
+    print(f"guest: {name}: {json.dumps(kw)[:400]}", file=sys.stderr, flush=True)
+
+
+def parse_iw_dev(text):
+    out, cur = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        m = re.match(r"Interface (\S+)", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+        elif cur is not None:
+            if line.startswith("type "):
+                cur["type"] = line[5:]
+            elif line.startswith("ssid "):
+                cur["ssid"] = line[5:]
+            elif line.startswith("channel "):
+                m = re.match(r"channel (\d+) \((\d+) MHz\)", line)
+                if m:
+                    cur["channel"], cur["freq"] = int(m.group(1)), int(m.group(2))
+    return out
+
+
+async def wait_for(pred, timeout, step=0.3):
+    end = time.monotonic() + timeout
+    while True:
+        v = await pred()
+        if v or time.monotonic() > end:
+            return v
+        await asyncio.sleep(step)
+
+
+async def main(args):
+    from ha.wireless import WirelessManager, read_phys_iw
+
+    good = [dict(name="wlan0", essid="home", channel=3, role="home", country="US"),
+            dict(name="wlan1", essid="remote", channel=8, role="foreign", country="US")]
+    run = "/run/denali-test/hostapd"
+    wm = WirelessManager(good, runtime_dir=run, poll=0.5, backoff=0.5)
+
+    async def row(name):
+        return next(r for r in await wm.status() if r["radio"] == name)
+
+    try:
+        await wm.start()
+        rows = await wm.status()
+        mark("before_module", rows=[{k: r[k] for k in ("radio", "state", "reason")} for r in rows])
+
+        rc, out = await sh("modprobe", "-d", args.kroot, "mac80211_hwsim", "radios=3")
+        mark("modprobe", rc=rc, out=out.strip())
+
+        async def both_up():
+            rs = await wm.status()
+            return all(r["mode"] == "AP" for r in rs)
+        up = await wait_for(both_up, 90)
+        rows = await wm.status()
+        mark("picked_up", ok=bool(up), rows=rows)
+        rc, out = await sh("iw", "dev")
+        R["iw_dev"] = parse_iw_dev(out)
+        mark("iw_dev", parsed=R["iw_dev"])
+        text = await wm._radios_command([])
+        R["radios_text"] = text
+
+        # what nl80211 over pyroute2 and pyric each report on hwsim
+        try:
+            phys = await read_phys_iw()
+            R["iw_inventory"] = {n: {"phy": p.phy, "ap": p.ap, "iftype": p.iftype,
+                                     "nfreqs": len(p.freqs or {}),
+                                     "f2422": (p.freqs or {}).get(2422, "absent"),
+                                     "f2467": (p.freqs or {}).get(2467, "absent")}
+                                 for n, p in phys.items()}
+        except Exception as e:
+            R["iw_inventory"] = {"error": repr(e)}
+        pyric_r = {}
+        try:
+            import pyric.pyw as pyw
+            pyric_r["winterfaces"] = sorted(pyw.winterfaces())
+            card = pyw.getcard("wlan0")
+            pyric_r["devinfo_mode"] = pyw.devinfo(card)["mode"]
+            info = pyw.phyinfo(card)
+            pyric_r["modes"] = info["modes"]
+            pyric_r["bands"] = {b: len(v["rfs"] or []) for b, v in info["bands"].items()}
+            pyric_r["regget"] = pyw.regget()
+            try:
+                pyric_r["chget"] = pyw.chget(card)
+            except Exception as e:
+                pyric_r["chget"] = repr(e)
+        except Exception as e:
+            pyric_r["error"] = repr(e)
+        R["pyric"] = pyric_r
+        mark("inventory", iw=R["iw_inventory"], pyric=pyric_r)
+
+        # a station in its own namespace: connect to home, then move to remote
+        sta_phy = open("/sys/class/net/wlan2/phy80211/name").read().strip()
+        for cmd in (("ip", "netns", "add", "sta"),
+                    ("iw", "phy", sta_phy, "set", "netns", "name", "sta")):
+            rc, out = await sh(*cmd)
+            if rc:
+                R["errors"].append(f"{cmd}: {out}")
+        await sh("ip", "link", "set", "wlan2", "up", ns="sta")
+
+        async def linked(ssid):
+            async def f():
+                rc, out = await sh("iw", "dev", "wlan2", "link", ns="sta")
+                return f"SSID: {ssid}" in out
+            return f
+
+        await sh("iw", "dev", "wlan2", "connect", "home", ns="sta")
+        ok = await wait_for(await linked("home"), 30)
+
+        async def count(name, n):
+            async def f():
+                return (await row(name))["station_count"] == n
+            return f
+        await wait_for(await count("wlan0", 1), 10)
+        mark("connect_home", linked=bool(ok), wlan0=(await row("wlan0"))["station_count"],
+             wlan1=(await row("wlan1"))["station_count"],
+             link=(await sh("iw", "dev", "wlan2", "link", ns="sta"))[1])
+
+        await sh("iw", "dev", "wlan2", "disconnect", ns="sta")
+        await sh("iw", "dev", "wlan2", "connect", "remote", ns="sta")
+        ok = await wait_for(await linked("remote"), 30)
+        await wait_for(await count("wlan1", 1), 10)
+        await wait_for(await count("wlan0", 0), 10)
+        mark("connect_remote", linked=bool(ok), wlan0=(await row("wlan0"))["station_count"],
+             wlan1=(await row("wlan1"))["station_count"])
+
+        # kill wlan0's hostapd: it comes back; the station on wlan1 stays
+        old_pid = wm.children["wlan0"].pid
+        wlan1_pid = wm.children["wlan1"].pid
+        os.kill(old_pid, signal.SIGKILL)
+        drops, wlan1_counts, samples = 0, set(), 0
+        end = time.monotonic() + 60
+        back = False
+        while time.monotonic() < end:
+            rc, out = await sh("iw", "dev", "wlan2", "link", ns="sta")
+            samples += 1
+            if "SSID: remote" not in out:
+                drops += 1
+            wlan1_counts.add((await row("wlan1"))["station_count"])
+            r0 = await row("wlan0")
+            if r0["mode"] == "AP" and r0["pid"] not in (None, old_pid):
+                back = True
+                if samples >= 10:
+                    break
+            await asyncio.sleep(0.2)
+        r0 = await row("wlan0")
+        mark("kill_hostapd", back=back, old_pid=old_pid, new_pid=r0["pid"],
+             restarts=r0["restarts"], last_exit=r0["last_exit"], station_drops=drops,
+             samples=samples, wlan1_counts=sorted(wlan1_counts),
+             wlan1_pid_same=wm.children["wlan1"].pid == wlan1_pid)
+
+        # a bad second radio (the first one's channel) is refused; wlan0 stays untouched
+        pid0 = wm.children["wlan0"].pid
+        bad = [dict(good[0]), dict(good[1], channel=3)]
+        await wm.reload(bad)
+        await asyncio.sleep(1)
+        r0, r1 = await row("wlan0"), await row("wlan1")
+        mark("bad_reload", wlan0_mode=r0["mode"], wlan0_pid_same=r0["pid"] == pid0,
+             wlan1_mode=r1["mode"], wlan1_state=r1["state"], wlan1_reason=r1["reason"],
+             text=await wm._radios_command([]))
+
+        # back to a good config, wlan1 now WPA2-PSK and overlapping (a warning only)
+        good2 = [dict(good[0]), dict(good[1], channel=6, key="correct horse battery")]
+        await wm.reload(good2)
+
+        async def wlan1_up():
+            return (await row("wlan1"))["mode"] == "AP"
+        await wait_for(wlan1_up, 30)
+        r0, r1 = await row("wlan0"), await row("wlan1")
+        cfg = ""
+        try:
+            cfg = await wm.children["wlan1"].ctrl.request("GET_CONFIG")
+        except Exception as e:
+            cfg = repr(e)
+        mark("wpa_reload", wlan0_pid_same=r0["pid"] == pid0, wlan1_mode=r1["mode"],
+             wlan1_channel=r1["channel"], wlan1_freq=r1["frequency"],
+             wlan1_warnings=r1["warnings"], get_config=cfg)
+        R["radios_json"] = json.loads(await wm._radios_command(["json"]))
+    except Exception:
+        R["errors"].append(traceback.format_exc())
+    finally:
+        pids = [c.pid for c in wm.children.values()]
+        await wm.stop()
+        alive = [p for p in pids if p and os.path.exists(f"/proc/{p}")]
+        rc, out = await sh("iw", "dev")
+        flags = {}
+        for n in ("wlan0", "wlan1"):
+            try:
+                flags[n] = int(open(f"/sys/class/net/{n}/flags").read(), 16) & 1
+            except OSError as e:
+                flags[n] = repr(e)
+        mark("stopped", alive=alive, iw_dev=parse_iw_dev(out), up_flags=flags)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--kroot", required=True)
+    a = ap.parse_args()
+    sys.path.insert(0, a.repo)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(relativeCreated)7.0f %(name)s: %(message)s")
+    try:
+        asyncio.run(asyncio.wait_for(main(a), 400))
+    except BaseException:
+        R["errors"].append(traceback.format_exc())
+    R["seconds"] = round(time.monotonic() - T0, 1)
+    print("DENALI-JSON " + json.dumps(R), flush=True)

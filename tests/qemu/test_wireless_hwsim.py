@@ -1,0 +1,137 @@
+"""The wireless manager on mac80211_hwsim radios with real hostapd, in qemu.
+
+One guest boot (Debian's stock kernel, the host's files over 9p) runs
+guest_wireless.py, which does every check and reports JSON; the tests below
+each assert one part of that report. Needs tests/qemu/prepare.sh (qemu, the
+kernel, busybox-static, hostapd, iw, wireless-regdb); skips with the reason
+when something is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+
+def _missing() -> str | None:
+    why = harness.missing_reason()
+    if why:
+        return why
+    for tool in ("hostapd", "iw", "ip"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            return f"{tool} is not installed (tests/qemu/prepare.sh installs it)"
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        return "pyroute2 is not installed for this python"
+    return None
+
+
+@pytest.fixture(scope="module")
+def report():
+    why = _missing()
+    if why:
+        pytest.skip(why)
+    kernel = harness.find_kernel()
+    script = (
+        "export PYTHONDONTWRITEBYTECODE=1\n"
+        f"exec {sys.executable} /run/src/tests/qemu/guest_wireless.py "
+        f"--repo /run/src --kroot {kernel.root} 2>&1\n")
+    log = os.environ.get("DENALI_QEMU_LOG")
+    res = harness.run_guest(kernel, script, timeout=900, src=REPO, log_path=log)
+    data = res.json()
+    if data is None:
+        pytest.fail(f"the guest reported nothing (rc {res.rc}); console tail:\n"
+                    + res.console[-4000:])
+    print(f"guest: {res.seconds:.1f} s end to end, checks {data.get('seconds')} s")
+    return data
+
+
+def step(report, name):
+    assert not report["errors"], "\n".join(report["errors"])
+    assert name in report["steps"], f"the guest never reached {name}: {sorted(report['steps'])}"
+    return report["steps"][name]
+
+
+def test_radio_that_appears_later_is_picked_up(report):
+    before = step(report, "before_module")["rows"]
+    assert all(r["state"] == "down" and "waiting for it to appear" in r["reason"]
+               for r in before)
+    assert step(report, "modprobe")["rc"] == 0
+    assert step(report, "picked_up")["ok"]
+
+
+def test_seed_layout_iw_dev_shows_two_access_points(report):
+    iw = step(report, "iw_dev")["parsed"]
+    assert iw["wlan0"] == {"type": "AP", "ssid": "home", "channel": 3, "freq": 2422}
+    assert iw["wlan1"] == {"type": "AP", "ssid": "remote", "channel": 8, "freq": 2447}
+
+
+def test_radios_command_shows_both_cells(report):
+    text = report["radios_text"].splitlines()
+    assert text[0].split()[:6] == ["interface", "mode", "ESSID", "ch", "MHz", "sta"]
+    assert text[1].split()[:6] == ["wlan0", "AP", "home", "3", "2422", "0"]
+    assert text[2].split()[:6] == ["wlan1", "AP", "remote", "8", "2447", "0"]
+
+
+def test_nl80211_inventory_over_pyroute2(report):
+    inv = report["iw_inventory"]
+    assert inv["wlan0"]["ap"] and inv["wlan0"]["iftype"] == "ap"
+    assert inv["wlan0"]["f2422"] is None  # channel 3 usable
+    assert inv["wlan2"]["iftype"] == "station"
+
+
+def test_pyric_reads_hwsim(report):
+    p = report["pyric"]
+    assert "error" not in p, p.get("error")
+    assert p["winterfaces"] == ["wlan0", "wlan1", "wlan2"]
+    assert p["devinfo_mode"] == "AP" and "AP" in p["modes"]
+    assert p["bands"]["2GHz"] == 14
+    assert p["chget"] == 3
+
+
+def test_station_connects_to_home_then_moves_to_remote(report):
+    home = step(report, "connect_home")
+    assert home["linked"] and (home["wlan0"], home["wlan1"]) == (1, 0)
+    remote = step(report, "connect_remote")
+    assert remote["linked"] and (remote["wlan0"], remote["wlan1"]) == (0, 1)
+
+
+def test_killed_hostapd_comes_back_and_the_other_cell_keeps_its_station(report):
+    k = step(report, "kill_hostapd")
+    assert k["back"] and k["new_pid"] != k["old_pid"]
+    assert k["restarts"] == 1 and k["last_exit"].startswith("signal 9")
+    assert k["station_drops"] == 0 and k["samples"] >= 10
+    assert k["wlan1_counts"] == [1] and k["wlan1_pid_same"]
+
+
+def test_bad_second_radio_refused_first_stays_up(report):
+    b = step(report, "bad_reload")
+    assert b["wlan0_mode"] == "AP" and b["wlan0_pid_same"]
+    assert b["wlan1_mode"] == "down"
+    assert "channel 3 is already used by wlan0" in b["wlan1_reason"]
+    assert "down: channel 3 is already used by wlan0" in b["text"]
+
+
+def test_reload_to_wpa2_restarts_only_the_changed_radio(report):
+    w = step(report, "wpa_reload")
+    assert w["wlan0_pid_same"]
+    assert (w["wlan1_mode"], w["wlan1_channel"], w["wlan1_freq"]) == ("AP", 6, 2437)
+    assert any("overlaps wlan0" in x for x in w["wlan1_warnings"])
+    assert "key_mgmt=WPA-PSK" in w["get_config"] and "wpa=2" in w["get_config"]
+
+
+def test_stop_brings_radios_down(report):
+    s = step(report, "stopped")
+    assert s["alive"] == []
+    assert s["up_flags"] == {"wlan0": 0, "wlan1": 0}
+    assert all(v.get("type") != "AP" for k, v in s["iw_dev"].items() if k in ("wlan0", "wlan1"))
