@@ -91,6 +91,14 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def daemon_pid(lab) -> int:
     # `ip netns exec` execs the interpreter, so the Popen pid is the daemon's
     return lab.daemon.pid
@@ -120,10 +128,11 @@ def run_case(dad: bool, n: int, big: int, window: int) -> dict:
         lab.move_mn("remote")
         pid = daemon_pid(lab)
         out["rss_idle_kb"] = rss_kb(pid)
-        new = load(lab, "2001:db8::1:0", n, 1, window)
-        out["new"] = new
-        ref = load(lab, "2001:db8::1:0", n, 2, window)
-        out["refresh"] = ref
+        for kind, seq in (("new", 1), ("refresh", 2)):
+            u0, s0 = cpu_seconds(pid)
+            out[kind] = load(lab, "2001:db8::1:0", n, seq, window)
+            u1, s1 = cpu_seconds(pid)
+            out[kind]["daemon_user"], out[kind]["daemon_sys"] = u1 - u0, s1 - s0
         out["bindings_after"] = json.loads(lab.console("stats json"))["bindings"]
         out["rss_after_n_kb"] = rss_kb(pid)
         if big:
@@ -160,6 +169,10 @@ def main() -> int:
             print(f"{tag} {kind:<8} {r['acked']:>6}/{r['sent']} acked in {r['seconds']:.2f} s"
                   f" = {rate:,.0f}/s  (empty loop {empty_rate:,.0f}/s, ratio "
                   f"{empty_rate / rate if rate else float('inf'):,.0f}x)")
+            cpu = (r["daemon_user"] + r["daemon_sys"]) / max(1, r["acked"])
+            print(f"        daemon CPU {cpu * 1e6:,.0f} us per registration "
+                  f"({r['daemon_user']:.2f} s user, {r['daemon_sys']:.2f} s system): "
+                  f"{1 / cpu if cpu else 0:,.0f}/s on one free core")
         print(f"{tag} bindings held {c['bindings_after']}; daemon RSS idle "
               f"{c['rss_idle_kb'] / 1024:.1f} MB, at {c['bindings_after']} bindings "
               f"{c['rss_after_n_kb'] / 1024:.1f} MB")
