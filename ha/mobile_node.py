@@ -28,6 +28,7 @@ Inputs, all decoded already:
   link_up(now) / link_down(now)               layer-2 hints (section 11.5.1)
   receive_binding_ack(ba, src, hoa, now)      a BA; `hoa` is the address in its
                                               type 2 routing header (or its dst)
+  receive_binding_refresh_request(src, hoa, now)   a BRR (section 11.7.4)
   handle_timer(now)                           when get_timer() says so
 
 Two parts, one below the other:
@@ -527,6 +528,14 @@ class MobileNode:
             self.counters["ba_refused"] += 1
             self._fire(Event.BA_REFUSED, now, ba=ba)
 
+    def receive_binding_refresh_request(self, src: IPv6Address, home_address: IPv6Address,
+                                        now: float) -> None:
+        """A Binding Refresh Request from the home agent: refresh now (11.7.4)."""
+        b = self.bul
+        if src != self.config.home_agent or home_address != self.hoa or b.outstanding:
+            return
+        self._fire(Event.REFRESH, now)
+
     def _fire(self, event: Event, now: float, ba: BindingAck | None = None) -> None:
         entry = _TRANSITIONS.get((self.state, event))
         if entry is None:
@@ -652,6 +661,9 @@ class MobileNode:
             "ack": "pending" if b.outstanding else "ready",
             "refresh_in": (max(0.0, b.refresh_at - now) if b.refresh_at is not None
                            and self.state is RegState.REGISTERED else None),
+            # refresh delay counted from the BU, as mip6d's `delay`
+            "refresh_delay": (b.refresh_at - b.sent_at if b.refresh_at is not None
+                              and self.state is RegState.REGISTERED else None),
             "retransmit_in": (max(0.0, b.retransmit_at - now) if b.outstanding
                               and b.retransmit_at is not None else None),
             "last_coa": str(b.last_coa) if b.last_coa else None,

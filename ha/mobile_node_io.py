@@ -117,7 +117,8 @@ def format_bul(entries: list[dict], ifname: str) -> str:
     lines = []
     for e in entries:
         coa = mip6d_address(e["coa"]) if e["coa"] else "-"
-        delay = (e["refresh_in"] or 0) if e["refresh_in"] is not None else 0
+        delay = e["refresh_delay"] or 0.0  # seconds from the BU to its refresh
+        after = e["refresh_in"] or 0.0
         lines += [
             f"Home address    {mip6d_address(e['hoa'])}",
             f"Care-of address {coa}",
@@ -127,12 +128,22 @@ def format_bul(entries: list[dict], ifname: str) -> str:
             f" dev {ifname} last_coa "
             f"{mip6d_address(e['last_coa']) if e['last_coa'] else '-'}",
             f" lifetime {e['remaining']} / {e['granted']} seq {e['sequence']} "
-            f"resend {e['resend']} delay {int(delay)}(after {int(delay)}s) "
+            f"resend {e['resend']} delay {int(delay)}(after {int(after)}s) "
             f"expires {e['remaining']}",
             f" state {e['state']} location {e['location']}"
             + (f" status {e['last_status']}" if e["last_status"] is not None else ""),
         ]
     return "\n".join(lines)
+
+
+def bu_packet(a: core.SendBindingUpdate) -> bytes:
+    """The whole IPv6 packet for a header-included raw socket."""
+    from ha.ipv6 import IPv6Header, build_bu_packet
+    from ha.mobility import encode_mh
+    mh = encode_mh(a.message, a.home_address, a.destination)  # checksum: section 6.1.1
+    if a.home_address_option:
+        return build_bu_packet(a.source, a.destination, a.home_address, mh)
+    return IPv6Header(a.source, a.destination, 135, len(mh)).encode() + mh
 
 
 class MobileNodeService:
@@ -251,7 +262,7 @@ class MobileNodeService:
     def _on_ba_socket(self) -> None:
         from ha.errors import CodecError
         from ha.ipv6 import parse_packet
-        from ha.mobility import BindingAck, decode_mh
+        from ha.mobility import BindingAck, BindingRefreshRequest, decode_mh
         for _ in range(64):
             try:
                 data, addr = self._ba.recvfrom(65535)
@@ -273,6 +284,10 @@ class MobileNodeService:
                 self.node.receive_binding_ack(msg, pkt.header.src,
                                               pkt.routing_address or pkt.header.dst,
                                               self.clock())
+            elif isinstance(msg, BindingRefreshRequest):
+                log.info("BRR from %s", pkt.header.src)
+                self.node.receive_binding_refresh_request(
+                    pkt.header.src, pkt.routing_address or pkt.header.dst, self.clock())
         self._service()
 
     # ------------------------------------------------------------ outputs
@@ -319,13 +334,7 @@ class MobileNodeService:
             self._solicit()
 
     def _send_bu(self, a: core.SendBindingUpdate) -> None:
-        from ha.ipv6 import IPv6Header, build_bu_packet
-        from ha.mobility import encode_mh
-        mh = encode_mh(a.message, a.home_address, a.destination)  # section 6.1.1
-        if a.home_address_option:
-            pkt = build_bu_packet(a.source, a.destination, a.home_address, mh)
-        else:
-            pkt = IPv6Header(a.source, a.destination, 135, len(mh)).encode() + mh
+        pkt = bu_packet(a)
         m = a.message
         log.info("BU to %s from %s seq %d lifetime %d flags %s%s", a.destination, a.source,
                  m.sequence, m.lifetime_seconds, "A" if m.ack else "-",
@@ -365,6 +374,7 @@ class MobileNodeService:
         return out
 
     def _announce(self, address: IPv6Address) -> None:
+        log.info("NA for %s to all nodes on %s (back home)", address, self.ifname)
         from ha.icmpv6 import NeighborAdvertisement, TargetLinkLayerAddress, encode_icmpv6
         na = NeighborAdvertisement(address, router=False, solicited=False, override=True,
                                    options=[TargetLinkLayerAddress(self.mac)])

@@ -15,6 +15,7 @@ the cable goes back. Waits poll for states and never time anything.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from ipaddress import IPv6Address, IPv6Network
@@ -134,6 +135,12 @@ def test_seed_scenario_move_register_tunnel_return_home(lab):
     assert "Home address    2001:db8:0:0:0:0:0:beef" in text and "CN address      2001:db8:0:" in text
     addrs = run(["ip", "-6", "addr", "show", "dev", "wlan0"], lab.mn).stdout
     assert "2001:db8::beef" not in addrs  # the home address left the foreign link
+    assert str(coa) in addrs and "2001:db8::" not in addrs.replace("2001:db8::beef", "")
+    # the seed's ifconfig ip6tnl1 / route -A inet6 after moving
+    assert "2001:db8::beef/128" in run(["ip", "-6", "addr", "show", "dev", "ip6tnl1"],
+                                       lab.mn).stdout
+    assert "metric 128" in run(["ip", "-6", "route", "show", "default", "dev", "ip6tnl1"],
+                               lab.mn).stdout
 
     # the correspondent reaches the home address through the tunnel, both ways
     r = run(["ping", "-6", "-c", "3", "-i", "0.2", "-w", "10", str(MN_HOME)], lab.cn,
@@ -141,6 +148,20 @@ def test_seed_scenario_move_register_tunnel_return_home(lab):
     assert r.returncode == 0, r.stdout + r.stderr
     mn_stats = mn_json(lab, "stats json")
     assert mn_stats["decapsulated_packets"] >= 3 and mn_stats["tunnelled_packets"] >= 3
+    sniff = None
+    if shutil.which("tcpdump"):
+        sniff = subprocess.Popen(["ip", "netns", "exec", lab.cn, "timeout", "15", "tcpdump",
+                                  "-lni", "eth0", "-c", "1", "icmp6 and ip6[40] == 128"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while "listening on" not in (line := sniff.stderr.readline()):
+            assert line, "tcpdump did not start"
+    # and the mobile node reaches the correspondent from its home address (the seed's ping6)
+    r = run(["ping", "-6", "-c", "2", "-i", "0.2", "-w", "10", str(CN_ADDRESS)], lab.mn,
+            check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    if sniff is not None:  # the request reached the correspondent from the home address
+        line = sniff.communicate(timeout=15)[0]
+        assert f"{MN_HOME} > {CN_ADDRESS}" in line, line
     ha_stats = json.loads(lab.console("stats json"))
     assert ha_stats["datapath tunnelled_packets"] >= 3
     assert ha_stats["datapath decapsulated_packets"] >= 3
@@ -155,4 +176,5 @@ def test_seed_scenario_move_register_tunnel_return_home(lab):
     r = run(["ping", "-6", "-c", "2", "-i", "0.2", "-w", "10", str(MN_HOME)], lab.cn,
             check=False)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert str(CN_ADDRESS)  # the correspondent stayed at home throughout
+    assert "2001:db8::beef" not in run(["ip", "-6", "addr", "show", "dev", "ip6tnl1"],
+                                       lab.mn).stdout

@@ -407,3 +407,59 @@ def test_bul_view_while_registered():
     assert e["hoa"] == "2001:db8::beef" and e["coa"] == str(COA) and e["ha"] == "2001:db8::"
     assert e["state"] == "registered" and e["ack"] == "ready" and e["remaining"] == int(2.6 + 86396 - 101.6)
     assert e["sequence"] == SEQ and e["last_coa"] == str(COA)
+
+
+def test_binding_refresh_request_from_the_home_agent_refreshes_now():
+    node = registered(0.0)
+    node.receive_binding_refresh_request(IPv6Address("2001:db8::1"), HOA.ip, 50.0)
+    assert drain(node) == []  # not our home agent
+    node.receive_binding_refresh_request(HA, HOA.ip, 50.0)
+    (send,) = of(drain(node), mn.SendBindingUpdate)
+    assert send.message.sequence == SEQ + 1 and node.bul.outstanding
+    node.receive_binding_refresh_request(HA, HOA.ip, 50.2)  # one refresh at a time
+    assert drain(node) == []
+
+
+# ------------------------------------------- the adapter's pure helpers
+
+
+def test_bu_packet_away_carries_the_hao_and_a_checksum_over_the_home_address():
+    from ha.ipv6 import parse_packet
+    from ha.mobility import BindingUpdate, decode_mh
+    from ha.mobile_node_io import bu_packet
+    node = at_home()
+    (send,) = of(move(node, 0.0), mn.SendBindingUpdate)
+    pkt = parse_packet(bu_packet(send))
+    assert (pkt.header.src, pkt.header.dst, pkt.home_address) == (COA, HA, HOA.ip)
+    assert pkt.protocol == 135
+    bu = decode_mh(pkt.payload, HOA.ip, HA)  # raises if the checksum were over the CoA
+    assert isinstance(bu, BindingUpdate) and bu.sequence == SEQ and bu.ack
+    assert bu.home_registration
+
+
+def test_bu_packet_at_home_is_plain_from_the_home_address():
+    from ha.ipv6 import parse_packet
+    from ha.mobility import decode_mh
+    from ha.mobile_node_io import bu_packet
+    node = registered(0.0)
+    node.receive_router_advertisement(ra(HOME), R_HOME, 10.0)
+    node.handle_timer(11.5)
+    (send,) = of(drain(node), mn.SendBindingUpdate)
+    pkt = parse_packet(bu_packet(send))
+    assert (pkt.header.src, pkt.header.dst, pkt.home_address) == (HOA.ip, HA, None)
+    assert pkt.header.next_header == 135 and decode_mh(pkt.payload, HOA.ip, HA).lifetime == 0
+
+
+def test_bul_text_follows_the_seeds_listing():
+    from ha.mobile_node_io import format_bul
+    node = registered(0.0)
+    text = format_bul(node.binding_update_list(102.6), "wlan0").splitlines()
+    assert text[0] == "Home address    2001:db8:0:0:0:0:0:beef"
+    assert text[1] == "Care-of address 2001:db8:1:0:205:5dff:fef2:db2b"
+    assert text[2] == "CN address      2001:db8:0:0:0:0:0:0"
+    assert text[3] == f" lifetime = 86396,  delay = {int((86396 - 8639.6) * 1000)}"
+    assert text[4] == " ack ready"
+    assert text[5] == " dev wlan0 last_coa 2001:db8:1:0:205:5dff:fef2:db2b"
+    assert text[6] == (" lifetime 86296 / 86396 seq 19428 resend 0 delay 77756(after 77656s)"
+                       " expires 86296")
+    assert format_bul([], "wlan0") == ""
