@@ -15,35 +15,8 @@ from ha.mip6d_conf import parse_mip6d
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 
 # /etc/radvd.conf as printed in the seed article (braces lost in print)
-SEED_RADVD = """\
-interface wlan0
-        AdvSendAdvert on;
-        AdvIntervalOpt on;
-
-        MaxRtrAdvInterval 10;
-        MinRtrAdvInterval 1;
-        MinDelayBetweenRAs 1;
-        AdvHomeAgentFlag on;
-
-        prefix 2001:db8::/64
-        AdvOnLink on;
-        AdvAutonomous on;
-        AdvRouterAddr on;
-
-interface wlan1
-        AdvSendAdvert on;
-        AdvIntervalOpt on;
-
-        MaxRtrAdvInterval 10;
-        MinRtrAdvInterval 1;
-        MinDelayBetweenRAs 1;
-        AdvHomeAgentFlag off;
-
-        prefix 2001:db8:1::/64
-        AdvOnLink on;
-        AdvAutonomous on;
-        AdvRouterAddr on;
-"""
+with open(os.path.join(DATA, "radvd.seed.conf")) as _f:
+    SEED_RADVD = _f.read()
 
 
 class Box:
