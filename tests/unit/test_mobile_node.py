@@ -463,3 +463,34 @@ def test_bul_text_follows_the_seeds_listing():
     assert text[6] == (" lifetime 86296 / 86396 seq 19428 resend 0 delay 77756(after 77656s)"
                        " expires 86296")
     assert format_bul([], "wlan0") == ""
+
+
+# ------------------------------------------------- races between moves and BAs
+
+
+def test_home_again_before_the_ba_deregisters_and_the_late_ba_is_ignored():
+    node = at_home()
+    move(node, 0.0)
+    first = node.bul.sequence
+    node.receive_router_advertisement(ra(HOME), R_HOME, 2.0)
+    node.handle_timer(3.5)  # the hint gave the foreign router HINT_GRACE
+    acts = drain(node)
+    (send,) = of(acts, mn.SendBindingUpdate)
+    assert send.message.lifetime == 0 and node.state is mn.RegState.DEREGISTERING
+    assert mn.TunnelDown(HOA.ip) not in acts  # it never came up
+    node.receive_binding_ack(BindingAck(BAStatus.ACCEPTED, first, 100), HA, HOA.ip, 3.6)
+    assert drain(node) == [] and node.state is mn.RegState.DEREGISTERING
+    assert ack(node, 3.7) == [mn.AnnounceHomeAddress(HOA.ip)]
+
+
+def test_leaving_again_while_deregistering_registers_the_new_coa():
+    node = registered(0.0)
+    node.receive_router_advertisement(ra(HOME), R_HOME, 10.0)
+    node.handle_timer(11.5)
+    drain(node)
+    assert node.state is mn.RegState.DEREGISTERING
+    acts = move(node, 12.0, OTHER, R_OTHER, COA2)
+    send = of(acts, mn.SendBindingUpdate)[-1]  # after a dereg retransmission that was due
+    assert send.source == COA2 and send.message.lifetime > 0
+    assert node.state is mn.RegState.REGISTERING
+    assert ack(node, 14.0) == [mn.TunnelUp(HOA.ip, COA2, HA)]
