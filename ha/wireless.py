@@ -253,8 +253,38 @@ class WirelessManager:
                                  backoff=self.backoff)
             child.start()
             self.children[s.name] = child
+            if s.txpower is not None:
+                asyncio.get_running_loop().create_task(self._set_txpower(s, child),
+                                                       name=f"txpower-{s.name}")
             log.warning("radio %s: hostapd started for ESSID %r channel %d", s.name, s.essid,
                         s.channel)
+
+    async def _set_txpower(self, s: RadioSpec, child: HostapdChild, wait: float = 30.0) -> None:
+        """hostapd has no transmit power setting: once it beacons, set it over nl80211."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait
+        while loop.time() < end and self.children.get(s.name) is child:
+            try:
+                if (await child.ctrl.status()).get("state") == "ENABLED":
+                    break
+            except Exception:
+                pass
+            await asyncio.sleep(0.5)
+        else:
+            return
+        try:
+            with open(os.path.join(self.sysfs, s.name, "ifindex")) as f:
+                ifindex = int(f.read())
+            from pyroute2.iwutil import AsyncIW
+            iw = AsyncIW()
+            try:
+                await iw.setup_endpoint()
+                await iw.set_tx_power(ifindex, 2, s.txpower * 100)  # fixed, in mBm
+            finally:
+                iw.close()
+            log.info("radio %s: transmit power %d dBm", s.name, s.txpower)
+        except Exception as e:
+            log.error("radio %s: cannot set transmit power %d dBm: %s", s.name, s.txpower, e)
 
     async def _poll_loop(self) -> None:
         while True:

@@ -39,6 +39,12 @@ async def sh(*cmd, ns=None, timeout=30):
     return p.returncode, out.decode(errors="replace")
 
 
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+
 def mark(name, **kw):
     kw["t"] = round(time.monotonic() - T0, 1)
     R["steps"][name] = kw
@@ -76,7 +82,7 @@ async def wait_for(pred, timeout, step=0.3):
 async def main(args):
     from ha.wireless import WirelessManager, read_phys_iw
 
-    good = [dict(name="wlan0", essid="home", channel=3, role="home", country="US"),
+    good = [dict(name="wlan0", essid="home", channel=3, role="home", country="US", txpower=15),
             dict(name="wlan1", essid="remote", channel=8, role="foreign", country="US")]
     run = "/run/denali-test/hostapd"
     wm = WirelessManager(good, runtime_dir=run, poll=0.5, backoff=0.5)
@@ -84,8 +90,11 @@ async def main(args):
     async def row(name):
         return next(r for r in await wm.status() if r["radio"] == name)
 
+    radvd = None
+    R["rss_kb"] = {"before_start": rss_kb()}
     try:
         await wm.start()
+        R["rss_kb"]["after_start"] = rss_kb()
         rows = await wm.status()
         mark("before_module", rows=[{k: r[k] for k in ("radio", "state", "reason")} for r in rows])
 
@@ -103,6 +112,17 @@ async def main(args):
         mark("iw_dev", parsed=R["iw_dev"])
         text = await wm._radios_command([])
         R["radios_text"] = text
+        await asyncio.sleep(1)  # the transmit power is set once hostapd beacons
+        R["wlan0_info"] = (await sh("iw", "dev", "wlan0", "info"))[1]
+
+        # our RA sender on both cells, the seed's radvd.conf and addresses
+        await sh("ip", "-6", "addr", "add", "2001:db8::/64", "dev", "wlan0")
+        await sh("ip", "-6", "addr", "add", "2001:db8:1::/64", "dev", "wlan1")
+        env = dict(os.environ, PYTHONPATH=args.repo, PYTHONDONTWRITEBYTECODE="1")
+        radvd = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "radvd", "-C",
+            os.path.join(args.repo, "tests", "data", "radvd.seed.conf"), "-n", "-p",
+            "/run/radvd-test.pid", env=env, stdout=sys.stderr, stderr=sys.stderr)
 
         # what nl80211 over pyroute2 and pyric each report on hwsim
         try:
@@ -156,7 +176,14 @@ async def main(args):
                 return (await row(name))["station_count"] == n
             return f
         await wait_for(await count("wlan0", 1), 10)
-        mark("connect_home", linked=bool(ok), wlan0=(await row("wlan0"))["station_count"],
+        async def address(prefix):
+            async def f():
+                rc, out = await sh("ip", "-6", "-o", "addr", "show", "dev", "wlan2",
+                                   "scope", "global", ns="sta")
+                return re.findall(rf"inet6 ({prefix}[0-9a-f:]+)/64", out)
+            return f
+        home_addr = await wait_for(await address("2001:db8::"), 40)
+        mark("connect_home", linked=bool(ok), address=home_addr, wlan0=(await row("wlan0"))["station_count"],
              wlan1=(await row("wlan1"))["station_count"],
              link=(await sh("iw", "dev", "wlan2", "link", ns="sta"))[1])
 
@@ -165,7 +192,8 @@ async def main(args):
         ok = await wait_for(await linked("remote"), 30)
         await wait_for(await count("wlan1", 1), 10)
         await wait_for(await count("wlan0", 0), 10)
-        mark("connect_remote", linked=bool(ok), wlan0=(await row("wlan0"))["station_count"],
+        foreign_addr = await wait_for(await address("2001:db8:1::"), 40)
+        mark("connect_remote", linked=bool(ok), address=foreign_addr, wlan0=(await row("wlan0"))["station_count"],
              wlan1=(await row("wlan1"))["station_count"])
 
         # kill wlan0's hostapd: it comes back; the station on wlan1 stays
@@ -219,10 +247,33 @@ async def main(args):
         mark("wpa_reload", wlan0_pid_same=r0["pid"] == pid0, wlan1_mode=r1["mode"],
              wlan1_channel=r1["channel"], wlan1_freq=r1["frequency"],
              wlan1_warnings=r1["warnings"], get_config=cfg)
+        # a real WPA2-PSK association with wpa_supplicant, when it is installed
+        if os.path.exists("/sbin/wpa_supplicant") or os.path.exists("/usr/sbin/wpa_supplicant"):
+            await sh("iw", "dev", "wlan2", "disconnect", ns="sta")
+            with open("/run/sta-wpa.conf", "w") as f:
+                f.write('network={\n ssid="remote"\n psk="correct horse battery"\n'
+                        ' key_mgmt=WPA-PSK\n}\n')
+            rc, out = await sh("wpa_supplicant", "-B", "-D", "nl80211", "-i", "wlan2", "-c",
+                               "/run/sta-wpa.conf", "-P", "/run/sta-wpa.pid", ns="sta")
+            ok = await wait_for(await linked("remote"), 40)
+            await wait_for(await count("wlan1", 1), 10)
+            r1 = await row("wlan1")
+            mark("wpa2_station", started=rc == 0, linked=bool(ok),
+                 wlan1=r1["station_count"], security=r1["security"])
+            try:
+                os.kill(int(open("/run/sta-wpa.pid").read()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        else:
+            mark("wpa2_station", skipped="wpa_supplicant is not installed")
         R["radios_json"] = json.loads(await wm._radios_command(["json"]))
+        R["rss_kb"]["end"] = rss_kb()
     except Exception:
         R["errors"].append(traceback.format_exc())
     finally:
+        if radvd is not None and radvd.returncode is None:
+            radvd.terminate()
+            await radvd.wait()
         pids = [c.pid for c in wm.children.values()]
         await wm.stop()
         alive = [p for p in pids if p and os.path.exists(f"/proc/{p}")]

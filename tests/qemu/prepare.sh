@@ -1,14 +1,14 @@
 #!/bin/bash
 # Prepare this machine for the qemu tests (tests/qemu): qemu, busybox-static for
 # the initramfs, the host tools the guest runs (hostapd, iw, wireless-regdb,
-# iproute2, kmod), pyric, and Debian's stock kernel (linux-image-amd64, which has
+# wpa_supplicant for the station, iproute2, kmod), pyric, and Debian's stock kernel (linux-image-amd64, which has
 # mac80211_hwsim) extracted under /opt/denali-qemu/<package>/ without installing
 # it (no /boot, no initramfs hooks). Idempotent; about 1 minute cold.
 set -euo pipefail
 PY=${PYTHON:-python3}
 BASE=${DENALI_QEMU_BASE:-/opt/denali-qemu}
 
-debs=(qemu-system-x86 busybox-static hostapd iw wireless-regdb iproute2 kmod)
+debs=(qemu-system-x86 busybox-static hostapd iw wireless-regdb wpasupplicant iproute2 kmod)
 missing=()
 for d in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "install ok installed" || missing+=("$d")

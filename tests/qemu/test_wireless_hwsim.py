@@ -106,6 +106,25 @@ def test_station_connects_to_home_then_moves_to_remote(report):
     assert remote["linked"] and (remote["wlan0"], remote["wlan1"]) == (0, 1)
 
 
+def test_station_gets_an_address_on_each_prefix_from_our_ra_sender(report):
+    home = step(report, "connect_home")
+    assert home["address"], "no 2001:db8::/64 address from RAs on the home cell"
+    remote = step(report, "connect_remote")
+    assert remote["address"], "no 2001:db8:1::/64 address from RAs on the foreign cell"
+
+
+def test_txpower_is_set_over_nl80211(report):
+    assert "txpower 15.00 dBm" in report["wlan0_info"], report["wlan0_info"]
+
+
+def test_wpa2_station_associates(report):
+    w = step(report, "wpa2_station")
+    if "skipped" in w:
+        pytest.skip(w["skipped"])
+    assert w["started"] and w["linked"]
+    assert (w["wlan1"], w["security"]) == (1, "wpa2-psk")
+
+
 def test_killed_hostapd_comes_back_and_the_other_cell_keeps_its_station(report):
     k = step(report, "kill_hostapd")
     assert k["back"] and k["new_pid"] != k["old_pid"]
