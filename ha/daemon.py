@@ -22,9 +22,6 @@ import sys
 
 log = logging.getLogger("denali")
 
-READY_LINE = "denali: home agent ready"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="denalid", description="denali home agent daemon")
     p.add_argument("-c", dest="config", default=os.environ.get("DENALI_CONF",

@@ -54,6 +54,7 @@ class SeedLab:
         self.namespaces = [self.sw, self.ha, self.cn, self.mn]
         self.where = "home"
         self.daemon: subprocess.Popen | None = None
+        self.others: list[subprocess.Popen] = []
 
     # ---------------------------------------------------------------- build
 
@@ -94,6 +95,23 @@ class SeedLab:
         run(["ip", "link", "set", port, "master", bridge, "up"], self.sw)
 
     # ------------------------------------------------------------- movement
+
+    def move_cable(self, to: str) -> None:
+        """The seed's `iwconfig wlan0 essid remote`: only raven's port changes
+        bridge; its own stack has to notice (the mobile-node mode does)."""
+        bridge = "br-remote" if to == "remote" else "br-home"
+        run(["ip", "link", "set", "p-mn", "nomaster"], self.sw)
+        run(["ip", "link", "set", "p-mn", "master", bridge], self.sw)
+        self.where = to
+
+    def spawn(self, ns: str, args: list[str], log_path: str | None = None) -> subprocess.Popen:
+        """A process in `ns` (stopped by teardown), its output to `log_path`."""
+        out = open(log_path, "w") if log_path else subprocess.DEVNULL
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=out,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.others.append(proc)
+        return proc
 
     def move_mn(self, to: str, coa: IPv6Address = MN_COA) -> None:
         """Move raven's cable to `to` ("remote" or "home") and readdress it."""
@@ -136,11 +154,13 @@ class SeedLab:
             time.sleep(0.1)
         raise RuntimeError("denalid did not open its console in 20 s")
 
-    def console(self, line: str, check: bool = True) -> str | None:
-        """One console command in the HA namespace; the reply text."""
+    def console(self, line: str, check: bool = True, ns: str | None = None,
+                port: int | None = None) -> str | None:
+        """One console command (the HA's unless `ns` says otherwise); the reply text."""
         code = ("import sys; from ha.console_client import request; "
                 "print(chr(10).join(request(sys.argv[1], port=int(sys.argv[2]))))")
-        r = run([sys.executable, "-c", code, line, str(self.vt_port)], self.ha, check=False)
+        r = run([sys.executable, "-c", code, line, str(port or self.vt_port)], ns or self.ha,
+                check=False)
         if r.returncode != 0:
             if check:
                 raise RuntimeError(f"console {line!r}: {r.stderr.strip()}")
@@ -163,6 +183,14 @@ class SeedLab:
     # ------------------------------------------------------------- teardown
 
     def teardown(self) -> None:
+        for proc in self.others:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.others:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         try:
             self.stop_daemon()
         finally:

@@ -37,6 +37,9 @@ class Daemon:
             from ha.home_agent import HomeAgent
             comps.append(("ha", HomeAgent(s, backend=self.args.backend,
                                           firewall=not self.args.no_firewall)))
+        if s.node == "MN" and s.mobile_node:
+            from ha.mobile_node_io import MobileNodeService
+            comps.append(("mn", MobileNodeService(s)))
         return comps
 
     async def run(self) -> int:
@@ -61,8 +64,10 @@ class Daemon:
             print(f"denalid: start-up failed: {e}", file=sys.stderr)
             await self._stop_components(started)
             return 1
-        log.warning("%s (pid %d)", "denali: home agent ready", os.getpid())
-        print("denali: home agent ready", file=sys.stderr, flush=True)
+        ready = "denali: home agent ready" if self.settings.node == "HA" else \
+            "denali: mobile node ready"
+        log.warning("%s (pid %d)", ready, os.getpid())
+        print(ready, file=sys.stderr, flush=True)
         while not self._stop.is_set():
             stop = asyncio.ensure_future(self._stop.wait())
             reload = asyncio.ensure_future(self._reload.wait())

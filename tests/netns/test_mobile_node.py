@@ -60,23 +60,13 @@ def mn_json(lab, line):
     return json.loads(out) if out else None
 
 
-def move_cable(lab, to):
-    """The seed's ESSID switch: the MN's port changes bridge, nothing else."""
-    run(["ip", "link", "set", "p-mn", "nomaster"], lab.sw)
-    run(["ip", "link", "set", "p-mn", "master", "br-remote" if to == "remote" else "br-home"],
-        lab.sw)
-
-
 def bc(lab):
     return {b["hoa"]: b for b in json.loads(lab.console("bc json"))}
 
 
 def mn_command(config):
-    """denalid once ha/service.py starts the mobile node, else the module itself."""
-    with open(os.path.join(ROOT, "ha", "service.py")) as f:
-        wired = "mobile_node_io" in f.read()
-    module = "ha.daemon" if wired else "ha.mobile_node_io"
-    return [sys.executable, "-m", module, "-c", config, "-d", "7", "--vt-port", str(MN_PORT)]
+    """raven runs the same daemon as denali, in mobile-node mode."""
+    return [sys.executable, "-m", "ha.daemon", "-c", config, "-d", "7", "--vt-port", str(MN_PORT)]
 
 
 @pytest.fixture
@@ -122,7 +112,7 @@ def test_seed_scenario_move_register_tunnel_return_home(lab):
     assert bc(lab) == {}
 
     # iwconfig wlan0 essid remote
-    move_cable(lab, "remote")
+    lab.move_cable("remote")
     binding = wait_for(lambda: [b for b in bc(lab).values() if b["status"] == "registered"
                                 and b["hoa"] == str(MN_HOME)], 20, 0.2, "the HA's binding")[0]
     coa = IPv6Address(binding["coa"])
@@ -167,7 +157,7 @@ def test_seed_scenario_move_register_tunnel_return_home(lab):
     assert ha_stats["datapath decapsulated_packets"] >= 3
 
     # back home: deregistration, the binding goes, the home address is on the link again
-    move_cable(lab, "home")
+    lab.move_cable("home")
     wait_for(lambda: bc(lab) == {}, 20, 0.2, "the HA's binding to go")
     wait_for(lambda: mn_json(lab, "bul json") == [], 10, 0.2, "the MN's BUL to empty")
     assert mn_json(lab, "md json")["location"] == "home"
