@@ -73,6 +73,8 @@ tree_hash() {
     done | sha256sum | cut -c1-16
 }
 str_hash() { echo "$*" | sha256sum | cut -c1-16; }
+# hash of one "# ---- NAME" section of this script: editing one stage rebuilds only it
+section_hash() { sed -n "/^# -* $1\$/,/^# -* /p" "$HERE/build.sh" | sha256sum | cut -c1-16; }
 list() { grep -v -e '^#' -e '^[[:space:]]*$' "$1"; }
 
 # ---------------------------------------------------------------- build tools
@@ -153,7 +155,7 @@ WHEEL=$(ls "$WHEELS"/pyroute2-*.whl | head -n1)
 
 # ---------------------------------------------------------------- root squashfs
 ROOT_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/strip.list" "$HERE/firmware/modules.list" \
-    "$HERE/rootfs-overlay" "$HERE/init.d" "$HERE/build.sh")")
+    "$HERE/rootfs-overlay" "$HERE/init.d") $(section_hash 'root squashfs')")
 ROOTC=$BUILD/cache/root-$ARCH-$ROOT_KEY
 if [ -f "$ROOTC/.done" ]; then
     stage root "root squashfs: cached ($ROOT_KEY)"
@@ -214,7 +216,7 @@ fi
 note "root.squashfs $(du -h "$ROOTC/root.squashfs" | cut -f1) (unpacked $(($(cat "$ROOTC/root-kb.txt") / 1024)) MiB)"
 
 # ---------------------------------------------------------------- project overlay
-APP_KEY=$(str_hash "$BASE_KEY $VERSION $(tree_hash "$HERE/ha" "$HERE/radvd" "$HERE/setup.py" "$HERE/build.sh") ${WHEEL##*/}")
+APP_KEY=$(str_hash "$BASE_KEY $VERSION $(tree_hash "$HERE/ha" "$HERE/radvd" "$HERE/setup.py") $(section_hash 'project overlay') ${WHEEL##*/}")
 APPC=$BUILD/cache/app-$ARCH-$APP_KEY
 if [ -f "$APPC/.done" ]; then
     stage overlay "project overlay: cached ($APP_KEY)"
@@ -260,7 +262,7 @@ fi
 note "overlay.squashfs $(du -h "$APPC/overlay.squashfs" | cut -f1)"
 
 # ---------------------------------------------------------------- initramfs
-INITRD_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/initramfs-init" "$HERE/firmware/initramfs.modules" "$HERE/build.sh")")
+INITRD_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/initramfs-init" "$HERE/firmware/initramfs.modules") $(section_hash initramfs)")
 INITRDC=$BUILD/cache/initrd-$ARCH-$INITRD_KEY
 if [ -f "$INITRDC/.done" ]; then
     stage initramfs "busybox initramfs: cached ($INITRD_KEY)"
@@ -289,7 +291,7 @@ note "initrd.img $(du -h "$INITRDC/initrd.img" | cut -f1)"
 # ---------------------------------------------------------------- disk image
 IMG=$OUT/denali-$ARCH.img
 OVL=$OUT/denali-overlay-$VERSION.squashfs
-IMG_KEY=$(str_hash "$ROOT_KEY $APP_KEY $INITRD_KEY $(tree_hash "$HERE/firmware/syslinux.cfg" "$HERE/build.sh") $CFG_MB")
+IMG_KEY=$(str_hash "$ROOT_KEY $APP_KEY $INITRD_KEY $(tree_hash "$HERE/firmware/syslinux.cfg") $(section_hash 'disk image') $CFG_MB")
 if [ -f "$IMG" ] && [ -f "$OUT/manifest.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ]; then
     stage image "$IMG: inputs unchanged, kept"
 else
