@@ -167,6 +167,8 @@ class WirelessManager:
 
     @staticmethod
     def _specs(radios):
+        if hasattr(radios, "radios"):  # a Settings or DenaliConfig: take its radios
+            radios = radios.radios
         specs, bad = [], {}
         for r in radios or ():
             try:
@@ -179,7 +181,10 @@ class WirelessManager:
     # --- life cycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        os.makedirs(self.ctrl_dir, mode=0o750, exist_ok=True)
+        try:
+            os.makedirs(self.ctrl_dir, mode=0o750, exist_ok=True)
+        except OSError as e:  # hostapd will say the same; the radios show why they are down
+            log.error("cannot create %s: %s", self.ctrl_dir, e)
         async with self._lock:
             await self._apply(set())
         self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop(),
@@ -247,12 +252,19 @@ class WirelessManager:
             if s.name in self.children:
                 continue
             conf = os.path.join(self.runtime_dir, f"{s.name}.conf")
-            from ha.atomic import atomic_write
-            atomic_write(conf, hostapd_config(s, self.ctrl_dir, country=country))
+            try:
+                from ha.atomic import atomic_write
+                atomic_write(conf, hostapd_config(s, self.ctrl_dir, country=country))
+            except (OSError, ValueError) as e:
+                self.verdicts[s.name] = Verdict(s.name, False, f"cannot write {conf}: {e}")
+                log.error("radio %s down: cannot write %s: %s", s.name, conf, e)
+                continue
             child = HostapdChild(s, conf, self.ctrl_dir, hostapd=self.hostapd,
                                  backoff=self.backoff)
             child.start()
             self.children[s.name] = child
+            log.warning("radio %s: hostapd started for ESSID %r channel %d", s.name, s.essid,
+                        s.channel)
             if s.txpower is not None:
                 asyncio.get_running_loop().create_task(self._set_txpower(s, child),
                                                        name=f"txpower-{s.name}")

@@ -387,6 +387,35 @@ def test_manager_reload_restarts_only_the_changed_radio(tmp_path):
     assert left == {"dnlt0"}
 
 
+def test_manager_reload_takes_a_settings_object(tmp_path):
+    from types import SimpleNamespace
+    wm, _ = manager(tmp_path, ["dnlt0", "dnlt1"])
+
+    async def main():
+        await wm.start()
+        await wm.reload(SimpleNamespace(radios=[A]))
+        names = set(wm.children)
+        await wm.stop()
+        return names
+    assert asyncio.run(main()) == {"dnlt0"}
+
+
+def test_manager_keeps_going_when_the_runtime_dir_is_unusable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    wm, _ = manager(tmp_path, ["dnlt0"], radios=[A])
+    wm.runtime_dir = str(blocker / "run")  # below a regular file: cannot exist
+    wm.ctrl_dir = str(blocker / "run" / "ctrl")
+
+    async def main():
+        await wm.start()
+        rows = await wm.status()
+        await wm.stop()
+        return rows
+    rows = asyncio.run(main())
+    assert rows[0]["state"] == "down" and rows[0]["reason"].startswith("cannot write")
+
+
 def test_manager_picks_up_a_radio_that_appears_later(tmp_path):
     wm, sysfs = manager(tmp_path, ["dnlt0"])
 
