@@ -50,6 +50,8 @@ class RadioSpec:
         name = get("name") or get("interface")
         if not name:
             raise ValueError(f"radio {r!r} has no name")
+        if not get("essid"):
+            raise ValueError(f"radio {name} has no essid")
         return cls(name=str(name), essid=str(get("essid")), channel=int(get("channel")),
                    hw_mode=get("hw_mode") or "g", country=get("country") or "US",
                    txpower=None if get("txpower") is None else int(get("txpower")),
@@ -63,6 +65,13 @@ def channel_frequency(channel: int) -> int:
     if 1 <= channel <= 13:
         return 2407 + 5 * channel
     raise ValueError(f"channel {channel} is not a 2.4 GHz channel (1-14)")
+
+
+def key_rule(key: str | None) -> str | None:
+    if key is None or re.fullmatch(r"[0-9a-fA-F]{64}", key) or (
+            8 <= len(key) <= 63 and all(32 <= ord(c) < 127 for c in key)):
+        return None
+    return "a WPA2-PSK key is 8-63 printable ASCII characters or 64 hex digits"
 
 
 def country_channel_rule(channel: int, country: str, hw_mode: str) -> str | None:
@@ -113,6 +122,10 @@ def check_radios(specs, phys: dict, running=()) -> dict:
         missing = False
         if reason is None and s.hw_mode not in ("b", "g"):
             reason = f"hw_mode {s.hw_mode!r} is not served: use b or g"
+        if reason is None and not 1 <= len(s.essid.encode("utf-8")) <= 32:
+            reason = f"ESSID {s.essid!r} is not 1-32 bytes of UTF-8"
+        if reason is None:
+            reason = key_rule(s.key)
         if reason is None:
             for t in taken:
                 if t.essid == s.essid:
@@ -175,12 +188,13 @@ def hostapd_config(spec: RadioSpec, ctrl_dir: str, *, country: bool = True) -> s
         lines += [f"country_code={spec.country}", "ieee80211d=1"]
     if spec.key:
         lines += ["wpa=2", "wpa_key_mgmt=WPA-PSK", "rsn_pairwise=CCMP"]
-        if re.fullmatch(r"[0-9a-fA-F]{64}", spec.key):
+        why = key_rule(spec.key)
+        if why:
+            raise ValueError(why)
+        if len(spec.key) == 64:
             lines.append(f"wpa_psk={spec.key.lower()}")
-        elif 8 <= len(spec.key) <= 63 and all(32 <= ord(c) < 127 for c in spec.key):
-            lines.append(f"wpa_passphrase={spec.key}")
         else:
-            raise ValueError("a WPA2-PSK key is 8-63 printable ASCII characters or 64 hex digits")
+            lines.append(f"wpa_passphrase={spec.key}")
     return "\n".join(lines) + "\n"
 
 
@@ -346,13 +360,13 @@ class HostapdChild:
                 self.ctrl.close()
                 if self._stopping:
                     break
+                if loop.time() - began >= self.stable:
+                    delay = self.backoff
                 why = f"signal {-rc}" if rc < 0 else f"exit status {rc}"
                 tail = " | ".join(t for t in self._tail[-3:] if t)
                 self.last_exit = why + (f": {tail}" if tail else "")
                 log.error("radio %s: hostapd died (%s); restarting in %g s",
                           self.spec.name, self.last_exit, delay)
-            if loop.time() - began >= self.stable:
-                delay = self.backoff
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:

@@ -42,9 +42,21 @@ def test_spec_from_dict_and_from_config_radio():
     assert (d.channel, d.hw_mode, d.key) == (8, "g", "k" * 8)
 
 
-def test_spec_without_name_is_refused():
+def test_spec_without_name_or_essid_is_refused():
     with pytest.raises(ValueError, match="no name"):
         RadioSpec.of({"essid": "x", "channel": 1})
+    with pytest.raises(ValueError, match="wlan0 has no essid"):
+        RadioSpec.of({"name": "wlan0", "channel": 1})
+
+
+def test_bad_key_or_essid_refused_by_the_checks():
+    v = check_radios([HOME, RadioSpec("wlan1", "remote", 8, key="short")],
+                     phys("wlan0", "wlan1"))
+    assert v["wlan0"].ok
+    assert v["wlan1"].reason == ("a WPA2-PSK key is 8-63 printable ASCII characters "
+                                 "or 64 hex digits")
+    v = check_radios([RadioSpec("wlan0", "x" * 33, 3)], phys("wlan0"))
+    assert "not 1-32 bytes" in v["wlan0"].reason
 
 
 # --- channels ---------------------------------------------------------------------
@@ -285,19 +297,24 @@ async def until(pred, limit=400):
     return False
 
 
-def test_child_that_dies_is_restarted_and_why_is_kept(tmp_path):
+def test_child_that_dies_is_restarted_and_why_is_kept(tmp_path, caplog):
     exe = fake_hostapd(tmp_path, 'echo "nl80211: Could not configure driver mode"; exit 1')
 
     async def main():
         child = HostapdChild(HOME, str(tmp_path / "x.conf"), str(tmp_path), hostapd=exe,
-                             backoff=0.01, backoff_max=0.05)
+                             backoff=0.01, backoff_max=0.03)
         child.start()
-        ok = await until(lambda: child.restarts >= 3)
+        ok = await until(lambda: child.restarts >= 4)
         await child.stop()
         return ok, child
+    caplog.set_level("ERROR", logger="denali.wireless")
     ok, child = asyncio.run(main())
     assert ok
     assert child.last_exit == "exit status 1: nl80211: Could not configure driver mode"
+    delays = [r.getMessage().rsplit("restarting in ", 1)[1] for r in caplog.records
+              if "hostapd died" in r.getMessage()]
+    assert delays[:4] == ["0.01 s", "0.02 s", "0.03 s", "0.03 s"]  # doubles up to the cap
+    assert "radio wlan0: hostapd died (exit status 1: nl80211: Could not" in caplog.text
     assert child.pid is None
 
 
