@@ -138,6 +138,23 @@ async def main(args):
                                      "f2422": (p.freqs or {}).get(2422, "absent"),
                                      "f2467": (p.freqs or {}).get(2467, "absent")}
                                  for n, p in phys.items()}
+            # the fallback: pyric's phyinfo in place of the dump's frequencies
+            from ha.hostapd import PhyInfo
+            from ha.wireless import fill_freqs_pyric
+            alt = {n: PhyInfo(n, p.phy, p.ap, None) for n, p in phys.items()}
+            fill_freqs_pyric(alt)
+            a, b = phys["wlan0"].freqs or {}, alt["wlan0"].freqs or {}
+            R["pyric_fallback"] = {
+                "same_2ghz": ([f for f in sorted(a) if 2400 < f < 2500]
+                              == [f for f in sorted(b) if 2400 < f < 2500]),
+                "below_2ghz_iw": sum(1 for f in a if f < 2400),
+                "n_iw": len(a), "n_pyric": len(b),
+                "radar_iw": sum(1 for v in a.values() if v and "radar" in v),
+                "radar_pyric": sum(1 for v in b.values() if v and "radar" in v),
+                "no_ir_iw": sum(1 for v in a.values() if v and "no-IR" in v),
+                "f2422": b.get(2422, "absent"), "f2467": b.get(2467, "absent"),
+                "disagree": sorted(f"{f}: iw {a[f]!r} pyric {b.get(f)!r}" for f in a
+                                   if a[f] != b.get(f))[:12]}
         except Exception as e:
             R["iw_inventory"] = {"error": repr(e)}
         pyric_r = {}

@@ -99,6 +99,14 @@ def test_pyric_reads_hwsim(report):
     assert p["chget"] == 3
 
 
+def test_pyric_frequencies_as_fallback(report):
+    # pyric sees the 2.4 GHz channels as nl80211 does, disabled ones included;
+    # it drops the radar and no-IR flags (the report says so, the manager uses
+    # pyric only when the wiphy dump has no frequencies)
+    fb = report["pyric_fallback"]
+    assert fb["same_2ghz"] and fb["f2422"] is None and fb["f2467"] == "disabled"
+
+
 def test_station_connects_to_home_then_moves_to_remote(report):
     home = step(report, "connect_home")
     assert home["linked"] and (home["wlan0"], home["wlan1"]) == (1, 0)
