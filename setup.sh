@@ -19,4 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "setup: installing denali and its test extras"
 $PY -m pip install -q --disable-pip-version-check -e '.[test]'
+# qemu, Debian's stock kernel (mac80211_hwsim, ip6_tunnel, mip6), hostapd, iw:
+# the radio and kernel-datapath floors (tests/qemu)
+PYTHON=$PY bash tests/qemu/prepare.sh
 echo "setup: done"

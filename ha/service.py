@@ -29,6 +29,10 @@ class Daemon:
     def _build_components(self) -> list:
         s = self.settings
         comps = []
+        if s.radios:
+            # the cells come up first: the RA sender and the home agent use them
+            from ha.wireless import WirelessManager
+            comps.append(("wireless", WirelessManager(s.radios)))
         if s.radvd_text:
             from radvd.service import RAService
             from radvd.config import parse
@@ -106,6 +110,8 @@ class Daemon:
                     await comp.reload(parse(new.radvd_text, new.radvd_source))
                 elif name == "ha":
                     await comp.reload(new)
+                elif name == "wireless":
+                    await comp.reload(new.radios)
             except Exception as e:
                 log.error("reloading %s: %s", name, e)
                 return f"error: {name}: {e}"
@@ -120,7 +126,7 @@ class Daemon:
                    "recent daemon log lines")
         c.register("status", self._status, "services and counts (status json)")
 
-    def _status(self, args) -> str:
+    async def _status(self, args) -> str:
         import json
         services = {name: "up" for name, _ in self.components}
         info = {"pid": os.getpid(), "services": services, "config": self.settings.source}
@@ -129,10 +135,16 @@ class Daemon:
             info["bindings"] = len(ha.cache)
             info["home_agent"] = {"interface": ha.ifname, "address": str(ha.ha_address),
                                   "prefixes": [str(p) for p in ha.prefixes]}
+        wm = next((c for n, c in self.components if n == "wireless"), None)
+        if wm is not None:
+            info["radios"] = await wm.status()
         if args[:1] == ["json"]:
             return json.dumps(info)
         lines = [f"denalid pid {info['pid']}, config {info['config']}"]
         lines += [f"  {n:<10} {st}" for n, st in services.items()]
         if ha is not None:
             lines.append(f"  bindings   {info['bindings']}")
+        if wm is not None:
+            from ha.wireless import format_radios
+            lines.append(format_radios(info["radios"]))
         return "\n".join(lines)
