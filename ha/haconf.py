@@ -399,7 +399,9 @@ def changes(paths):
         return
     old = paths.committed_text().splitlines(keepends=True)
     new = C.read_text(paths.staged).splitlines(keepends=True)
-    diff = list(difflib.unified_diff(old, new, paths.conf, paths.staged))
+    # file names, not paths: a long path would not fit the serial console's 80 columns
+    diff = list(difflib.unified_diff(old, new, os.path.basename(paths.conf),
+                                     os.path.basename(paths.staged)))
     if not diff:
         say("no staged changes")
         return
