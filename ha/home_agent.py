@@ -24,8 +24,6 @@ log = logging.getLogger("denali.ha")
 
 MH = 135
 ICMPV6 = 58
-BE_MIN_INTERVAL = 1.0  # RFC 6275 section 9.3.3: rate limit Binding Errors, per destination
-BE_MAX_PER_SECOND = 10  # and over all destinations
 
 
 def mip6d_address(a: IPv6Address) -> str:
@@ -74,8 +72,8 @@ class HomeAgent:
         self._tap = self._raw = self._link = self._anycast = self._dad = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._be_last: dict[IPv6Address, float] = {}
-        self._be_window = [0.0, 0]
+        from ha.error_limits import ErrorLimiter
+        self._errors = ErrorLimiter()
         self._ours: frozenset = frozenset()
         from ha.discovery import HomeAgentList
         self.home_agents = HomeAgentList()
@@ -340,21 +338,10 @@ class HomeAgent:
         self._raw.send(head + rh2 + body, coa)
 
     def _error_allowed(self, dst: IPv6Address) -> bool:
-        """Rate limit for the errors we originate (BE, ICMPv6), per destination and overall."""
-        now = self.clock()
-        if now - self._be_last.get(dst, -1e9) < BE_MIN_INTERVAL:
-            self.stats["errors rate limited"] += 1
-            return False
-        if now - self._be_window[0] >= 1.0:
-            self._be_window = [now, 0]
-        if self._be_window[1] >= BE_MAX_PER_SECOND:
-            self.stats["errors rate limited"] += 1
-            return False
-        self._be_window[1] += 1
-        if len(self._be_last) > 4096:
-            self._be_last.clear()
-        self._be_last[dst] = now
-        return True
+        if self._errors.allow(dst, self.clock()):
+            return True
+        self.stats["errors rate limited"] += 1
+        return False
 
     def _send_parameter_problem(self, pkt, data: bytes, pointer: int) -> None:
         from ha.icmpv6 import ParameterProblem, encode_icmpv6
