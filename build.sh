@@ -154,7 +154,7 @@ fi
 WHEEL=$(ls "$WHEELS"/pyroute2-*.whl | head -n1)
 
 # ---------------------------------------------------------------- root squashfs
-ROOT_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/strip.list" "$HERE/firmware/modules.list" \
+ROOT_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/strip.list" "$HERE/firmware/modules.list" "$HERE/firmware/prune_libs.py" \
     "$HERE/rootfs-overlay" "$HERE/init.d") $(section_hash 'root squashfs')")
 ROOTC=$BUILD/cache/root-$ARCH-$ROOT_KEY
 if [ -f "$ROOTC/.done" ]; then
@@ -179,6 +179,8 @@ else
             [ -e "${d%/__pycache__}/$b.py" ] || rm -f "$pyc"
         done
     done
+    run python3 "$HERE/firmware/prune_libs.py" "$R"
+    note "$(grep -o 'removed [0-9]* unlinked libraries, [0-9]* KiB' "$LOG")"
     # busybox: init, getty, login, syslog; its applets fill in only what Debian lacks
     # (the real ip, ping, mount... stay)
     for a in $(chroot "$R" /bin/busybox --list-full); do
@@ -303,8 +305,9 @@ else
     ksize=$(stat -c %s "$KROOT/boot/vmlinuz-$KVER")
     isize=$(stat -c %s "$INITRDC/initrd.img")
     osize=$(stat -c %s "$APPC/overlay.squashfs")
-    # boot holds two of each (room for an upgrade beside the running set) and slack
-    BOOT_MB=$(( $(mib $(( 2 * (ksize + isize + osize) ))) + 2 ))
+    # boot: kernel, initramfs, and room for a second project overlay (an upgrade is
+    # copied beside the running one, then renamed over it), plus slack
+    BOOT_MB=$(( $(mib $(( ksize + isize + 2 * osize ))) + 2 ))
     ROOT_MB=$(mib "$(stat -c %s "$ROOTC/root.squashfs")")
     run mkfs.vfat -n DENALIBOOT -C "$W/boot.part" $((BOOT_MB * 1024))
     run syslinux --install "$W/boot.part" || fail "syslinux --install failed"

@@ -6,7 +6,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 
 def pytest_terminal_summary(terminalreporter):
-    mod = sys.modules.get("test_image")
+    mod = sys.modules.get("denali_vm")
     figures = getattr(mod, "FIGURES", None) if mod else None
     if figures:
         terminalreporter.section("denali image figures")

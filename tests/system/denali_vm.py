@@ -34,6 +34,10 @@ BEGIN_MARK = rb"__DENALI_B__"
 END_MARK = re.compile(rb"__DENALI_E(\d+)__")
 
 
+# measured figures of this run (boot time, memory, RSS), printed by conftest at the end
+FIGURES: dict[str, str] = {}
+
+
 class ConsoleTimeout(AssertionError):
     """The console did not show what was expected in time (the tail is in the message)."""
 
@@ -66,6 +70,7 @@ class DenaliVM:
         self._tmpdir: str | None = None
         self._log = None
         self.started_at = 0.0
+        self.unresponsive: str | None = None   # set once a command got no answer
 
     # ---------------------------------------------------------------- process
     def start(self) -> None:
@@ -161,6 +166,7 @@ class DenaliVM:
     def wait_for_login(self, timeout: float = 240) -> float:
         """Seconds from qemu's start (or the last reboot) to the login prompt."""
         self.expect(LOGIN_PROMPT, timeout)
+        self.unresponsive = None
         return time.monotonic() - self.started_at
 
     def login(self, user: str = "root", password: str | None = None, timeout: float = 60) -> None:
@@ -174,6 +180,15 @@ class DenaliVM:
 
     def run(self, command: str, timeout: float = 60) -> tuple[str, int]:
         """Type a command at the shell prompt; return (its output, its exit status)."""
+        if self.unresponsive:
+            raise ConsoleTimeout(f"the console stopped answering earlier ({self.unresponsive}): not typing `{command}`")
+        try:
+            return self._run(command, timeout)
+        except ConsoleTimeout:
+            self.unresponsive = f"`{command}` got no answer in {timeout:.0f} s"
+            raise
+
+    def _run(self, command: str, timeout: float) -> tuple[str, int]:
         begin = r"printf '\137\137DENALI_B\137\137\n'; "
         end = r"; printf '\137\137DENALI_E%d\137\137\n' $?"
         self.sendline(begin + command + end)
