@@ -48,16 +48,29 @@ def _sniffer(filt, iface=None, until=None):
 
 
 def cmd_bu(a):
+    # "retransmit": more sequence numbers sent `gap` seconds apart, as a mobile
+    # node retransmits; then every answer within `wait` is collected
+    later = a.get("retransmit", [])
     sn = _sniffer("ip6 and (ip6[6] == 43 or ip6[6] == 135)", a.get("iface"),
-                  until=MIP6MH_BA)
+                  until=None if later else MIP6MH_BA)
     flags = a.get("flags", "AH")
-    bu = MIP6MH_BU(seq=a["seq"], flags="".join(c for c in flags if c in "AHLK") or 0,
-                   mhtime=a["lifetime"] // 4)
-    pkt = (IPv6(src=a["coa"], dst=a["ha"])
-           / IPv6ExtHdrDestOpt(options=[HAO(hoa=a["hoa"])]) / bu)
+
+    def bu_packet(seq):
+        bu = MIP6MH_BU(seq=seq, flags="".join(c for c in flags if c in "AHLK") or 0,
+                       mhtime=a["lifetime"] // 4)
+        return (IPv6(src=a["coa"], dst=a["ha"])
+                / IPv6ExtHdrDestOpt(options=[HAO(hoa=a["hoa"])]) / bu)
+
     for _ in range(a.get("count", 1)):
-        send(pkt)
-    got = _collect(sn, a.get("wait", 5.0))
+        send(bu_packet(a["seq"]))
+    for seq in later:
+        time.sleep(a.get("gap", 0.3))
+        send(bu_packet(seq))
+    if later:
+        time.sleep(a.get("wait", 3.0))
+        got = sn.stop()
+    else:
+        got = _collect(sn, a.get("wait", 5.0))
     out = []
     for p in got:
         if MIP6MH_BA in p:

@@ -137,6 +137,48 @@ def test_dad_collision_with_a_host_on_the_home_link_is_refused_with_134(lab):
     assert str(CN_ADDRESS) not in bc(lab)
 
 
+def test_retransmission_during_dad_gets_one_ba_for_the_latest_sequence(lab):
+    # a real mobile node retransmits with a new sequence while DAD runs (about 1 s)
+    bas = bu(lab, "2001:db8::21", 40, retransmit=[41, 42], gap=0.25, wait=2.5)
+    assert [(b["status"], b["seq"]) for b in bas] == [(0, 42)]
+    assert bc(lab)["2001:db8::21"]["seq"] == 42
+
+
+def test_console_is_not_reachable_from_other_addresses(lab):
+    code = ("import socket, sys\n"
+            "try:\n"
+            "    socket.create_connection((sys.argv[1], 7777), timeout=2).close()\n"
+            "    print('open')\n"
+            "except OSError as e:\n"
+            "    print('refused', e)\n")
+    for where, addr in ((lab.cn, str(HA_HOME)), (lab.ha, str(HA_HOME))):
+        out = run([sys.executable, "-c", code, addr], where).stdout
+        assert out.startswith("refused"), (where, out)
+    assert lab.console("help") is not None  # while loopback is served
+
+
+def test_tshark_decodes_the_registration(lab):
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (setup.sh installs it)")
+    cap = subprocess.Popen(
+        ["ip", "netns", "exec", lab.mn, "tshark", "-l", "-i", "wlan0", "-a", "duration:6",
+         "-f", "ip6 and (ip6[6] == 60 or ip6[6] == 43)", "-Y", "mip6.mhtype",
+         "-T", "fields", "-e", "mip6.mhtype", "-e", "mip6.bu.seqnr", "-e", "mip6.ba.seqnr",
+         "-e", "mip6.ba.status", "-e", "ipv6.routing.type", "-e", "_ws.expert"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while "Capturing on" not in (line := cap.stderr.readline()):
+        assert line, "tshark did not start"
+    run([sys.executable, "-m", "ha.bu_probe", "--coa", str(MN_COA), "--ha", str(HA_HOME),
+         "--hoa", "2001:db8::22", "--seq", "777"], lab.mn)
+    rows = [line.split("\t") for line in cap.communicate(timeout=30)[0].splitlines()]
+    bu_rows = [r for r in rows if r[0] == "5"]
+    ba_rows = [r for r in rows if r[0] == "6"]
+    assert bu_rows and bu_rows[0][1] == "777", rows
+    assert ba_rows and ba_rows[0][2] == "777" and ba_rows[0][3] == "0", rows
+    assert ba_rows[0][4] == "2", "the BA does not carry a type 2 routing header"
+    assert all(not r[5] for r in bu_rows + ba_rows), f"tshark flagged: {rows}"
+
+
 def test_deregistration_removes_binding_and_proxy_entry(lab):
     hoa = "2001:db8::14"
     assert bu(lab, hoa, 1)[0]["status"] == 0
