@@ -114,15 +114,16 @@ def load(lab, base: str, n: int, seq: int, window: int, lifetime: int = 3600,
     return json.loads(r.stdout)
 
 
-def run_case(dad: bool, n: int, big: int, window: int) -> dict:
+def run_case(dad: bool, n: int, big: int, window: int, proxy: str = "kernel") -> dict:
     from ha.lab import SeedLab
     tmp = tempfile.mkdtemp(prefix="denali-bench-")
     conf = os.path.join(tmp, "denali.conf")
     from ha.config import DEFAULT_TEXT
-    text = DEFAULT_TEXT.replace("[ha]\n", f"[ha]\n    dad = {'on' if dad else 'off'}\n", 1)
+    text = DEFAULT_TEXT.replace(
+        "[ha]\n", f"[ha]\n    dad = {'on' if dad else 'off'}\n    proxy_nd = {proxy}\n", 1)
     with open(conf, "w") as f:
         f.write(text)
-    out = {"dad": dad}
+    out = {"dad": dad, "proxy": proxy}
     with SeedLab() as lab:
         lab.start_daemon(conf, "-n", debug=0, log_path=os.path.join(tmp, "denalid.log"))
         lab.move_mn("remote")
@@ -149,19 +150,21 @@ def main() -> int:
     p.add_argument("--big", type=int, default=0, help="also grow to this many bindings")
     p.add_argument("--window", type=int, default=400, help="BUs in flight")
     p.add_argument("--dad-too", action="store_true")
+    p.add_argument("--proxy", choices=("kernel", "daemon"), default="kernel",
+                   help="who answers NS for away home addresses (ha.proxy_nd)")
     a = p.parse_args()
     floor = int(subprocess.run([sys.executable, "-c", IMPORT_FLOOR], capture_output=True,
                                text=True, cwd=os.path.dirname(HERE)).stdout)
     bare = int(subprocess.run([sys.executable, "-c",
                                "print(open('/proc/self/status').read().split('VmRSS:')[1]"
                                ".split()[0])"], capture_output=True, text=True).stdout)
-    cases = [run_case(False, a.bindings, a.big, a.window)]
+    cases = [run_case(False, a.bindings, a.big, a.window, a.proxy)]
     if a.dad_too:
-        cases.append(run_case(True, a.bindings, 0, a.window))
+        cases.append(run_case(True, a.bindings, 0, a.window, a.proxy))
     print(f"bare interpreter RSS {bare / 1024:.1f} MB; the daemon's imports alone "
           f"{floor / 1024:.1f} MB (same run)")
     for c in cases:
-        tag = "DAD on " if c["dad"] else "DAD off"
+        tag = ("DAD on " if c["dad"] else "DAD off") + f", proxy {c['proxy']}:"
         for kind in ("new", "refresh"):
             r = c[kind]
             rate = r["acked"] / r["seconds"] if r["seconds"] else 0

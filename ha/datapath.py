@@ -292,6 +292,18 @@ class Datapath:
         """Remove everything this datapath created."""
         raise NotImplementedError
 
+    # set by the backends: the home interface, and the NS responder when the
+    # daemon (not the kernel) answers for away home addresses
+    home_ifindex: int
+    responder = None
+
+    def _proxy_msgs(self, add: bool, hoas) -> list:
+        """Proxy entries to add or delete; none when the daemon answers NS itself."""
+        if self.responder is not None:
+            return []
+        from ha.proxy_nd import proxy_entry_msg
+        return [proxy_entry_msg(add, hoa, self.home_ifindex) for hoa in hoas]
+
 
 def kernel_has_ip6_tunnel() -> bool:
     """True if this kernel can make ip6tnl devices (module loaded, loadable or built in)."""

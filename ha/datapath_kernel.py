@@ -36,7 +36,6 @@ from ha.datapath import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWLINK, RT
                          RTM_NEWRULE, RULE_PRIORITY, Datapath, NetlinkError, NLM_F_CREATE,
                          NLM_F_EXCL, IFF_UP, _rtattr, route_msg, rule_msg, write_sysctl)
 from ha.datapath_user import check_unicast_global
-from ha.proxy_nd import proxy_entry_msg
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +162,7 @@ class KernelDatapath(Datapath):
         self._pending: dict[IPv6Address, asyncio.Future] = {}  # tunnels being created
         self._bindings: dict[IPv6Address, IPv6Address] = {}
         self.counters = {"tunnels_created": 0, "tunnels_deleted": 0}
+        self.responder = None  # proxy="daemon": we answer NS (ha/proxy_nd.py)
         self.source_check = source_check
         self._closed = False
 
@@ -170,14 +170,15 @@ class KernelDatapath(Datapath):
     async def open(cls, home_ifname: str, ha_address: IPv6Address, *, loop=None,
                    firewall: bool = True, table: int = ROUTE_TABLE,
                    rule_priority: int = RULE_PRIORITY, na_interval: float = 1.0,
-                   **kw) -> "KernelDatapath":
+                   proxy: str = "kernel", **kw) -> "KernelDatapath":
         from ha.datapath import RtnlBatch
         from ha.proxy_nd import NASender
         loop = loop or asyncio.get_running_loop()
         restore = {}
         write_sysctl("net.ipv6.conf.all.forwarding", "1")
-        key = f"net.ipv6.conf.{home_ifname}.proxy_ndp"
-        restore[key] = write_sysctl(key, "1")
+        if proxy == "kernel":
+            key = f"net.ipv6.conf.{home_ifname}.proxy_ndp"
+            restore[key] = write_sysctl(key, "1")
         fw = rtnl = check = None
         try:
             if firewall:
@@ -208,9 +209,15 @@ class KernelDatapath(Datapath):
                 if old is not None:
                     write_sysctl(k, old)
             raise
-        return cls(socket.if_nametoindex(home_ifname), ha_address, rtnl=rtnl, na=na,
-                   firewall=fw, table=table, rule_priority=rule_priority, restore=restore,
-                   source_check=check, **kw)
+        dp = cls(socket.if_nametoindex(home_ifname), ha_address, rtnl=rtnl, na=na,
+                 firewall=fw, table=table, rule_priority=rule_priority, restore=restore,
+                 source_check=check, **kw)
+        if proxy == "daemon":
+            from ha.proxy_nd import NSResponder
+            dp.responder = NSResponder(home_ifname, loop=loop, sender=na,
+                                       wanted=lambda t: IPv6Address(t) in dp._bindings,
+                                       counters=dp.counters)
+        return dp
 
     async def _tunnel_to(self, coa: IPv6Address) -> _Tunnel:
         tunnel = self._tunnels.get(coa)
@@ -265,7 +272,7 @@ class KernelDatapath(Datapath):
         tunnel = await self._tunnel_to(coa)
         tunnel.users += 1
         kernel = self.rtnl.submit([route_msg(RTM_NEWROUTE, hoa, tunnel.ifindex, self.table),
-                                   proxy_entry_msg(True, hoa, self.home_ifindex)])
+                                   *self._proxy_msgs(True, [hoa])])
         results = await asyncio.gather(kernel, self._allow(hoa, tunnel), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
@@ -299,7 +306,7 @@ class KernelDatapath(Datapath):
             self.na.cancel(hoa)
         await self._disallow(hoa, coa)
         tunnel = self._tunnels.get(coa)
-        msgs = [proxy_entry_msg(False, hoa, self.home_ifindex)]
+        msgs = self._proxy_msgs(False, [hoa])
         if tunnel is not None and tunnel.users > 1:  # else the tunnel's deletion takes the route
             msgs.insert(0, route_msg(RTM_DELROUTE, hoa, tunnel.ifindex, self.table))
         msgs += self._release(coa)
@@ -310,9 +317,11 @@ class KernelDatapath(Datapath):
         if self._closed:
             return
         self._closed = True
+        if self.responder is not None:
+            self.responder.close()
         if self.na is not None:
             self.na.close()
-        msgs = [proxy_entry_msg(False, hoa, self.home_ifindex) for hoa in self._bindings]
+        msgs = self._proxy_msgs(False, list(self._bindings))
         msgs += [link_del_msg(t.ifindex) for t in self._tunnels.values()]
         msgs.append(rule_msg(RTM_DELRULE, self.table, self.rule_priority))
         self.counters["tunnels_deleted"] += len(self._tunnels)

@@ -33,7 +33,7 @@ from ipaddress import IPv6Address
 from ha.datapath import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE,
                          RULE_PRIORITY, Datapath, NetlinkError, RtnlBatch, link_up_msg,
                          route_msg, rule_msg, write_sysctl)
-from ha.proxy_nd import NASender, proxy_entry_msg
+from ha.proxy_nd import NASender, NSResponder
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class UserDatapath(Datapath):
         self.rule_priority = rule_priority
         self._restore = restore
         self._bindings: dict[bytes, _Binding] = {}
+        self.responder: NSResponder | None = None  # proxy="daemon": we answer NS
         self.counters = dict.fromkeys((
             "tunnelled_packets", "tunnelled_bytes", "decapsulated_packets",
             "decapsulated_bytes", "dropped_bad_source", "dropped_no_binding",
@@ -115,7 +116,8 @@ class UserDatapath(Datapath):
     @classmethod
     async def open(cls, home_ifname: str, ha_address: IPv6Address, *, loop=None,
                    firewall: bool = True, tun_name: str = "denali0", table: int = ROUTE_TABLE,
-                   rule_priority: int = RULE_PRIORITY, na_interval: float = 1.0) -> "UserDatapath":
+                   rule_priority: int = RULE_PRIORITY, na_interval: float = 1.0,
+                   proxy: str = "kernel") -> "UserDatapath":
         loop = loop or asyncio.get_running_loop()
         restore = {}
         fw = None
@@ -123,8 +125,9 @@ class UserDatapath(Datapath):
         try:
             # a router forwards; the kernel proxies ND only on forwarding interfaces
             write_sysctl("net.ipv6.conf.all.forwarding", "1")
-            key = f"net.ipv6.conf.{home_ifname}.proxy_ndp"
-            restore[key] = write_sysctl(key, "1")
+            if proxy == "kernel":
+                key = f"net.ipv6.conf.{home_ifname}.proxy_ndp"
+                restore[key] = write_sysctl(key, "1")
             if firewall:
                 from ha.firewall import Firewall
                 fw = Firewall()
@@ -145,9 +148,14 @@ class UserDatapath(Datapath):
             sock41.bind((str(ha_address), 0))
             sock41.setblocking(False)
             na = NASender(home_ifname, loop=loop, interval=na_interval)
-            return cls(home_ifname, ha_address, loop=loop, rtnl=rtnl, tun_fd=tun_fd,
-                       tun_name=tun_name, sock41=sock41, na=na, firewall=fw, table=table,
-                       rule_priority=rule_priority, restore=restore)
+            dp = cls(home_ifname, ha_address, loop=loop, rtnl=rtnl, tun_fd=tun_fd,
+                     tun_name=tun_name, sock41=sock41, na=na, firewall=fw, table=table,
+                     rule_priority=rule_priority, restore=restore)
+            if proxy == "daemon":
+                dp.responder = NSResponder(home_ifname, loop=loop, sender=na,
+                                           wanted=dp._bindings.__contains__,
+                                           counters=dp.counters)
+            return dp
         except BaseException:
             if na is not None:
                 na.close()
@@ -178,7 +186,7 @@ class UserDatapath(Datapath):
         self._bindings[key] = _Binding(coa)
         try:
             await self.rtnl.submit([route_msg(RTM_NEWROUTE, hoa, self.tun_ifindex, self.table),
-                                    proxy_entry_msg(True, hoa, self.home_ifindex)])
+                                    *self._proxy_msgs(True, [hoa])])
         except BaseException:
             self._bindings.pop(key, None)
             raise
@@ -196,7 +204,7 @@ class UserDatapath(Datapath):
         self.na.cancel(hoa)
         try:
             await self.rtnl.submit([route_msg(RTM_DELROUTE, hoa, self.tun_ifindex, self.table),
-                                    proxy_entry_msg(False, hoa, self.home_ifindex)])
+                                    *self._proxy_msgs(False, [hoa])])
         finally:
             self._bindings.pop(hoa.packed, None)
 
@@ -204,11 +212,13 @@ class UserDatapath(Datapath):
         if self._closed:
             return
         self._closed = True
+        if self.responder is not None:
+            self.responder.close()
         self.na.close()
         self.loop.remove_reader(self.tun_fd)
         self.loop.remove_reader(self.sock41.fileno())
         self.sock41.close()
-        msgs = [proxy_entry_msg(False, IPv6Address(k), self.home_ifindex) for k in self._bindings]
+        msgs = self._proxy_msgs(False, [IPv6Address(k) for k in self._bindings])
         msgs.append(rule_msg(RTM_DELRULE, self.table, self.rule_priority))
         try:
             await self.rtnl.submit(msgs)

@@ -90,7 +90,8 @@ class HomeAgent:
         self.config = self._make_config()
         self._ours = frozenset(self.config.ha_addresses)
         self.datapath = await open_datapath(self.ifname, self.ha_address, backend=self.backend,
-                                            firewall=self.firewall)
+                                            firewall=self.firewall,
+                                            proxy=self.settings.proxy_nd)
         self._raw = RawSender()
         self._tap = PacketTap(self._on_tap_packet)
         loop.add_reader(self._tap.fileno(), self._tap.read_ready)

@@ -36,6 +36,7 @@ class Settings:
     acl_default_allow: bool = True
     acl: dict = field(default_factory=dict)  # hoa -> allow
     dad: bool = True
+    proxy_nd: str = "kernel"  # who answers NS for away home addresses: kernel or daemon
     capacity: int = 200_000
     send_mob_pfx_advs: bool = True
     radvd_text: str | None = None  # radvd.conf syntax for the RA sender
@@ -127,6 +128,7 @@ def _from_denali_conf(path: str | None) -> Settings:
     if not ha.enabled:
         s.ha_interface = None
     s.dad = ha.dad
+    s.proxy_nd = ha.proxy_nd
     s.vt_port = ha.vt_port
     s.debug_level = ha.debug_level
     s.send_mob_pfx_advs = ha.send_mob_pfx_advs
