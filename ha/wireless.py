@@ -231,8 +231,10 @@ class WirelessManager:
 
     async def _apply(self, keep: set) -> None:
         """Check every radio and start those that may start and are not running."""
+        # nl80211 (and the ~10 MB of pyroute2) only when a radio to check is there:
+        # one that is absent is "missing" without asking, and is polled in /sys
         phys = await self._read_phys() if any(
-            s.name not in keep for s in self.specs) else {}
+            s.name not in keep and radio_present(s.name, self.sysfs) for s in self.specs) else {}
         for name in keep:  # running radios are there: no need to look them up again
             phys.setdefault(name, PhyInfo(name, "?", True, None))
         self.verdicts = check_radios(self.specs, phys, running=keep)
