@@ -50,7 +50,7 @@ VERSION=$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' "$HERE/setup.py")
 T0=$SECONDS
 STAGE=start
 LOG=/dev/null
-trap 'rc=$?; echo "build.sh: FAILED in stage \"$STAGE\" (exit $rc)${LOG:+, log $LOG}" >&2; [ -f "$LOG" ] && tail -n 25 "$LOG" | sed "s/^/  | /" >&2; exit $rc' ERR
+trap 'rc=$?; [ "$BASH_SUBSHELL" -gt 0 ] && exit $rc; echo "build.sh: FAILED in stage \"$STAGE\" (exit $rc)${LOG:+, log $LOG}" >&2; [ -f "$LOG" ] && tail -n 25 "$LOG" | sed "s/^/  | /" >&2; exit $rc' ERR
 stage() {
     STAGE=$1
     LOG=$BUILD/logs/$ARCH-$1.log
@@ -132,7 +132,8 @@ note "kernel $KVER"
 # module names -> .ko paths relative to lib/modules/KVER, dependencies first
 resolve_modules() {
     local m out
-    for m in $(list "$1" | awk '{print $1}'); do
+    # a line "name arch..." is for those architectures only
+    for m in $(list "$1" | awk -v a="$ARCH" 'NF == 1 || index(" " $0 " ", " " a " ") {print $1}'); do
         out=$(modprobe -d "$KROOT" -S "$KVER" --show-depends "$m" 2>&1) || fail "kernel module $m: $out"
         echo "$out" | awk '$1 == "insmod" {print $2}'
     done | sed "s|^$KROOT/lib/modules/$KVER/||" | awk '!seen[$0]++'
@@ -294,8 +295,9 @@ note "initrd.img $(du -h "$INITRDC/initrd.img" | cut -f1)"
 IMG=$OUT/denali-$ARCH.img
 OVL=$OUT/denali-overlay-$VERSION.squashfs
 IMG_KEY=$(str_hash "$ROOT_KEY $APP_KEY $INITRD_KEY $(tree_hash "$HERE/firmware/syslinux.cfg") $(section_hash 'disk image') $CFG_MB")
-if [ -f "$IMG" ] && [ -f "$OUT/manifest.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ]; then
+if [ -f "$IMG" ] && [ -f "$OUT/manifest-$ARCH.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ]; then
     stage image "$IMG: inputs unchanged, kept"
+    cp "$OUT/manifest-$ARCH.json" "$OUT/manifest.json"
 else
     stage image "disk image: FAT boot + squashfs root + ext4 config"
     W=$BUILD/work-$ARCH
@@ -372,6 +374,8 @@ with open(os.path.join(out, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=2)
     f.write("\n")
 EOF
+    # manifest.json describes the last build; manifest-ARCH.json stays per architecture
+    cp "$OUT/manifest.json" "$OUT/manifest-$ARCH.json"
     echo "$IMG_KEY" > "$OUT/.denali-$ARCH.key"
     rm -rf "$W"
 fi
