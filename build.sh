@@ -94,6 +94,8 @@ have cpio || need+=(cpio)
 have depmod || need+=(kmod)
 have python3 || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# for tests/system, which boots the image
+have qemu-system-i386 || need+=(qemu-system-x86)
 if [ ${#need[@]} -gt 0 ]; then
     note "installing with apt: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

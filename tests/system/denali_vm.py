@@ -31,6 +31,8 @@ LOGIN_PROMPT = re.compile(rb"denali login: ")
 SHELL_PROMPT = re.compile(rb"@denali:[^\n]*?[#$] ")
 # typed as octal escapes so that the echo of the typed line never matches
 BEGIN_MARK = rb"__DENALI_B__"
+# lines the init prints on the console at any moment; run() takes them out of a command's output
+ASYNC_LINE = re.compile(r"^denali: (denalid exited|home agent ready|denalid \(pid|denalid did not stop).*\n", re.M)
 END_MARK = re.compile(rb"__DENALI_E(\d+)__")
 
 
@@ -198,7 +200,8 @@ class DenaliVM:
         with self._cond:
             out = bytes(self._buf[start:m.start()])
         self.expect(SHELL_PROMPT, 10)
-        return out.decode("utf-8", "replace").replace("\r", ""), int(m.group(1))
+        text = out.decode("utf-8", "replace").replace("\r", "")
+        return ASYNC_LINE.sub("", text), int(m.group(1))
 
     def check(self, command: str, timeout: float = 60) -> str:
         out, rc = self.run(command, timeout)
