@@ -131,6 +131,15 @@ KVER=$(ls "$BASE/kernel/lib/modules")
 KROOT=$BASE/kernel
 note "kernel $KVER"
 
+# drop the cache entries of one kind this build no longer uses (the base is kept)
+prune_cache() {  # kind-arch current-dir
+    local d
+    for d in "$BUILD/cache/$1"-*; do
+        [ -d "$d" ] && [ "$d" != "$2" ] && rm -rf "$d"
+    done
+    return 0
+}
+
 # module names -> .ko paths relative to lib/modules/KVER, dependencies first
 resolve_modules() {
     local m out
@@ -218,6 +227,7 @@ else
     rm -rf "$ROOTC"
     mv "$ROOTC.tmp" "$ROOTC"
 fi
+prune_cache "root-$ARCH" "$ROOTC"
 note "root.squashfs $(du -h "$ROOTC/root.squashfs" | cut -f1) (unpacked $(($(cat "$ROOTC/root-kb.txt") / 1024)) MiB)"
 
 # ---------------------------------------------------------------- project overlay
@@ -264,6 +274,7 @@ else
     rm -rf "$APPC"
     mv "$APPC.tmp" "$APPC"
 fi
+prune_cache "app-$ARCH" "$APPC"
 note "overlay.squashfs $(du -h "$APPC/overlay.squashfs" | cut -f1)"
 
 # ---------------------------------------------------------------- initramfs
@@ -291,6 +302,7 @@ else
     rm -rf "$INITRDC"
     mv "$INITRDC.tmp" "$INITRDC"
 fi
+prune_cache "initrd-$ARCH" "$INITRDC"
 note "initrd.img $(du -h "$INITRDC/initrd.img" | cut -f1)"
 
 # ---------------------------------------------------------------- disk image

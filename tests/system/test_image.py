@@ -218,3 +218,10 @@ def test_home_agent_ready_on_hwsim_radios(shell):
     meminfo = shell.check("cat /proc/meminfo")
     m = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.M)
     figure("MemAvailable with denalid serving", f"{int(m.group(1)) / 1024:.1f} MiB")
+
+
+def test_nothing_writes_bytecode_into_the_ram_overlay(shell):
+    """The root is read-only squashfs; writes land in the RAM upper layer: no .pyc may."""
+    out = shell.check("find /media/denali/rw/upper -name '*.pyc' | head -5; du -sk /media/denali/rw/upper")
+    assert ".pyc" not in out, out
+    figure("RAM overlay (upper layer) in use", f"{int(out.split()[-2])} KiB")
