@@ -168,6 +168,23 @@ def test_daemon_is_supervised(shell):
     assert "denalid" in out
 
 
+def test_init_says_so_when_the_daemon_is_absent(shell):
+    """An image built before ha/daemon.py existed has no denalid: start logs it and succeeds."""
+    if not _denalid_installed(shell):
+        pytest.skip("no denalid in this image: the boot already took that path (test_daemon_is_supervised)")
+    shell.check("/etc/init.d/S50denali stop", timeout=120)
+    try:
+        shell.check("mv /usr/bin/denalid /tmp/denalid.away")
+        out, rc = shell.run("/etc/init.d/S50denali start")
+        assert rc == 0 and "denalid is not installed" in out, out
+        assert "not installed" in shell.check("logread | tail -n 5")
+        out, rc = shell.run("/etc/init.d/S50denali status")
+        assert "not installed" in out
+    finally:
+        shell.check("mv /tmp/denalid.away /usr/bin/denalid")
+    shell.check("/etc/init.d/S50denali start")
+
+
 def test_config_survives_reboot(shell):
     if shell.run("command -v haconf")[1] != 0:
         shell.check("echo kept > /etc/denali/system-test-marker && sync")
