@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.pidfile:
         from ha.atomic import atomic_write
         atomic_write(args.pidfile, f"{os.getpid()}\n")
+    # until the event loop takes the signals over, SIGTERM ends start-up at once
+    # (imports alone take seconds on the board)
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     import asyncio
     from ha.service import Daemon
     daemon = Daemon(settings, args)

@@ -759,6 +759,25 @@ def rollback_waiter(paths, token, seconds):
 
 @cli.command()
 @click.pass_obj
+def passwd(paths):
+    """Set root's console password (kept with the config, applied at boot)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # Python 3.11 still has it; the image has no other crypt(3) binding
+    password = click.prompt("new password", hide_input=True,
+                            confirmation_prompt="retype new password", err=True)
+    if len(password) < 6:
+        fail("a password needs at least 6 characters")
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+    path = os.path.join(os.path.dirname(os.path.abspath(paths.conf)), "root.passwd")
+    from ha.atomic import atomic_write
+    atomic_write(path, hashed + "\n", mode=0o600)
+    say(f"password set in {path}: the console asks for it from the next boot")
+
+
+@cli.command()
+@click.pass_obj
 def confirm(paths):
     """Keep the applied config: cancel the pending rollback."""
     import signal

@@ -46,6 +46,23 @@ class Daemon:
             comps.append(("mn", MobileNodeService(s)))
         return comps
 
+    def _address_interfaces(self) -> None:
+        """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's
+        configured address on its interface (idempotent; a missing interface
+        is left to the wireless manager and the home agent to report)."""
+        import subprocess
+        for r in self.settings.radios:
+            name = getattr(r, "name", None) or r.get("name")
+            addr = getattr(r, "address", None) if not isinstance(r, dict) else r.get("address")
+            if not addr or not os.path.exists(f"/sys/class/net/{name}"):
+                continue
+            res = subprocess.run(["ip", "-6", "addr", "replace", addr, "dev", name, "nodad"],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                log.warning("%s: cannot add %s: %s", name, addr, res.stderr.strip())
+            else:
+                log.info("%s: address %s", name, addr)
+
     async def run(self) -> int:
         from ha.console import Console
         loop = asyncio.get_running_loop()
@@ -55,8 +72,11 @@ class Daemon:
         self.console = Console(self.settings.vt_port)
         self._register_commands()
         started = []
+        self._address_interfaces()
         try:
             for name, comp in self._build_components():
+                if self._stop.is_set():  # SIGTERM while starting: stop what started
+                    break
                 await comp.start()
                 started.append((name, comp))
                 if hasattr(comp, "register_commands"):
@@ -68,6 +88,11 @@ class Daemon:
             print(f"denalid: start-up failed: {e}", file=sys.stderr)
             await self._stop_components(started)
             return 1
+        if self._stop.is_set():
+            log.warning("stopped while starting")
+            await self.console.stop()
+            await self._stop_components(started)
+            return 0
         ready = "denali: home agent ready" if self.settings.node == "HA" else \
             "denali: mobile node ready"
         log.warning("%s (pid %d)", ready, os.getpid())

@@ -27,9 +27,9 @@ class Box:
         self.conf = str(path / "denali.conf")
         self.staged = self.conf + ".staged"
 
-    def run(self, *args, env=None):
+    def run(self, *args, env=None, input=None):
         result = CliRunner().invoke(haconf.cli, ["--config", self.conf,
-                                                 *args], env=env)
+                                                 *args], env=env, input=input)
         for line in (result.stdout + result.stderr).splitlines():
             assert len(line) <= 80, line
         assert "\x1b[" not in result.stdout + result.stderr
@@ -569,3 +569,23 @@ def test_against_the_real_console(box):
         loop.call_soon_threadsafe(loop.stop)
         t.join(10)
         loop.close()
+
+
+def test_passwd_writes_a_sha512_crypt_hash_beside_the_config(box):
+    import crypt
+    import stat
+    r = box.run("passwd", input="secret99\nsecret99\n")
+    assert r.exit_code == 0, r.stderr
+    path = os.path.join(os.path.dirname(box.conf), "root.passwd")
+    hashed = open(path).read().strip()
+    assert hashed.startswith("$6$")
+    assert crypt.crypt("secret99", hashed) == hashed
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_passwd_refuses_a_short_or_mismatched_password(box):
+    path = os.path.join(os.path.dirname(box.conf), "root.passwd")
+    assert box.run("passwd", input="abc\nabc\n").exit_code == 2
+    r = box.run("passwd", input="secret99\nsecret98\nsecret99\nsecret99\n")
+    assert r.exit_code == 0  # click asks again after a mismatch
+    assert os.path.exists(path)
