@@ -758,6 +758,36 @@ def rollback_waiter(paths, token, seconds):
 
 
 @cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--manifest", type=click.Path(dir_okay=False),
+              help="manifest.json (default: the one beside IMAGE)")
+@click.option("--device", help="the disk to write (default: the one this system booted from)")
+@click.option("--keep-config/--no-keep-config", default=True, show_default=True,
+              help="keep partition 3 (/etc/denali)")
+@click.option("--reboot", is_flag=True, help="reboot once written")
+@click.pass_obj
+def upgrade(paths, image, manifest, device, keep_config, reboot):
+    """Write a new firmware image (checked against its manifest first)."""
+    from ha import upgrade as U
+    device = device or U.running_device()
+    if device is None:
+        fail("not running from a denali image: name the disk with --device")
+    try:
+        written = U.upgrade(image, device, manifest=manifest, keep_config=keep_config,
+                            progress=say)
+    except U.UpgradeError as e:
+        fail(f"upgrade refused, nothing written: {e}")
+    except OSError as e:
+        fail(f"upgrade failed while writing {device}: {e}", EXIT_FAILED)
+    kept = " (configuration kept)" if keep_config else ""
+    say(f"wrote partitions {', '.join(str(p.n) for p in written)} to {device}{kept}")
+    if reboot:
+        os.sync()
+        os.execvp("reboot", ["reboot", "-f"])
+    say("reboot to run the new firmware")
+
+
+@cli.command()
 @click.pass_obj
 def passwd(paths):
     """Set root's console password (kept with the config, applied at boot)."""

@@ -1,0 +1,152 @@
+"""haconf upgrade: checked against the manifest, refusals write nothing.
+
+The images here are small disks made by the test (an MBR and three
+partitions with recognisable contents) with a manifest like build.sh's; the
+"device" is a file holding the old image, as a CF card would. A test at the
+end uses the real built image when there is one.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+
+import pytest
+from click.testing import CliRunner
+
+from ha import haconf
+from ha.upgrade import UpgradeError, machine_arch, read_partitions, upgrade, verify_image
+
+MIB = 1 << 20
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_disk(path, fill, layout=((1, 1), (2, 2), (3, 1))):
+    """A disk of MiB-sized partitions after a 1 MiB gap, partition n filled with fill[n]."""
+    mbr = bytearray(512)
+    start = 1
+    for i, (n, mib) in enumerate(layout):
+        struct.pack_into("<B3xB3xII", mbr, 446 + 16 * i, 0x80 if n == 1 else 0,
+                         (0x0C, 0x83, 0x83)[i], start * 2048, mib * 2048)
+        start += mib
+    mbr[510:512] = b"\x55\xaa"
+    with open(path, "wb") as f:
+        f.write(mbr + bytes(MIB - 512))
+        for n, mib in layout:
+            f.write(fill[n] * (mib * MIB // len(fill[n])))
+
+
+def manifest_for(image, arch=None):
+    data = open(image, "rb").read()
+    m = {"name": "denali", "version": "9.9", "arch": arch or machine_arch(),
+         "files": {os.path.basename(image): {"size": len(data),
+                                             "sha256": hashlib.sha256(data).hexdigest()}}}
+    with open(os.path.join(os.path.dirname(image), "manifest.json"), "w") as f:
+        json.dump(m, f)
+
+
+@pytest.fixture
+def disks(tmp_path):
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    image = str(new_dir / "denali-test.img")
+    make_disk(image, {1: b"BOOT-new", 2: b"ROOT-new", 3: b"CONF-new"})
+    manifest_for(image)
+    device = str(tmp_path / "cf-card")
+    make_disk(device, {1: b"BOOT-old", 2: b"ROOT-old", 3: b"CONF-old"})
+    return image, device
+
+
+def part(path, n):
+    with open(path, "rb") as f:
+        p = read_partitions(f)[n]
+        f.seek(p.start)
+        return f.read(p.size)
+
+
+def test_good_image_replaces_boot_and_root_and_keeps_the_config(disks):
+    image, device = disks
+    written = upgrade(image, device)
+    assert [p.n for p in written] == [1, 2]
+    assert part(device, 1) == part(image, 1) and part(device, 2) == part(image, 2)
+    assert part(device, 3).startswith(b"CONF-old")
+
+
+def test_no_keep_config_replaces_the_config_too(disks):
+    image, device = disks
+    upgrade(image, device, keep_config=False)
+    assert part(device, 3).startswith(b"CONF-new")
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("flip", "corrupted"),
+    ("truncate", "truncated"),
+])
+def test_corrupted_or_truncated_image_is_refused_and_nothing_written(disks, damage, words):
+    image, device = disks
+    before = open(device, "rb").read()
+    with open(image, "r+b") as f:
+        if damage == "flip":
+            f.seek(3 * MIB + 17)
+            b = f.read(1)
+            f.seek(3 * MIB + 17)
+            f.write(bytes([b[0] ^ 0xFF]))
+        else:
+            f.truncate(2 * MIB)
+    with pytest.raises(UpgradeError, match=words):
+        upgrade(image, device)
+    assert open(device, "rb").read() == before
+
+
+def test_other_architecture_is_refused(disks):
+    image, device = disks
+    manifest_for(image, arch="mips")
+    with pytest.raises(UpgradeError, match="is for mips"):
+        upgrade(image, device)
+
+
+def test_missing_manifest_is_refused(disks):
+    image, device = disks
+    os.unlink(os.path.join(os.path.dirname(image), "manifest.json"))
+    with pytest.raises(UpgradeError, match="no manifest"):
+        verify_image(image)
+
+
+def test_a_device_with_another_layout_is_refused_untouched(disks, tmp_path):
+    image, _ = disks
+    device = str(tmp_path / "other-card")
+    make_disk(device, {1: b"b", 2: b"r", 3: b"c"}, layout=((1, 2), (2, 2), (3, 1)))
+    before = open(device, "rb").read()
+    with pytest.raises(UpgradeError, match="layout changed"):
+        upgrade(image, device)
+    assert open(device, "rb").read() == before
+
+
+def test_haconf_upgrade_command(disks, tmp_path):
+    image, device = disks
+    conf = str(tmp_path / "denali.conf")
+    r = CliRunner().invoke(haconf.cli, ["--config", conf, "upgrade", image,
+                                        "--device", device])
+    assert r.exit_code == 0, r.stderr
+    assert "wrote partitions 1, 2" in r.stdout and "configuration kept" in r.stdout
+    with open(image, "r+b") as f:
+        f.truncate(MIB)
+    r = CliRunner().invoke(haconf.cli, ["--config", conf, "upgrade", image,
+                                        "--device", device])
+    assert r.exit_code == 2
+    assert "upgrade refused, nothing written" in r.stderr
+
+
+def test_the_built_image_verifies_against_its_manifest(tmp_path):
+    img = os.path.join(REPO, "out", "denali-i386.img")
+    if not os.path.exists(img) or not os.path.exists(os.path.join(REPO, "out", "manifest.json")):
+        pytest.skip("no built image in out/ (./build.sh makes one)")
+    manifest = json.load(open(os.path.join(REPO, "out", "manifest.json")))
+    if "denali-i386.img" not in manifest["files"]:
+        pytest.skip("out/manifest.json is for another architecture")
+    verify_image(img, arch="i386")
+    device = str(tmp_path / "card")
+    shutil.copy(img, device)
+    written = upgrade(img, device, arch="i386")
+    assert [p.n for p in written] == [1, 2]
