@@ -44,8 +44,7 @@ def open_ba_listener() -> socket.socket:
 def wait_ba(sock: socket.socket, hoa, timeout: float):
     """The first BA for `hoa` (its RH2 or outer destination), or None."""
     from ha.errors import CodecError
-    from ha.ipv6 import parse_packet
-    from ha.mobility import BindingAck, decode_mh
+    from ha.mobility import BindingAck, decode_mh_packet
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -58,12 +57,12 @@ def wait_ba(sock: socket.socket, hoa, timeout: float):
         if addr[2] == 4:  # PACKET_OUTGOING
             continue
         try:
-            pkt = parse_packet(data)
-            if pkt.protocol != 135:
-                continue
-            msg = decode_mh(pkt.payload, *pkt.pseudo_header_addresses())
+            got = decode_mh_packet(data)
         except CodecError:
             continue
+        if got is None:
+            continue
+        pkt, msg = got
         if isinstance(msg, BindingAck) and (pkt.routing_address or pkt.header.dst) == hoa:
             return pkt, msg
 

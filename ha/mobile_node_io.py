@@ -261,8 +261,7 @@ class MobileNodeService:
 
     def _on_ba_socket(self) -> None:
         from ha.errors import CodecError
-        from ha.ipv6 import parse_packet
-        from ha.mobility import BindingAck, BindingRefreshRequest, decode_mh
+        from ha.mobility import BindingAck, BindingRefreshRequest, decode_mh_packet
         for _ in range(64):
             try:
                 data, addr = self._ba.recvfrom(65535)
@@ -271,13 +270,13 @@ class MobileNodeService:
             if addr[2] == PACKET_OUTGOING:
                 continue
             try:
-                pkt = parse_packet(data)
-                if pkt.protocol != 135:
-                    continue
-                msg = decode_mh(pkt.payload, *pkt.pseudo_header_addresses())
+                got = decode_mh_packet(data)
             except CodecError:
                 self.counters["malformed"] += 1
                 continue
+            if got is None:
+                continue
+            pkt, msg = got
             if isinstance(msg, BindingAck):
                 log.info("BA status %d seq %d lifetime %d from %s", int(msg.status),
                          msg.sequence, msg.lifetime_seconds, pkt.header.src)

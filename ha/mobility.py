@@ -511,3 +511,14 @@ def _encode_body(msg) -> bytearray:
         _encode_options(out, msg.options)
         _pad(out, 8, 0)  # section 6.1.1: the MH is a multiple of 8 octets
     return out
+
+
+def decode_mh_packet(data: bytes):
+    """(packet, message) for a whole IPv6 packet carrying a Mobility Header,
+    None for any other packet; CodecError when it does not decode. The MH
+    checksum is checked over the addresses the packet implies (HAO, RH2)."""
+    from ha.ipv6 import parse_packet
+    pkt = parse_packet(data)
+    if pkt.protocol != IPPROTO_MH:
+        return None
+    return pkt, decode_mh(pkt.payload, *pkt.pseudo_header_addresses())

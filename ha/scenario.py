@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     if os.geteuid() != 0:
         print("scenario: needs root to make network namespaces", file=sys.stderr)
         return 2
-    from ha.lab import CN_ADDRESS, HA_HOME, MN_HOME, SeedLab, run
+    from ha.lab import HA_HOME, MN_HOME, SeedLab, run
 
     workdir = args.keep_logs or tempfile.mkdtemp(prefix="denali-scenario-")
     os.makedirs(workdir, exist_ok=True)

@@ -657,7 +657,7 @@ def validate_interface(iface: InterfaceConfig, filename: str = "radvd.conf",
         err("max_rtr_adv_interval", "MaxRtrAdvInterval must be no more than 65535 (RFC 8319)")
     min_line = iface.lines.get("min_rtr_adv_interval", iface.lines.get("max_rtr_adv_interval"))
     if mip and mn < MIN_MIN_RTR_ADV_INTERVAL_MIPV6:
-        err(None, f"MinRtrAdvInterval must be at least 0.03 when Mobile IPv6 is on", min_line)
+        err(None, "MinRtrAdvInterval must be at least 0.03 when Mobile IPv6 is on", min_line)
     elif not mip and mn < MIN_MIN_RTR_ADV_INTERVAL:
         err(None, f"MinRtrAdvInterval must be at least 3 {mip_why}", min_line)
     if mn > 0.75 * mx:
