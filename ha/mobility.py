@@ -152,8 +152,25 @@ class CareOfTest:
     options: list = field(default_factory=list)
 
 
+class _LifetimeAndOptions:
+    """What a BU and a BA share: a lifetime in 4-second units and options."""
+
+    __slots__ = ()
+
+    @property
+    def lifetime_seconds(self) -> int:
+        return self.lifetime * 4
+
+    def option(self, kind):
+        """The first option of class `kind`, or None."""
+        for opt in self.options:
+            if isinstance(opt, kind):
+                return opt
+        return None
+
+
 @dataclass(slots=True)
-class BindingUpdate:
+class BindingUpdate(_LifetimeAndOptions):
     sequence: int  # 16 bit
     lifetime: int  # 16 bit, 4-second units; 0 means deregister
     ack: bool = False  # A
@@ -162,36 +179,14 @@ class BindingUpdate:
     key_management: bool = False  # K
     options: list = field(default_factory=list)
 
-    @property
-    def lifetime_seconds(self) -> int:
-        return self.lifetime * 4
-
-    def option(self, kind):
-        """The first option of class `kind`, or None."""
-        for opt in self.options:
-            if isinstance(opt, kind):
-                return opt
-        return None
-
 
 @dataclass(slots=True)
-class BindingAck:
+class BindingAck(_LifetimeAndOptions):
     status: BAStatus | int
     sequence: int
     lifetime: int  # 4-second units
     key_management: bool = False  # K
     options: list = field(default_factory=list)
-
-    @property
-    def lifetime_seconds(self) -> int:
-        return self.lifetime * 4
-
-    def option(self, kind):
-        """The first option of class `kind`, or None."""
-        for opt in self.options:
-            if isinstance(opt, kind):
-                return opt
-        return None
 
 
 @dataclass(slots=True)
