@@ -236,7 +236,7 @@ APPC=$BUILD/cache/app-$ARCH-$APP_KEY
 if [ -f "$APPC/.done" ]; then
     stage overlay "project overlay: cached ($APP_KEY)"
 else
-    stage overlay "project overlay: ha/, radvd/, pyroute2, console scripts, compiled in the image's python"
+    stage overlay "project overlay: ha/ (without ha/lab), radvd/, pyroute2, console scripts, compiled in the image's python"
     rm -rf "$APPC.tmp"
     mkdir -p "$APPC.tmp"
     A=$APPC.tmp/app
@@ -244,7 +244,7 @@ else
     mkdir -p "$SP" "$A/usr/bin" "$A/usr/share/denali"
     for pkg in ha radvd; do
         [ -d "$HERE/$pkg" ] || continue
-        (cd "$HERE" && find "$pkg" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' \( -name '*.py' -o -name '*.spec' -o -name '*.conf' -o -name '*.json' \) |
+        (cd "$HERE" && find "$pkg" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path 'ha/lab/*' \( -name '*.py' -o -name '*.spec' -o -name '*.conf' -o -name '*.json' \) |
             while read -r f; do mkdir -p "$SP/$(dirname "$f")"; cp "$f" "$SP/$f"; done)
     done
     python3 -m zipfile -e "$WHEEL" "$SP"
@@ -255,10 +255,9 @@ else
         printf '#!/usr/bin/python3 -B\nimport sys\nfrom %s import main\nsys.exit(main())\n' "$2" > "$A/usr/bin/$1"
         chmod 755 "$A/usr/bin/$1"
     }
-    script denalid ha.daemon
-    script haconf ha.haconf
+    script denalid ha.daemon.main
+    script haconf ha.haconf.cli
     echo "$VERSION" > "$A/usr/share/denali/VERSION"
-    if [ -d "$HERE/ha/defaults" ]; then cp -r "$HERE/ha/defaults" "$A/usr/share/denali/defaults"; fi
     # byte-compile with the image's own interpreter: the root is read-only at run time
     RB=$BASE/root
     mkdir -p "$RB/tmp/denali-app"

@@ -18,8 +18,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "denalid = ha.daemon:main",
-            "haconf = ha.haconf:main",
+            "denalid = ha.daemon.main:main",
+            "haconf = ha.haconf.cli:main",
         ],
     },
 )

@@ -20,8 +20,8 @@ from ipaddress import IPv6Address
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from ha.ipv6 import build_ba_packet, build_bu_packet, parse_packet  # noqa: E402
-from ha.mobility import (  # noqa: E402
+from ha.wire.ipv6 import build_ba_packet, build_bu_packet, parse_packet  # noqa: E402
+from ha.wire.mobility import (  # noqa: E402
     AlternateCareOfAddress, BAStatus, BindingAck, BindingRefreshAdvice, BindingUpdate,
     decode_mh, encode_mh,
 )

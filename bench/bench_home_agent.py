@@ -2,7 +2,7 @@
 
     python3 bench/bench_home_agent.py [--bindings 5000] [--big 100000] [--dad-too]
 
-The seed's topology (ha/lab.py); denalid runs in the home agent's namespace
+The seed's topology (ha/lab/topology.py); denalid runs in the home agent's namespace
 with the project's config (DAD off, the switch for trusted links, unless
 --dad-too adds a run with it on). A load generator on the foreign link
 sends Binding Updates for distinct home addresses from raw sockets, keeping
@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 GENERATOR = r"""
 import json, select, socket, struct, sys, time
 from ipaddress import IPv6Address
-from ha.ipv6 import build_bu_packet
-from ha.mobility import BindingUpdate, encode_mh
+from ha.wire.ipv6 import build_bu_packet
+from ha.wire.mobility import BindingUpdate, encode_mh
 a = json.loads(sys.argv[1])
 coa, ha = IPv6Address(a["coa"]), IPv6Address(a["ha"])
 base = int(IPv6Address(a["base"]))
@@ -76,9 +76,9 @@ print(json.dumps({"sent": sent, "acked": acked, "refused": refused,
 
 IMPORT_FLOOR = r"""
 import asyncio, resource
-import ha.daemon, ha.service, ha.settings, ha.config, ha.home_agent, ha.registration
-import ha.datapath, ha.datapath_user, ha.signalling, ha.dad, ha.console
-import ha.ipv6, ha.mobility, ha.icmpv6, radvd.service, radvd.config
+import ha.daemon.main, ha.daemon.service, ha.daemon.settings, ha.config.model, ha.daemon.home_agent, ha.core.registration
+import ha.datapath.base, ha.datapath.user, ha.net.sockets, ha.net.dad, ha.daemon.console
+import ha.wire.ipv6, ha.wire.mobility, ha.wire.icmpv6, radvd.service, radvd.config
 print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]))
 """
 
@@ -106,7 +106,7 @@ def daemon_pid(lab) -> int:
 
 def load(lab, base: str, n: int, seq: int, window: int, lifetime: int = 3600,
          timeout: float = 120) -> dict:
-    from ha.lab import HA_HOME, MN_COA, run
+    from ha.lab.topology import HA_HOME, MN_COA, run
     args = {"coa": str(MN_COA), "ha": str(HA_HOME), "base": base, "n": n, "seq": seq,
             "window": window, "lifetime": lifetime, "timeout": timeout}
     r = run([sys.executable, "-c", GENERATOR, json.dumps(args)], lab.mn,
@@ -115,10 +115,10 @@ def load(lab, base: str, n: int, seq: int, window: int, lifetime: int = 3600,
 
 
 def run_case(dad: bool, n: int, big: int, window: int, proxy: str = "kernel") -> dict:
-    from ha.lab import SeedLab
+    from ha.lab.topology import SeedLab
     tmp = tempfile.mkdtemp(prefix="denali-bench-")
     conf = os.path.join(tmp, "denali.conf")
-    from ha.config import DEFAULT_TEXT
+    from ha.config.model import DEFAULT_TEXT
     text = DEFAULT_TEXT.replace(
         "[ha]\n", f"[ha]\n    dad = {'on' if dad else 'off'}\n    proxy_nd = {proxy}\n", 1)
     with open(conf, "w") as f:
@@ -151,7 +151,7 @@ def main() -> int:
     p.add_argument("--window", type=int, default=400, help="BUs in flight")
     p.add_argument("--dad-too", action="store_true")
     p.add_argument("--proxy", choices=("kernel", "daemon"), default="kernel",
-                   help="who answers NS for away home addresses (ha.proxy_nd)")
+                   help="who answers NS for away home addresses (ha.datapath.proxy_nd)")
     a = p.parse_args()
     floor = int(subprocess.run([sys.executable, "-c", IMPORT_FLOOR], capture_output=True,
                                text=True, cwd=os.path.dirname(HERE)).stdout)

@@ -2,7 +2,7 @@
 
     python3 bench/bench_registration.py [N]
 
-Times only ha.registration (the rules and the cache): the BUs are built
+Times only ha.core.registration (the rules and the cache): the BUs are built
 before the clock starts, as the codec would hand them over. The reference is
 a loop over the same list doing nothing, measured in the same run, so the
 ratio says how much the rules cost per BU relative to Python's own loop.
@@ -17,9 +17,9 @@ from ipaddress import IPv6Address, IPv6Network
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from ha.binding_cache import BindingCache  # noqa: E402
-from ha.mobility import BindingUpdate  # noqa: E402
-from ha.registration import (  # noqa: E402
+from ha.core.binding_cache import BindingCache  # noqa: E402
+from ha.wire.mobility import BindingUpdate  # noqa: E402
+from ha.core.registration import (  # noqa: E402
     BUContext, HomeAgentConfig, expire, process_binding_update,
 )
 

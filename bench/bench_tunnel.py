@@ -161,7 +161,7 @@ def setup():
 
 def bench_packets(ha, cn, mn, nsloop, seconds: float):
     from test_datapath import MN_HELPER
-    from ha.datapath import open_datapath
+    from ha.datapath.factory import open_datapath
     dp = nsloop.run(open_datapath("home0", IPv6Address(HA_HOME), backend="user"))
     helper = mn.popen(sys.executable, "-c", MN_HELPER, COA, COA, HA_HOME, HOA,
                       stdout=subprocess.PIPE, text=True)
@@ -192,7 +192,7 @@ def bench_packets(ha, cn, mn, nsloop, seconds: float):
 
 
 def bench_bindings(ha, nsloop, n: int):
-    from ha.datapath import open_datapath
+    from ha.datapath.factory import open_datapath
     base = int(IPv6Address("2001:db8::2:0"))
     hoas = [IPv6Address(base + i) for i in range(n)]
     coa = IPv6Address(COA)
@@ -263,7 +263,7 @@ def bench_memory():
     code = ("import {m}, re; print(int(re.search(r'VmRSS:\\s+(\\d+)', "
             "open('/proc/self/status').read()).group(1)) // 1024)")
     root = os.path.join(HERE, "..")
-    for m in ("asyncio", "ha.datapath_user", "ha.datapath_kernel", "pyroute2"):
+    for m in ("asyncio", "ha.datapath.user", "ha.datapath.kernel", "pyroute2"):
         mb = subprocess.run([sys.executable, "-c", code.format(m=m)], cwd=root,
                             capture_output=True, text=True).stdout.strip()
         print(f"{m:<30}{mb:>6} MB")

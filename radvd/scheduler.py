@@ -24,7 +24,7 @@ The rules, all in this file:
   random delay.  Unicast replies (UnicastOnly, AdvRASolicitedUnicast) wait the
   random delay too.
 * RFC 4861 §6.1.1: an RS is dropped unless hop limit 255 and code 0 (checked by
-  ha.icmpv6.validate_nd), unless it decodes, and if it comes from :: with a
+  ha.wire.icmpv6.validate_nd), unless it decodes, and if it comes from :: with a
   Source Link-Layer Address option.
 * RFC 4861 §6.2.5: on stop, MAX_FINAL_RTR_ADVERTISEMENTS RAs with router
   lifetime 0, spaced by MinDelayBetweenRAs.
@@ -71,7 +71,7 @@ class Transmit:
     data: bytes
     src: IPv6Address
     dst: IPv6Address
-    message: object          # ha.icmpv6.RouterAdvertisement
+    message: object          # ha.wire.icmpv6.RouterAdvertisement
     kind: str                # "unsolicited", "solicited", "unicast", "final"
 
 
@@ -95,7 +95,7 @@ def router_address(prefix_config, link: Link) -> IPv6Address | None:
 
 def build_ra(config: InterfaceConfig, link: Link, *, final: bool = False):
     """The RouterAdvertisement for this interface; `final` for the stop RAs (§6.2.5)."""
-    from ha.icmpv6 import (AdvertisementInterval, DNSSearchList, HomeAgentInformation, MTU,
+    from ha.wire.icmpv6 import (AdvertisementInterval, DNSSearchList, HomeAgentInformation, MTU,
                            PrefixInformation, RecursiveDNSServer, RouteInformation,
                            RouterAdvertisement, SourceLinkLayerAddress)
     config.resolve_defaults()
@@ -216,8 +216,8 @@ class RAScheduler:
     def receive_rs(self, data: bytes, src: IPv6Address, hop_limit: int, now: float,
                    dst: IPv6Address | None = None) -> None:
         """A received ICMPv6 message (type 133 expected) and its IPv6 header fields."""
-        from ha.errors import CodecError
-        from ha.icmpv6 import RouterSolicitation, SourceLinkLayerAddress, decode_icmpv6, \
+        from ha.wire.errors import CodecError
+        from ha.wire.icmpv6 import RouterSolicitation, SourceLinkLayerAddress, decode_icmpv6, \
             option, validate_nd
         if len(data) < 1 or data[0] != ND_ROUTER_SOLICIT:
             return                          # not ours: the filter lets only RS through
@@ -350,7 +350,7 @@ class RAScheduler:
         key = (final, dst)
         cached = self._cache.get(key)
         if cached is None:
-            from ha.icmpv6 import encode_icmpv6
+            from ha.wire.icmpv6 import encode_icmpv6
             ra = build_ra(self.config, self.link, final=final)
             cached = (ra, encode_icmpv6(ra, self.link.link_local, dst))
             if len(self._cache) > 64:          # unicast destinations come and go

@@ -191,7 +191,7 @@ def nsloop(net):
 
 @pytest.fixture
 def dp(nsloop):
-    from ha.datapath import open_datapath
+    from ha.datapath.factory import open_datapath
     d = nsloop.run(open_datapath("home0", HA_HOME, backend="user", na_interval=0.05))
     try:
         yield d
@@ -292,7 +292,7 @@ def test_move_binding_switches_the_care_of_address(net, nsloop, dp):
 
 
 def test_remove_and_close_leave_nothing_behind(net, nsloop):
-    from ha.datapath import open_datapath
+    from ha.datapath.factory import open_datapath
     ha, cn = net.hosts["ha"], net.hosts["cn"]
     before = {k: ha.run(*cmd).stdout for k, cmd in STATE_CMDS.items()}
     d = nsloop.run(open_datapath("home0", HA_HOME, backend="user", na_interval=0.05))
@@ -342,7 +342,7 @@ def _param_problems(net, with_firewall: bool) -> list:
 
 
 def test_firewall_stops_parameter_problem_for_mobility_header(net, nsloop):
-    from ha.firewall import Firewall
+    from ha.net.firewall import Firewall
     ha = net.hosts["ha"]
     # without the rule this kernel (no MIP6) answers both BUs with Parameter Problem
     without = _param_problems(net, False)
@@ -375,7 +375,7 @@ def test_many_bindings_go_in_few_netlink_writes_and_failures_are_reported(net, n
     assert all(str(h) in routes and str(h) in proxies for h in hoas)
 
     # a failing request in the middle of a batch fails only its own caller
-    from ha.datapath import RTM_NEWNEIGH, NetlinkError, proxy_neigh_msg
+    from ha.net.rtnl import RTM_NEWNEIGH, NetlinkError, proxy_neigh_msg
 
     async def mixed():
         good = dp.rtnl.submit([proxy_neigh_msg(RTM_NEWNEIGH, IPv6Address("2001:db8::77"),
@@ -396,8 +396,9 @@ def test_many_bindings_go_in_few_netlink_writes_and_failures_are_reported(net, n
 
 
 def test_auto_picks_user_here_and_kernel_backend_fails_cleanly(net, nsloop):
-    from ha.datapath import NetlinkError, kernel_has_ip6_tunnel, open_datapath
-    from ha.datapath_user import UserDatapath
+    from ha.net.rtnl import NetlinkError
+    from ha.datapath.factory import kernel_has_ip6_tunnel, open_datapath
+    from ha.datapath.user import UserDatapath
     ha = net.hosts["ha"]
     if kernel_has_ip6_tunnel():
         pytest.skip("this kernel has ip6_tunnel: the kernel backend is tested in qemu")
@@ -421,7 +422,7 @@ def test_auto_picks_user_here_and_kernel_backend_fails_cleanly(net, nsloop):
 def test_kernel_backend_source_check_drops_a_home_address_from_the_wrong_tunnel(net, nsloop):
     """The section 10.4.5 check of the ip6tnl backend, on a veth standing in for `dnt9`."""
     import socket
-    from ha.datapath_kernel import NftSourceCheck
+    from ha.datapath.kernel import NftSourceCheck
     ha, mn = net.hosts["ha"], net.hosts["mn"]
     net.link(mn, "sc9", ha, "dnt9")
     ha.run("ip", "-6", "addr", "add", "2001:db8:9::1/64", "dev", "dnt9", "nodad")

@@ -17,8 +17,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from nslib import have_netns, wait_for  # noqa: E402
 
-from ha.config import DEFAULT_TEXT  # noqa: E402
-from ha.lab import HA_HOME, MN_COA, SeedLab, run  # noqa: E402
+from ha.config.model import DEFAULT_TEXT  # noqa: E402
+from ha.lab.topology import HA_HOME, MN_COA, SeedLab, run  # noqa: E402
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def haconf(lab, conf, *args, check=True):
-    r = run([sys.executable, "-m", "ha.haconf", "--config", conf, *args], lab.ha, check=False,
+    r = run([sys.executable, "-m", "ha.haconf.cli", "--config", conf, *args], lab.ha, check=False,
             cwd=ROOT)
     if check:
         assert r.returncode == 0, f"haconf {' '.join(args)}: {r.stdout}{r.stderr}"
@@ -35,7 +35,7 @@ def haconf(lab, conf, *args, check=True):
 
 def granted(lab, hoa, seq=1):
     """Register `hoa` asking for an hour; the lifetime the home agent grants."""
-    r = run([sys.executable, "-m", "ha.bu_probe", "--coa", str(MN_COA), "--ha", str(HA_HOME),
+    r = run([sys.executable, "-m", "ha.lab.bu_probe", "--coa", str(MN_COA), "--ha", str(HA_HOME),
              "--hoa", hoa, "--seq", str(seq), "--lifetime", "3600", "--json"], lab.mn,
             cwd=ROOT)
     ba = json.loads(r.stdout)

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from nslib import have_netns, wait_for  # noqa: E402
 
-from ha.lab import CN_ADDRESS, HA_HOME, MN_COA, MN_HOME, SeedLab, run  # noqa: E402
+from ha.lab.topology import CN_ADDRESS, HA_HOME, MN_COA, MN_HOME, SeedLab, run  # noqa: E402
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
@@ -168,7 +168,7 @@ def test_tshark_decodes_the_registration(lab):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while "Capturing on" not in (line := cap.stderr.readline()):
         assert line, "tshark did not start"
-    run([sys.executable, "-m", "ha.bu_probe", "--coa", str(MN_COA), "--ha", str(HA_HOME),
+    run([sys.executable, "-m", "ha.lab.bu_probe", "--coa", str(MN_COA), "--ha", str(HA_HOME),
          "--hoa", "2001:db8::22", "--seq", "777"], lab.mn)
     rows = [line.split("\t") for line in cap.communicate(timeout=30)[0].splitlines()]
     bu_rows = [r for r in rows if r[0] == "5"]

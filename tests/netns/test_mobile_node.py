@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from nslib import have_netns, wait_for  # noqa: E402
 
-from ha.lab import CN_ADDRESS, MN_HOME, SeedLab, run  # noqa: E402
+from ha.lab.topology import CN_ADDRESS, MN_HOME, SeedLab, run  # noqa: E402
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
@@ -49,7 +49,7 @@ interface wlan1 {
 
 
 def mn_console(lab, line):
-    code = ("import sys; from ha.console_client import request; "
+    code = ("import sys; from ha.daemon.console_client import request; "
             "print(chr(10).join(request(sys.argv[1], port=int(sys.argv[2]))))")
     r = run([sys.executable, "-c", code, line, str(MN_PORT)], lab.mn, check=False)
     return r.stdout if r.returncode == 0 else None
@@ -66,7 +66,7 @@ def bc(lab):
 
 def mn_command(config):
     """raven runs the same daemon as denali, in mobile-node mode."""
-    return [sys.executable, "-m", "ha.daemon", "-c", config, "-d", "7", "--vt-port", str(MN_PORT)]
+    return [sys.executable, "-m", "ha.daemon.main", "-c", config, "-d", "7", "--vt-port", str(MN_PORT)]
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from nslib import have_netns, wait_for  # noqa: E402
 
-from ha.config import DEFAULT_TEXT  # noqa: E402
-from ha.lab import HA_HOME, MN_COA, SeedLab, run  # noqa: E402
+from ha.config.model import DEFAULT_TEXT  # noqa: E402
+from ha.lab.topology import HA_HOME, MN_COA, SeedLab, run  # noqa: E402
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def register(lab, hoa, lifetime=3600, seq=1):
-    r = run([sys.executable, "-m", "ha.bu_probe", "--coa", str(MN_COA), "--ha", str(HA_HOME),
+    r = run([sys.executable, "-m", "ha.lab.bu_probe", "--coa", str(MN_COA), "--ha", str(HA_HOME),
              "--hoa", hoa, "--seq", str(seq), "--lifetime", str(lifetime), "--json"], lab.mn,
             cwd=ROOT)
     return json.loads(r.stdout)["status"]

@@ -4,9 +4,9 @@ Run inside the qemu guest (tests/qemu/harness.py) by test_kernel_datapath.py:
 
     python3 guest_kernel_datapath.py --repo /run/src
 
-It builds the seed's lab (ha/lab.py) in namespaces of the guest, starts
+It builds the seed's lab (ha/lab/topology.py) in namespaces of the guest, starts
 denalid with the datapath it chooses by itself (the kernel backend, since
-ip6_tunnel loads here), registers raven with ha.bu_probe, and records what
+ip6_tunnel loads here), registers raven with ha.lab.bu_probe, and records what
 the kernel holds: the ip6tnl device toward the care-of address, the route of
 the home address, a ping from the correspondent answered by raven through a
 real ip6tnl at raven's end; then the deregistration and the teardown. It
@@ -36,10 +36,10 @@ def main() -> int:
     a = p.parse_args()
     sys.path.insert(0, a.repo)
     os.chdir(a.repo)
-    from ha.lab import CN_ADDRESS, HA_HOME, MN_COA, MN_HOME, SeedLab, run
+    from ha.lab.topology import CN_ADDRESS, HA_HOME, MN_COA, MN_HOME, SeedLab, run
 
     def probe(lifetime):
-        r = run([sys.executable, "-m", "ha.bu_probe", "--coa", str(MN_COA), "--ha",
+        r = run([sys.executable, "-m", "ha.lab.bu_probe", "--coa", str(MN_COA), "--ha",
                  str(HA_HOME), "--hoa", str(MN_HOME), "--lifetime", str(lifetime),
                  "--timeout", "10", "--json"], lab.mn, check=False, timeout=60)
         return json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr[-500:]}

@@ -80,7 +80,7 @@ async def wait_for(pred, timeout, step=0.3):
 
 
 async def main(args):
-    from ha.wireless import WirelessManager, read_phys_iw
+    from ha.wireless.manager import WirelessManager, read_phys_iw
 
     good = [dict(name="wlan0", essid="home", channel=3, role="home", country="US", txpower=15),
             dict(name="wlan1", essid="remote", channel=8, role="foreign", country="US")]
@@ -139,8 +139,8 @@ async def main(args):
                                      "f2467": (p.freqs or {}).get(2467, "absent")}
                                  for n, p in phys.items()}
             # the fallback: pyric's phyinfo in place of the dump's frequencies
-            from ha.hostapd import PhyInfo
-            from ha.wireless import fill_freqs_pyric
+            from ha.wireless.hostapd import PhyInfo
+            from ha.wireless.manager import fill_freqs_pyric
             alt = {n: PhyInfo(n, p.phy, p.ap, None) for n, p in phys.items()}
             fill_freqs_pyric(alt)
             a, b = phys["wlan0"].freqs or {}, alt["wlan0"].freqs or {}

@@ -147,7 +147,7 @@ def test_daemon_is_supervised(shell):
     if not _denalid_installed(shell):
         out = shell.check("logread | grep 'denalid is not installed' || true")
         assert "not installed" in out, "the init script must say that denalid is absent"
-        pytest.skip("this image has no denalid yet (ha/daemon.py was absent at build time)")
+        pytest.skip("this image has no denalid yet (ha/daemon/main.py was absent at build time)")
     pid1 = shell.check("cat /run/denalid.pid").strip()
     status = shell.run(f"cat /proc/{pid1}/status")[0]
     for key in ("VmRSS", "VmHWM"):
@@ -169,7 +169,7 @@ def test_daemon_is_supervised(shell):
 
 
 def test_init_says_so_when_the_daemon_is_absent(shell):
-    """An image built before ha/daemon.py existed has no denalid: start logs it and succeeds."""
+    """An image built before ha/daemon/main.py existed has no denalid: start logs it and succeeds."""
     if not _denalid_installed(shell):
         pytest.skip("no denalid in this image: the boot already took that path (test_daemon_is_supervised)")
     shell.check("/etc/init.d/S50denali stop", timeout=120)
@@ -215,7 +215,7 @@ def test_config_survives_reboot(shell):
 def test_home_agent_ready_on_hwsim_radios(shell):
     """After the reboot above: two hwsim radios, hostapd on each, the ready line on the console."""
     if not _denalid_installed(shell):
-        pytest.skip("this image has no denalid yet (ha/daemon.py was absent at build time)")
+        pytest.skip("this image has no denalid yet (ha/daemon/main.py was absent at build time)")
     out = shell.check("iw dev")
     assert len(re.findall(r"Interface wlan\d", out)) >= 2, "/etc/denali/modules did not load mac80211_hwsim"
     # the home agent's address on the home link (2001:db8::/64, HA 2001:db8::): denalid

@@ -2,7 +2,7 @@ from ipaddress import IPv6Address
 
 import pytest
 
-from ha.binding_cache import Binding, BindingCache, BindingState, CacheFull
+from ha.core.binding_cache import Binding, BindingCache, BindingState, CacheFull
 
 COA = IPv6Address("2001:db8:1::1")
 

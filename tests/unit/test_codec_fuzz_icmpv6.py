@@ -12,8 +12,8 @@ from ipaddress import IPv6Address, IPv6Network
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ha.errors import CodecError
-from ha.icmpv6 import (
+from ha.wire.errors import CodecError
+from ha.wire.icmpv6 import (
     MTU, PRF_RESERVED, AdvertisementInterval, DHAADReply, DHAADRequest, DNSSearchList,
     EchoReply, EchoRequest, HomeAgentInformation, MobilePrefixAdvertisement,
     MobilePrefixSolicitation, NeighborAdvertisement, NeighborSolicitation, ParameterProblem,

@@ -1,4 +1,4 @@
-"""Hostile bytes: every decoder of ha.mobility and ha.ipv6 raises only
+"""Hostile bytes: every decoder of ha.wire.mobility and ha.wire.ipv6 raises only
 CodecError, whatever it is fed (random, truncated, mutated, structured)."""
 
 from ipaddress import IPv6Address
@@ -6,13 +6,13 @@ from ipaddress import IPv6Address
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ha.errors import CodecError
-from ha.ipv6 import (
+from ha.wire.errors import CodecError
+from ha.wire.ipv6 import (
     DestinationOptions, HomeAddressOption, IPv6Header, RoutingHeaderType2, UnknownOption,
     build_ba_packet, build_bu_packet, decapsulate, decode_destination_options,
     decode_ipv6_header, decode_routing_header_type2, encapsulate, parse_packet,
 )
-from ha.mobility import (
+from ha.wire.mobility import (
     AlternateCareOfAddress, BAStatus, BEStatus, BindingAck, BindingAuthorizationData,
     BindingError, BindingRefreshAdvice, BindingRefreshRequest, BindingUpdate, CareOfTest,
     CareOfTestInit, HomeTest, HomeTestInit, NonceIndices, UnknownMobilityMessage,

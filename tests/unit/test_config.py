@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from ha import config as C
-from ha.atomic import atomic_write
+from ha.config import model as C
+from ha.config.atomic import atomic_write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -279,7 +279,7 @@ def test_writer_killed_before_rename_leaves_old_file(tmp_path):
     f.write_text(C.DEFAULT_TEXT)
     script = (
         "import os, sys\n"
-        "from ha.atomic import atomic_write\n"
+        "from ha.config.atomic import atomic_write\n"
         "os.replace = lambda *a: os._exit(9)  # die between fsync and rename\n"
         "atomic_write(sys.argv[1], '[ha]\\n    vt_port = 1\\n')\n")
     p = subprocess.run([sys.executable, "-c", script, str(f)], cwd=ROOT,
@@ -292,7 +292,7 @@ def test_writer_killed_before_rename_leaves_old_file(tmp_path):
 
 
 def test_config_import_is_light():
-    code = ("import sys, ha.config, ha.haconf\n"
+    code = ("import sys, ha.config.model, ha.haconf.cli\n"
             "bad = {'asyncio', 'pyroute2', 'configobj'} & set(sys.modules)\n"
             "print(sorted(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,

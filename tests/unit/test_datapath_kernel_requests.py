@@ -15,10 +15,11 @@ from ipaddress import IPv6Address
 
 import pytest
 
-from ha.datapath import (NetlinkError, RTM_DELNEIGH, RTM_DELROUTE, RTM_DELRULE, RTM_NEWLINK,
-                         RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, route_msg, rule_msg)
-from ha.datapath_kernel import RTM_DELLINK, KernelDatapath, ip6tnl_add_msg
-from ha.proxy_nd import build_unsolicited_na, proxy_entry_msg
+from ha.datapath.kernel import KernelDatapath
+from ha.datapath.proxy_nd import build_unsolicited_na
+from ha.net.rtnl import (RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_DELRULE, RTM_NEWLINK,
+                         RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, NetlinkError, ip6tnl_add_msg,
+                         proxy_entry_msg, route_msg, rule_msg)
 
 HA = IPv6Address("2001:db8::")
 HOA, HOA2 = IPv6Address("2001:db8::beef"), IPv6Address("2001:db8::b0b")

@@ -1,6 +1,6 @@
 from ipaddress import IPv6Address
 
-from ha.error_limits import ErrorLimiter
+from ha.core.error_limits import ErrorLimiter
 
 A, B = IPv6Address("2001:db8:1::1"), IPv6Address("2001:db8:1::2")
 

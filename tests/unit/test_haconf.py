@@ -7,10 +7,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ha import config as C
-from ha import haconf
-from ha.console_client import ConsoleError, DaemonNotRunning, request
-from ha.mip6d_conf import parse_mip6d
+from ha.config import model as C
+from ha.haconf import cli as haconf
+from ha.daemon.console_client import ConsoleError, DaemonNotRunning, request
+from ha.config.mip6d_conf import parse_mip6d
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 
@@ -61,7 +61,7 @@ def conf_with_port(port):
 
 
 class FakeDaemon:
-    """Answers console lines by the protocol of ha/console_client.py."""
+    """Answers console lines by the protocol of ha/daemon/console_client.py."""
 
     def __init__(self, answers):
         self.answers = answers
@@ -540,9 +540,9 @@ def test_main_entry_point(monkeypatch, capsys):
 
 
 def test_against_the_real_console(box):
-    """haconf's client against ha/console.py (the daemon's side)."""
-    console_mod = pytest.importorskip("ha.console",
-                                      reason="ha/console.py not here")
+    """haconf's client against ha/daemon/console.py (the daemon's side)."""
+    console_mod = pytest.importorskip("ha.daemon.console",
+                                      reason="ha/daemon/console.py not here")
     import asyncio
     port = free_port()
     console = console_mod.Console(port)

@@ -4,8 +4,8 @@ from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
-from ha.errors import CodecError
-from ha.icmpv6 import (
+from ha.wire.errors import CodecError
+from ha.wire.icmpv6 import (
     ICMPV6, MTU, PRF_RESERVED, AdvertisementInterval, DHAADReply, DHAADRequest,
     DNSSearchList, EchoReply, EchoRequest, HomeAgentInformation, ICMPv6Type,
     MobilePrefixAdvertisement, MobilePrefixSolicitation, NDOptionType,

@@ -17,7 +17,7 @@ from scapy.layers.inet6 import (  # noqa: E402
     ICMPv6NDOptSrcLLAddr, ICMPv6ParamProblem, in6_chksum,
 )
 
-from ha.icmpv6 import (  # noqa: E402
+from ha.wire.icmpv6 import (  # noqa: E402
     MTU, AdvertisementInterval, DHAADReply, DHAADRequest, DNSSearchList, EchoReply,
     EchoRequest, HomeAgentInformation, MobilePrefixAdvertisement, MobilePrefixSolicitation,
     NeighborAdvertisement, NeighborSolicitation, ParameterProblem, PrefixInformation,

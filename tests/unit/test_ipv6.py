@@ -5,8 +5,8 @@ from ipaddress import IPv6Address
 
 import pytest
 
-from ha.errors import CodecError
-from ha.ipv6 import (
+from ha.wire.errors import CodecError
+from ha.wire.ipv6 import (
     DestinationOptions, HomeAddressOption, IPv6Header, Proto, RoutingHeaderType2,
     UnknownOption, build_ba_packet, build_bu_packet, decapsulate,
     decode_destination_options, decode_ipv6_header, decode_routing_header_type2,

@@ -3,7 +3,7 @@ import os
 import pytest
 from hypothesis import given, strategies as st
 
-from ha.mip6d_conf import (BindingAcl, HomeLink, Mip6dConfError, Mip6dConfig,
+from ha.config.mip6d_conf import (BindingAcl, HomeLink, Mip6dConfError, Mip6dConfig,
                            dump_mip6d, parse_mip6d)
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")

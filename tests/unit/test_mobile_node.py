@@ -1,13 +1,13 @@
-"""The mobile node core (ha/mobile_node.py) driven by hand: RAs, addresses
+"""The mobile node core (ha/core/mobile_node.py) driven by hand: RAs, addresses
 and BAs in, with a clock that is just a number; actions out. No sockets."""
 
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
 import pytest
 
-from ha import mobile_node as mn
-from ha.icmpv6 import INFINITY, AdvertisementInterval, PrefixInformation, RouterAdvertisement
-from ha.mobility import BAStatus, BindingAck, BindingRefreshAdvice
+from ha.core import mobile_node as mn
+from ha.wire.icmpv6 import INFINITY, AdvertisementInterval, PrefixInformation, RouterAdvertisement
+from ha.wire.mobility import BAStatus, BindingAck, BindingRefreshAdvice
 
 HOA = IPv6Interface("2001:db8::beef/64")
 HA = IPv6Address("2001:db8::")
@@ -424,9 +424,9 @@ def test_binding_refresh_request_from_the_home_agent_refreshes_now():
 
 
 def test_bu_packet_away_carries_the_hao_and_a_checksum_over_the_home_address():
-    from ha.ipv6 import parse_packet
-    from ha.mobility import BindingUpdate, decode_mh
-    from ha.mobile_node_io import bu_packet
+    from ha.wire.ipv6 import parse_packet
+    from ha.wire.mobility import BindingUpdate, decode_mh
+    from ha.daemon.mobile_node import bu_packet
     node = at_home()
     (send,) = of(move(node, 0.0), mn.SendBindingUpdate)
     pkt = parse_packet(bu_packet(send))
@@ -438,9 +438,9 @@ def test_bu_packet_away_carries_the_hao_and_a_checksum_over_the_home_address():
 
 
 def test_bu_packet_at_home_is_plain_from_the_home_address():
-    from ha.ipv6 import parse_packet
-    from ha.mobility import decode_mh
-    from ha.mobile_node_io import bu_packet
+    from ha.wire.ipv6 import parse_packet
+    from ha.wire.mobility import decode_mh
+    from ha.daemon.mobile_node import bu_packet
     node = registered(0.0)
     node.receive_router_advertisement(ra(HOME), R_HOME, 10.0)
     node.handle_timer(11.5)
@@ -451,7 +451,7 @@ def test_bu_packet_at_home_is_plain_from_the_home_address():
 
 
 def test_bul_text_follows_the_seeds_listing():
-    from ha.mobile_node_io import format_bul
+    from ha.daemon.mobile_node import format_bul
     node = registered(0.0)
     text = format_bul(node.binding_update_list(102.6), "wlan0").splitlines()
     assert text[0] == "Home address    2001:db8:0:0:0:0:0:beef"

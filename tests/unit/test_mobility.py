@@ -6,9 +6,9 @@ from ipaddress import IPv6Address
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ha.checksum import upper_layer_checksum
-from ha.errors import CodecError
-from ha.mobility import (
+from ha.wire.checksum import upper_layer_checksum
+from ha.wire.errors import CodecError
+from ha.wire.mobility import (
     AlternateCareOfAddress, BAFlag, BAStatus, BEStatus, BindingAck, BindingAuthorizationData,
     BindingError, BindingRefreshAdvice, BindingRefreshRequest, BindingUpdate, BUFlag,
     CareOfTest, CareOfTestInit, HomeTest, HomeTestInit, MHType, NonceIndices, Pad1, PadN,
@@ -29,7 +29,7 @@ def h(text: str) -> bytes:
 
 # Each vector: (message, (pseudo src, pseudo dst), wire bytes). Checksums were
 # computed over the pseudo-header with HoA and HA (section 6.1.1) and are
-# cross-checked below against ha.checksum and, in test_mobility_scapy, scapy.
+# cross-checked below against ha.wire.checksum and, in test_mobility_scapy, scapy.
 VECTORS = {
     "bu": (
         BindingUpdate(0x1234, 0x96, ack=True, home_registration=True), (HOA, HA), h("""
@@ -307,7 +307,7 @@ def test_encode_refuses_wrong_cookie_size():
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=96), st.integers(0, 2**128 - 1), st.integers(0, 2**128 - 1))
 def test_fast_checksum_equals_generic_checksum(data, src, dst):
-    # mh_checksum folds with big-integer arithmetic; ha.checksum sums words
+    # mh_checksum folds with big-integer arithmetic; ha.wire.checksum sums words
     src, dst = IPv6Address(src), IPv6Address(dst)
     assert mh_checksum(data, src, dst) == upper_layer_checksum(src, dst, 135, data)
 

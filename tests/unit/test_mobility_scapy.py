@@ -15,9 +15,9 @@ from scapy.layers.inet6 import (  # noqa: E402
     MIP6OptBRAdvice, MIP6OptNonceIndices, MIP6OptUnknown, PadN as ScapyPadN, in6_chksum,
 )
 
-from ha.errors import CodecError  # noqa: E402
-from ha.ipv6 import build_ba_packet, build_bu_packet, parse_packet  # noqa: E402
-from ha.mobility import (  # noqa: E402
+from ha.wire.errors import CodecError  # noqa: E402
+from ha.wire.ipv6 import build_ba_packet, build_bu_packet, parse_packet  # noqa: E402
+from ha.wire.mobility import (  # noqa: E402
     AlternateCareOfAddress, BAStatus, BEStatus, BindingAck, BindingError,
     BindingRefreshAdvice, BindingRefreshRequest, BindingUpdate, CareOfTest, CareOfTestInit,
     HomeTest, HomeTestInit, NonceIndices, UnknownMobilityOption, decode_mh, encode_mh,

@@ -8,7 +8,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
-from ha.icmpv6 import (AdvertisementInterval, HomeAgentInformation, MTU, PrefixInformation,
+from ha.wire.icmpv6 import (AdvertisementInterval, HomeAgentInformation, MTU, PrefixInformation,
                        RecursiveDNSServer, RouterAdvertisement, RouterSolicitation,
                        SourceLinkLayerAddress, decode_icmpv6, encode_icmpv6, option)
 from radvd.config import parse
@@ -381,10 +381,10 @@ def test_very_late_timer_restarts_from_now():
 
 
 def test_service_counters_on_the_console_before_any_interface():
-    """RAService's `ra` console command (the real ha.console), no sockets needed."""
+    """RAService's `ra` console command (the real ha.daemon.console), no sockets needed."""
     import asyncio
     import json
-    console_mod = pytest.importorskip("ha.console")
+    console_mod = pytest.importorskip("ha.daemon.console")
     from radvd.service import RAService
     svc = RAService(parse("interface wlan0 { AdvSendAdvert on; };"))
     console = console_mod.Console(0)

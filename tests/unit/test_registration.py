@@ -1,4 +1,4 @@
-"""One test (at least) per rule in ha/registration.py; time is just numbers."""
+"""One test (at least) per rule in ha/core/registration.py; time is just numbers."""
 
 from ipaddress import IPv6Address, IPv6Network
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ha.binding_cache import BindingCache, BindingState
-from ha.mobility import AlternateCareOfAddress, BAStatus, BindingRefreshAdvice, BindingUpdate
-from ha.registration import (
+from ha.core.binding_cache import BindingCache, BindingState
+from ha.wire.mobility import AlternateCareOfAddress, BAStatus, BindingRefreshAdvice, BindingUpdate
+from ha.core.registration import (
     AddBinding, BUContext, DeleteBinding, HomeAgentConfig, MoveBinding, ProxyOff, ProxyOn,
     RefreshBinding, StartDAD, TunnelAdd, TunnelMove, TunnelRemove, admin_add_binding,
     admin_delete_binding, dad_finished, expire, granted_lifetime_units, link_local_of,

@@ -2,8 +2,8 @@
 
 import os
 
-from ha import scenario
-from ha.mip6d_conf import parse_mip6d
+from ha.lab import scenario
+from ha.config.mip6d_conf import parse_mip6d
 from radvd.config import parse
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")

@@ -15,8 +15,8 @@ import struct
 import pytest
 from click.testing import CliRunner
 
-from ha import haconf
-from ha.upgrade import UpgradeError, machine_arch, read_partitions, upgrade, verify_image
+from ha.haconf import cli as haconf
+from ha.haconf.upgrade import UpgradeError, machine_arch, read_partitions, upgrade, verify_image
 
 MIB = 1 << 20
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -16,9 +16,9 @@ import sys
 
 import pytest
 
-from ha.hostapd import (HostapdChild, HostapdControl, PhyInfo, RadioSpec, channel_frequency,
+from ha.wireless.hostapd import (HostapdChild, HostapdControl, PhyInfo, RadioSpec, channel_frequency,
                         check_radios, hostapd_config, parse_station, parse_status)
-from ha.wireless import WirelessManager, format_radios
+from ha.wireless.manager import WirelessManager, format_radios
 
 HOME = RadioSpec("wlan0", "home", 3, role="home")
 REMOTE = RadioSpec("wlan1", "remote", 8)
@@ -33,7 +33,7 @@ def phys(*names, ap=True, freqs=FREQS):
 # --- RadioSpec --------------------------------------------------------------------
 
 def test_spec_from_dict_and_from_config_radio():
-    from ha.config import load_config
+    from ha.config.model import load_config
     cfg = load_config(None)  # the seed's default
     specs = [RadioSpec.of(r) for r in cfg.radios]
     assert specs == [RadioSpec("wlan0", "home", 3, "g", "US", None, "home", None),
@@ -272,7 +272,7 @@ def test_control_client_against_a_served_socket(tmp_path):
 
 
 def test_control_client_without_hostapd_raises_control_error(tmp_path):
-    from ha.hostapd import ControlError
+    from ha.wireless.hostapd import ControlError
 
     async def main():
         return await HostapdControl(str(tmp_path / "nothing")).status()
@@ -467,7 +467,7 @@ def test_manager_survives_a_malformed_radio_entry(tmp_path):
 
 
 def test_radios_console_command_registered():
-    from ha.console import Console
+    from ha.daemon.console import Console
     c = Console(0)
     wm = WirelessManager([])
     wm.register_commands(c)
@@ -486,7 +486,7 @@ def test_format_radios_shows_warnings():
 
 def test_no_pyroute2_at_import():
     import subprocess
-    code = ("import sys, ha.wireless, ha.hostapd; "
+    code = ("import sys, ha.wireless.manager, ha.wireless.hostapd; "
             "print(any(m.startswith(('pyroute2', 'pyric')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))

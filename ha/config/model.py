@@ -1,0 +1,671 @@
+"""denali.conf: the one configuration file, its checks and its typed view.
+
+The file is configobj syntax checked against ha/config/denali.spec (shipped in the
+package).  configobj checks each value alone; the rules across values
+(channel legal for the country, the two radios apart, RA timer ordering)
+live here, in ``_cross_checks``.  Every refusal says what is allowed.
+
+No file yet means the seed article's setup (``DEFAULT_TEXT``): wlan0 "home"
+channel 3 serving as home agent on 2001:db8::/64, wlan1 "remote" channel 8
+as the foreign link 2001:db8:1::/64, RAs every 1-10 s with the Advertisement
+Interval option (RFC 6275 §7.3).
+
+Nothing heavy is imported here: haconf must start fast on the board.
+"""
+
+from dataclasses import dataclass, field
+import ipaddress
+import os
+import re
+
+DEFAULT_PATH = "/etc/denali/denali.conf"
+ENV_VAR = "DENALI_CONF"
+
+DEFAULT_TEXT = """\
+# denali.conf - the seed article's home agent (see haconf show)
+[ha]
+    interface = wlan0
+[ra]
+    [[wlan0]]
+        AdvSendAdvert = on
+        AdvIntervalOpt = on
+        MaxRtrAdvInterval = 10
+        MinRtrAdvInterval = 1
+        MinDelayBetweenRAs = 1
+        AdvHomeAgentFlag = on
+        prefix = 2001:db8::/64
+        AdvOnLink = on
+        AdvAutonomous = on
+        AdvRouterAddr = on
+    [[wlan1]]
+        AdvSendAdvert = on
+        AdvIntervalOpt = on
+        MaxRtrAdvInterval = 10
+        MinRtrAdvInterval = 1
+        MinDelayBetweenRAs = 1
+        AdvHomeAgentFlag = off
+        prefix = 2001:db8:1::/64
+        AdvOnLink = on
+        AdvAutonomous = on
+        AdvRouterAddr = on
+[radio]
+    [[wlan0]]
+        essid = home
+        channel = 3
+        role = home
+        country = US
+        address = 2001:db8::/64
+    [[wlan1]]
+        essid = remote
+        channel = 8
+        role = foreign
+        country = US
+        address = 2001:db8:1::/64
+"""
+
+# 2.4 GHz channels by regulatory domain (IEEE 802.11 Annex E).
+FCC_COUNTRIES = ("US", "CA")
+ETSI_COUNTRIES = (
+    "EU", "AT", "BE", "BG", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI",
+    "FR", "GB", "GR", "HR", "HU", "IE", "IS", "IT", "LI", "LT", "LU", "LV",
+    "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK")
+COUNTRIES = FCC_COUNTRIES + ETSI_COUNTRIES + ("JP",)
+# Channels closer than this share spectrum (22 MHz wide, 5 MHz apart).
+NON_OVERLAP_DISTANCE = 5
+SECTIONS = ("ha", "ra", "radio")
+
+
+class ConfigError(ValueError):
+    """A configuration that breaks a rule.
+
+    ``filename`` is the file, ``errors`` a list of (key, rule) where key is
+    the dotted path (``radio.wlan0.channel``) and rule says what is allowed.
+    """
+
+    def __init__(self, filename, errors):
+        self.filename = filename
+        self.errors = list(errors)
+        super().__init__("\n".join(f"{filename}: {k}: {r}" if k else
+                                   f"{filename}: {r}"
+                                   for k, r in self.errors))
+
+    @property
+    def key(self):
+        return self.errors[0][0]
+
+    @property
+    def rule(self):
+        return self.errors[0][1]
+
+
+# ---------------------------------------------------------------- typed view
+
+@dataclass(frozen=True, slots=True)
+class HaSettings:
+    enabled: bool
+    interface: str
+    served_prefixes: tuple      # "2001:db8::/64", ...; derived when not set
+    served_prefixes_derived: bool
+    max_binding_lifetime: int
+    acl_default_allow: bool
+    acl: dict                   # home address -> True (allow) / False
+    dad: bool
+    proxy_nd: str               # "kernel" or "daemon"
+    vt_port: int
+    send_mob_pfx_advs: bool
+    min_mob_pfx_adv_interval: int
+    max_mob_pfx_adv_interval: int
+    debug_level: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaPrefix:
+    prefix: str
+    adv_on_link: bool
+    adv_autonomous: bool
+    adv_router_addr: bool
+    adv_valid_lifetime: int     # 0xffffffff = infinity
+    adv_preferred_lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaInterface:
+    """One [ra] subsection, with radvd.config's snake_case field names."""
+    name: str
+    adv_send_advert: bool
+    max_rtr_adv_interval: float
+    min_rtr_adv_interval: float
+    min_delay_between_ras: float
+    adv_managed_flag: bool
+    adv_other_config_flag: bool
+    adv_link_mtu: int
+    adv_reachable_time: int
+    adv_retrans_timer: int
+    adv_cur_hop_limit: int
+    adv_default_lifetime: int
+    adv_source_ll_address: bool
+    adv_interval_opt: bool
+    adv_home_agent_flag: bool
+    adv_home_agent_info: bool
+    home_agent_preference: int
+    home_agent_lifetime: int
+    prefixes: tuple             # RaPrefix
+
+
+@dataclass(frozen=True, slots=True)
+class Radio:
+    name: str
+    essid: str
+    channel: int
+    hw_mode: str
+    country: str
+    txpower: int | None
+    role: str
+    key: str | None
+    address: str | None         # "2001:db8::/64": interface address/length
+
+
+@dataclass(slots=True)
+class DenaliConfig:
+    path: str
+    ha: HaSettings
+    ra_interfaces: list
+    radios: list
+    warnings: list = field(default_factory=list)
+    values: dict = field(default_factory=dict, repr=False)  # validated tree
+
+    def radio(self, name):
+        for r in self.radios:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def ra_as_radvd_text(self):
+        """Same as the module's ra_as_radvd_text(self)."""
+        return ra_as_radvd_text(self)
+
+    @property
+    def home_radio(self):
+        homes = [r for r in self.radios if r.role == "home"]
+        return homes[0] if len(homes) == 1 else None
+
+
+INFINITY = 0xFFFFFFFF
+
+# radvd name -> snake_case, e.g. MinDelayBetweenRAs -> min_delay_between_ras
+def snake(name):
+    name = name.replace("LLAddress", "LlAddress").replace("MTU", "Mtu")
+    name = name.replace("RAs", "Ras")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+PREFIX_KEYS = ("AdvOnLink", "AdvAutonomous", "AdvRouterAddr",
+               "AdvValidLifetime", "AdvPreferredLifetime")
+
+
+# -------------------------------------------------------------- value checks
+
+def _checks():
+    from configobj.validate import ValidateError
+
+    class Refused(ValidateError):
+        """A value refused with our own message (what is allowed)."""
+
+    def ipv6_address(value):
+        try:
+            return str(ipaddress.IPv6Address(value))
+        except (ValueError, TypeError):
+            raise Refused(f"{value!r} is not an IPv6 address: use e.g. "
+                          "2001:db8::1") from None
+
+    def ipv6_prefix(value):
+        if value is None:
+            return None
+        try:
+            net = ipaddress.IPv6Network(value, strict=True)
+        except (ValueError, TypeError):
+            net = None
+        if net is None or "/" not in str(value):
+            raise Refused(f"{value!r} is not an IPv6 prefix: use "
+                          "address/length with no host bits, e.g. "
+                          "2001:db8::/64")
+        return str(net)
+
+    def ipv6_prefix_list(value):
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        return [ipv6_prefix(v) for v in value]
+
+    def ipv6_interface(value):
+        if value is None:
+            return None
+        try:
+            iface = ipaddress.IPv6Interface(value)
+        except (ValueError, TypeError):
+            iface = None
+        if iface is None or "/" not in str(value):
+            raise Refused(f"{value!r} is not an IPv6 interface address: use "
+                          "address/length, e.g. 2001:db8::/64")
+        return f"{iface.ip}/{iface.network.prefixlen}"
+
+    def essid(value):
+        if not isinstance(value, str):
+            raise Refused("an ESSID is one string: quote it if it has commas")
+        n = len(value.encode("utf-8"))
+        if not 1 <= n <= 32:
+            raise Refused(f"ESSID {value!r} is {n} bytes: use 1-32 bytes "
+                          "of UTF-8")
+        return value
+
+    def country(value):
+        if value not in COUNTRIES:
+            raise Refused(f"country {value!r} is not known: use one of "
+                          + ", ".join(COUNTRIES))
+        return value
+
+    def wpa_psk(value):
+        if value is None:
+            return None
+        if not isinstance(value, str) or not (
+                (8 <= len(value) <= 63 and all(32 <= ord(c) < 127
+                                               for c in value))
+                or re.fullmatch(r"[0-9a-fA-F]{64}", value)):
+            raise Refused("a WPA2-PSK key is 8-63 printable ASCII characters "
+                          "or 64 hex digits")
+        return value
+
+    def ifname(value):
+        if not isinstance(value, str) or not re.fullmatch(
+                r"[A-Za-z0-9_.-]{1,15}", value):
+            raise Refused(f"{value!r} is not an interface name: use 1-15 "
+                          "letters, digits, '_', '.', '-'")
+        return value
+
+    def lifetime(value):
+        if isinstance(value, str) and value.lower() == "infinity":
+            return INFINITY
+        try:
+            v = int(value)
+        except (ValueError, TypeError):
+            v = -1
+        if not 0 <= v <= INFINITY:
+            raise Refused(f"{value!r} is not a lifetime: use seconds "
+                          "0-4294967295 or infinity")
+        return v
+
+    return Refused, {
+        "ipv6_address": ipv6_address, "ipv6_prefix": ipv6_prefix,
+        "ipv6_prefix_list": ipv6_prefix_list,
+        "ipv6_interface": ipv6_interface, "essid": essid, "country": country,
+        "wpa_psk": wpa_psk, "ifname": ifname, "lifetime": lifetime}
+
+
+def spec_path():
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "denali.spec")
+
+
+def load_spec():
+    from configobj import ConfigObj
+    return ConfigObj(spec_path(), list_values=False, _inspec=True,
+                     encoding="utf-8")
+
+
+def describe_check(check):
+    """What a configspec check allows, in words: 'integer(min=1, max=14)'."""
+    m = re.match(r"(\w+)\((.*)\)$", check.strip())
+    if not m:
+        return "see haconf show"
+    name, args = m.groups()
+    kw = dict(re.findall(r"(\w+)=([^,]+)", args))
+    pos = [a.strip() for a in args.split(",")
+           if a.strip() and "=" not in a]
+    if name == "boolean":
+        return "use on or off"
+    if name == "option":
+        return "use " + " or ".join(pos)
+    if name in ("integer", "float"):
+        what = "an integer" if name == "integer" else "a number"
+        lo, hi = kw.get("min"), kw.get("max")
+        if lo and hi:
+            return f"use {what} {lo}-{hi}"
+        if lo:
+            return f"use {what} >= {lo}"
+        return f"use {what}"
+    return {
+        "essid": "use 1-32 bytes of UTF-8",
+        "ipv6_prefix": "use an IPv6 prefix, e.g. 2001:db8::/64",
+        "ipv6_interface": "use an IPv6 address/length, e.g. 2001:db8::/64",
+        "ifname": "use an interface name, e.g. wlan0",
+    }.get(name, f"use a value of type {name}")
+
+
+def _spec_entry(spec, path):
+    """The configspec check string for a dotted path, following __many__."""
+    node = spec
+    for part in path[:-1]:
+        node = node[part] if part in node else node.get("__many__", {})
+    return node.get(path[-1]) or node.get("__many__")
+
+
+def parse_text(text, filename):
+    """ConfigObj of *text*; configobj syntax errors become ConfigError."""
+    from configobj import ConfigObj, ConfigObjError
+    try:
+        return ConfigObj(text.splitlines(),
+                         interpolation=False, file_error=False,
+                         raise_errors=True)
+    except ConfigObjError as e:
+        raise ConfigError(filename, [(None, f"not configobj syntax: {e}")]) \
+            from None
+
+
+def validate_text(text, filename="denali.conf"):
+    """Check configuration text; return DenaliConfig or raise ConfigError."""
+    return validate_obj(parse_text(text, filename), filename)
+
+
+def validate_obj(raw, filename):
+    from configobj import ConfigObj, flatten_errors, get_extra_values
+    from configobj.validate import Validator
+
+    Refused, funcs = _checks()
+    spec = load_spec()
+    cfg = ConfigObj(raw.dict(), configspec=spec, interpolation=False)
+    result = cfg.validate(Validator(funcs), preserve_errors=True, copy=True)
+    errors = []
+    sections_words = ", ".join(f"[{s}]" for s in SECTIONS)
+    for unknown in sorted(raw):
+        if unknown in SECTIONS:
+            continue
+        if unknown in raw.sections:
+            errors.append((unknown, "unknown section: use " + sections_words))
+        else:
+            errors.append((unknown, "setting outside a section: put it "
+                           "under " + sections_words))
+    if result is not True:
+        for sections, key, exc in flatten_errors(cfg, result):
+            path = list(sections) + ([key] if key else [])
+            dotted = ".".join(path)
+            if key is None:
+                errors.append((dotted, "missing section"))
+                continue
+            check = _spec_entry(spec, path) or ""
+            if exc is False:
+                errors.append((dotted, "missing: " + describe_check(check)))
+            elif isinstance(exc, Refused):
+                errors.append((dotted, str(exc)))
+            else:
+                shown = _raw_value(raw, path)
+                errors.append((dotted, f"{shown!r} is not allowed: "
+                               + describe_check(check)))
+    for sections, name in get_extra_values(cfg):
+        if not sections:
+            continue  # unknown top level sections reported above
+        path = ".".join(list(sections) + [name])
+        parent = spec
+        for s in sections:
+            parent = parent[s] if s in parent else parent["__many__"]
+        allowed = [k for k in parent.scalars if not k.startswith("__")]
+        if allowed:
+            errors.append((path, "unknown setting: use one of "
+                           + ", ".join(allowed)))
+        else:
+            errors.append((path, f"[{sections[0]}] holds one subsection per "
+                           "interface, e.g. [[wlan0]]"))
+    if errors:
+        raise ConfigError(filename, errors)
+    return _build(cfg, filename)
+
+
+def _raw_value(raw, path):
+    node = raw
+    for p in path:
+        node = node.get(p) if hasattr(node, "get") else None
+        if node is None:
+            return None
+    return node
+
+
+def _cross_checks(cfg, filename):
+    """Rules across settings; returns warnings, raises ConfigError."""
+    errors, warnings = [], []
+    ha = cfg["ha"]
+    if ha["min_mob_pfx_adv_interval"] > ha["max_mob_pfx_adv_interval"]:
+        errors.append(("ha.min_mob_pfx_adv_interval",
+                       "greater than max_mob_pfx_adv_interval: use min <= max"))
+    seen = {}
+    for hoa in ha["acl"]:
+        try:
+            same = seen.setdefault(ipaddress.IPv6Address(hoa), hoa)
+        except ValueError:
+            errors.append((f"ha.acl.{hoa}", "not an IPv6 address: the keys "
+                           "of [[acl]] are home addresses, e.g. 2001:db8::beef"))
+            continue
+        if same != hoa:
+            errors.append((f"ha.acl.{hoa}", f"the same address as {same}: "
+                           "give each home address once"))
+    for name, ra in cfg["ra"].items():
+        maxi, mini = ra["MaxRtrAdvInterval"], ra["MinRtrAdvInterval"]
+        # radvd.conf(5): MinRtrAdvInterval <= 0.75 * MaxRtrAdvInterval
+        if mini is not None and mini > 0.75 * maxi:
+            errors.append((f"ra.{name}.MinRtrAdvInterval",
+                           f"{_num(mini)} is more than 0.75 x "
+                           f"MaxRtrAdvInterval {_num(maxi)}: use at most "
+                           f"{_num(0.75 * maxi)}"))
+        dl = ra["AdvDefaultLifetime"]
+        if dl not in (None, 0) and dl < maxi:
+            errors.append((f"ra.{name}.AdvDefaultLifetime",
+                           f"{dl} is less than MaxRtrAdvInterval "
+                           f"{_num(maxi)}: use 0 or at least {_num(maxi)}"))
+        if ra["AdvPreferredLifetime"] > ra["AdvValidLifetime"]:
+            errors.append((f"ra.{name}.AdvPreferredLifetime",
+                           "greater than AdvValidLifetime: use at most "
+                           f"{ra['AdvValidLifetime']}"))
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
+            errors.append((f"ra.{name}", "not an interface name"))
+        elif not any(k.startswith(f"ra.{name}.") for k, _ in errors):
+            errors.extend(_radvd_rules(name, ra))
+    radios = list(cfg["radio"].items())
+    for name, r in radios:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
+            errors.append((f"radio.{name}", "not an interface name"))
+        rule = channel_rule(r["channel"], r["country"], r["hw_mode"])
+        if rule:
+            errors.append((f"radio.{name}.channel", rule))
+    for i, (a, ra_) in enumerate(radios):
+        for b, rb in radios[i + 1:]:
+            if ra_["essid"] == rb["essid"]:
+                errors.append((f"radio.{b}.essid",
+                               f"{rb['essid']!r} is already the ESSID of {a}: "
+                               "each radio needs its own ESSID"))
+            gap = abs(ra_["channel"] - rb["channel"])
+            if gap == 0:
+                errors.append((f"radio.{b}.channel",
+                               f"channel {rb['channel']} is already used by "
+                               f"{a}: use another channel, at best 5 or "
+                               "more apart"))
+            elif gap < NON_OVERLAP_DISTANCE:
+                warnings.append(f"radio.{a}.channel {ra_['channel']} and "
+                                f"radio.{b}.channel {rb['channel']} overlap "
+                                "(less than 5 apart)")
+    iface = ha["interface"]
+    if iface in cfg["radio"] and cfg["radio"][iface]["role"] != "home":
+        warnings.append(f"ha.interface {iface} is a radio with role "
+                        f"{cfg['radio'][iface]['role']}, not home")
+    if errors:
+        raise ConfigError(filename, errors)
+    return warnings
+
+
+def channel_rule(channel, country, hw_mode):
+    """None if *channel* is legal, else the refusal with what is allowed."""
+    if country == "JP":
+        if channel == 14 and hw_mode != "b":
+            return ("channel 14 is allowed in JP only with hw_mode b: "
+                    "set hw_mode b or use 1-13")
+        return None
+    top = 11 if country in FCC_COUNTRIES else 13
+    if channel > top:
+        return f"channel {channel} is not allowed for country {country}: " \
+               f"use 1-{top}"
+    return None
+
+
+def _num(x):
+    return f"{x:g}"
+
+
+def _build(cfg, filename):
+    warnings = _cross_checks(cfg, filename)
+    ha = cfg["ha"]
+    radios = [Radio(name=n, essid=r["essid"], channel=r["channel"],
+                    hw_mode=r["hw_mode"], country=r["country"],
+                    txpower=r["txpower"], role=r["role"], key=r["key"],
+                    address=r["address"])
+              for n, r in cfg["radio"].items()]
+    served = tuple(ha["served_prefix"])
+    derived = not served
+    if derived and ha["interface"] in cfg["radio"]:
+        addr = cfg["radio"][ha["interface"]]["address"]
+        if addr:
+            # the home link's global /64 (RFC 6275 §10.1 home subnet prefix)
+            ip = ipaddress.IPv6Interface(addr).ip
+            served = (str(ipaddress.IPv6Interface(f"{ip}/64").network),)
+    ras = []
+    for n, r in cfg["ra"].items():
+        maxi = r["MaxRtrAdvInterval"]
+        mini = r["MinRtrAdvInterval"]
+        if mini is None:  # radvd.conf(5) defaults, as radvd.config has them
+            mini = 0.33 * maxi
+        dl = r["AdvDefaultLifetime"]
+        if dl is None:
+            dl = max(1, int(3 * maxi))
+        hal = r["HomeAgentLifetime"]
+        prefixes = ()
+        if r["prefix"]:
+            prefixes = (RaPrefix(r["prefix"], r["AdvOnLink"],
+                                 r["AdvAutonomous"], r["AdvRouterAddr"],
+                                 r["AdvValidLifetime"],
+                                 r["AdvPreferredLifetime"]),)
+        ras.append(RaInterface(
+            name=n, adv_send_advert=r["AdvSendAdvert"],
+            max_rtr_adv_interval=maxi, min_rtr_adv_interval=mini,
+            min_delay_between_ras=r["MinDelayBetweenRAs"],
+            adv_managed_flag=r["AdvManagedFlag"],
+            adv_other_config_flag=r["AdvOtherConfigFlag"],
+            adv_link_mtu=r["AdvLinkMTU"],
+            adv_reachable_time=r["AdvReachableTime"],
+            adv_retrans_timer=r["AdvRetransTimer"],
+            adv_cur_hop_limit=r["AdvCurHopLimit"],
+            adv_default_lifetime=dl,
+            adv_source_ll_address=r["AdvSourceLLAddress"],
+            adv_interval_opt=r["AdvIntervalOpt"],
+            adv_home_agent_flag=r["AdvHomeAgentFlag"],
+            adv_home_agent_info=r["AdvHomeAgentInfo"],
+            home_agent_preference=r["HomeAgentPreference"],
+            home_agent_lifetime=dl if hal is None else hal,
+            prefixes=prefixes))
+    return DenaliConfig(
+        path=filename,
+        ha=HaSettings(
+            enabled=ha["enabled"], interface=ha["interface"],
+            served_prefixes=served, served_prefixes_derived=derived,
+            max_binding_lifetime=ha["max_binding_lifetime"],
+            acl_default_allow=ha["acl_default"] == "allow",
+            acl={str(ipaddress.IPv6Address(k)): v == "allow"
+                 for k, v in ha["acl"].items()},
+            dad=ha["dad"], proxy_nd=ha["proxy_nd"], vt_port=ha["vt_port"],
+            send_mob_pfx_advs=ha["send_mob_pfx_advs"],
+            min_mob_pfx_adv_interval=ha["min_mob_pfx_adv_interval"],
+            max_mob_pfx_adv_interval=ha["max_mob_pfx_adv_interval"],
+            debug_level=ha["debug_level"]),
+        ra_interfaces=ras, radios=radios, warnings=warnings,
+        values=cfg.dict())
+
+
+# ------------------------------------------------------------------- loading
+
+def config_path(path=None):
+    """The file in use: *path*, else $DENALI_CONF, else the default."""
+    return path or os.environ.get(ENV_VAR) or DEFAULT_PATH
+
+
+def read_text(path):
+    """The file's text, or DEFAULT_TEXT when there is no file yet."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return DEFAULT_TEXT
+
+
+def load_config(path=None):
+    """Load and validate the committed configuration (ConfigError if bad)."""
+    path = config_path(path)
+    try:
+        text = read_text(path)
+    except UnicodeDecodeError:
+        raise ConfigError(path, [(None, "not UTF-8 text")]) from None
+    return validate_text(text, path)
+
+
+# ------------------------------------------------------------ radvd.conf out
+
+def _radvd_value(v):
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):
+        return _num(v)
+    if v == INFINITY:
+        return "infinity"
+    return str(v)
+
+
+def _radvd_iface_text(name, r):
+    out = [f"interface {name}", "{"]
+    for key, v in r.items():
+        if key in PREFIX_KEYS or key == "prefix" or v is None:
+            continue
+        out.append(f"\t{key} {_radvd_value(v)};")
+    if r.get("prefix"):
+        out.append(f"\tprefix {r['prefix']}")
+        out.append("\t{")
+        for key in PREFIX_KEYS:
+            out.append(f"\t\t{key} {_radvd_value(r[key])};")
+        out.append("\t};")
+    out.append("};")
+    return "\n".join(out) + "\n"
+
+
+def ra_as_radvd_text(cfg):
+    """radvd.conf text (braces and semicolons) for the [ra] part.
+
+    Every checked setting is written (defaults included) except those left
+    unset, whose defaults radvd derives from MaxRtrAdvInterval as we do.
+    """
+    return "".join(_radvd_iface_text(name, r)
+                   for name, r in cfg.values["ra"].items())
+
+
+def ra_as_radvd_config(cfg):
+    """The [ra] part as a radvd.config.Config (imports radvd.config)."""
+    from radvd.config import parse
+    return parse(ra_as_radvd_text(cfg), cfg.path + " [ra]")
+
+
+def _radvd_rules(name, ra):
+    """radvd's own rules (radvd.config) across one interface's settings.
+
+    They are the RA sender's rules, so a config that passes here is one the
+    daemon can load; without radvd.config only our checks above apply.
+    """
+    try:
+        from radvd.config import ConfigError as RadvdError, parse
+    except ImportError:
+        return []
+    try:
+        parse(_radvd_iface_text(name, ra), "ra")
+    except RadvdError as e:
+        return [(f"ra.{name}", e.message)]
+    return []

@@ -1,0 +1,483 @@
+"""The mobile node component: sockets and kernel around ha/core/mobile_node.py.
+It runs inside denalid when the configuration says NodeConfig MN.
+
+Thin on purpose: every decision is the core's. What this file does:
+
+  in   RAs from a raw ICMPv6 socket on the interface (hop limit 255 checked),
+       BAs from an AF_PACKET socket (a kernel without MIP6 drops a type 2
+       routing header with segments left 1 before any socket sees it),
+       the interface's global addresses and carrier, polled every
+       POLL_INTERVAL from /proc/net/if_inet6 and SIOCGIFFLAGS;
+  out  BUs through a header-included raw socket bound to the interface
+       (the whole packet: Destination Options with the Home Address option
+       when away, plain from the home address at home; MH checksum over the
+       home address and the home agent), `ip` for addresses, routes and the
+       source rule, and the user-space tunnel end.
+
+The tunnel end mirrors ha/datapath/user.py: a TUN device (TUN_NAME) holds
+the home address while away; the rule `from HoA lookup TUNNEL_TABLE` and a
+default route through the TUN at metric 128 (the seed's `::/0 dev ip6tnl1
+metric 128`) send the home address's traffic into it; we read each packet
+and send it on `socket(AF_INET6, SOCK_RAW, 41)` bound to the care-of
+address, which adds the outer header CoA -> HA. Packets from the home agent
+on that socket are written back into the TUN when the outer source is the
+home agent and the inner destination the home address. The BU and tunnel
+sockets are bound to the interface, so the default route through the TUN
+never catches them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from ipaddress import IPv6Address
+
+from ha.core import mobile_node as core
+from ha.daemon.console import mip6d_address
+from ha.net.iface import interface_running, usable_global_addresses
+
+log = logging.getLogger("denali.mn")
+
+ETH_P_IPV6 = 0x86DD
+PACKET_OUTGOING = 4
+IPPROTO_IPV6_IN_IPV6 = 41
+POLL_INTERVAL = 0.25  # seconds between address / carrier polls
+TUN_NAME = "ip6tnl1"  # the name the seed's `ifconfig` shows on the mobile node
+TUNNEL_TABLE = 6276
+RULE_PRIORITY = 1001
+TUNNEL_METRIC = 128
+ALL_NODES = IPv6Address("ff02::1")
+ALL_ROUTERS = IPv6Address("ff02::2")
+
+# Classic BPF on the network header: first next header Routing (43: a BA
+# with its type 2 routing header) or the Mobility Header itself (135).
+_BA_FILTER = [
+    (0x30, 0, 0, 6),       # ldb [6]
+    (0x15, 1, 0, 43),      # jeq #43  -> accept
+    (0x15, 0, 1, 135),     # jeq #135 -> accept, else drop
+    (0x06, 0, 0, 0xFFFF),  # ret #65535
+    (0x06, 0, 0, 0),       # ret #0
+]
+
+
+
+def ip(*args: str, check: bool = False) -> bool:
+    """One `ip` command; False (logged at debug) when it fails."""
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        msg = f"ip {' '.join(args)}: {r.stderr.strip()}"
+        if check:
+            raise RuntimeError(msg)
+        log.debug("%s", msg)
+    return r.returncode == 0
+
+
+def format_bul(entries: list[dict], ifname: str) -> str:
+    """`bul` as mip6d prints it (the seed's listing), one block per entry."""
+    lines = []
+    for e in entries:
+        coa = mip6d_address(e["coa"]) if e["coa"] else "-"
+        delay = e["refresh_delay"] or 0.0  # seconds from the BU to its refresh
+        after = e["refresh_in"] or 0.0
+        lines += [
+            f"Home address    {mip6d_address(e['hoa'])}",
+            f"Care-of address {coa}",
+            f"CN address      {mip6d_address(e['ha'])}",
+            f" lifetime = {e['lifetime']},  delay = {int(delay * 1000)}",
+            f" ack {e['ack']}",
+            f" dev {ifname} last_coa "
+            f"{mip6d_address(e['last_coa']) if e['last_coa'] else '-'}",
+            f" lifetime {e['remaining']} / {e['granted']} seq {e['sequence']} "
+            f"resend {e['resend']} delay {int(delay)}(after {int(after)}s) "
+            f"expires {e['remaining']}",
+            f" state {e['state']} location {e['location']}"
+            + (f" status {e['last_status']}" if e["last_status"] is not None else ""),
+        ]
+    return "\n".join(lines)
+
+
+def bu_packet(a: core.SendBindingUpdate) -> bytes:
+    """The whole IPv6 packet for a header-included raw socket."""
+    from ha.wire.ipv6 import IPv6Header, build_bu_packet
+    from ha.wire.mobility import encode_mh
+    mh = encode_mh(a.message, a.home_address, a.destination)  # checksum: section 6.1.1
+    if a.home_address_option:
+        return build_bu_packet(a.source, a.destination, a.home_address, mh)
+    return IPv6Header(a.source, a.destination, 135, len(mh)).encode() + mh
+
+
+class MobileNodeService:
+    """The daemon component for NodeConfig MN: start(), reload(), stop()."""
+
+    def __init__(self, settings, *, clock=time.monotonic):
+        mns = settings.mobile_node
+        self.settings = settings
+        self.clock = clock
+        self.ifname = mns.interface
+        self.config = core.MobileNodeConfig(mns.home_address, mns.home_agent, mns.interface)
+        self.node = core.MobileNode(self.config)
+        self.hoa = mns.home_address.ip
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._poller: asyncio.TimerHandle | None = None
+        self._ra = self._ba = self._raw = None
+        self._tun_fd: int | None = None
+        self._sock41: socket.socket | None = None
+        self._tunnel: core.TunnelUp | None = None
+        self._running: bool | None = None
+        self.counters = dict.fromkeys(("tunnelled_packets", "decapsulated_packets",
+                                       "dropped_not_home_address", "dropped_bad_source",
+                                       "send_errors", "malformed"), 0)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        from ha.net.iface import interface_mac, interface_mtu, open_tun, write_sysctl
+        from ha.net.sockets import ICMPv6Socket, _attach_filter
+
+        self.loop = loop = asyncio.get_running_loop()
+        self.ifindex = socket.if_nametoindex(self.ifname)
+        self.mac = interface_mac(self.ifname)
+        # a host that learns its routers and CoA from RAs (the seed's accept_ra=1)
+        write_sysctl(f"net.ipv6.conf.{self.ifname}.accept_ra", "1")
+        self._ra = ICMPv6Socket(self.ifname, (134,), self._on_icmp)
+        loop.add_reader(self._ra.fileno(), self._ra.read_ready)
+        ba = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+        _attach_filter(ba, _BA_FILTER)
+        ba.bind((self.ifname, ETH_P_IPV6))
+        ba.setblocking(False)
+        self._ba = ba
+        loop.add_reader(ba.fileno(), self._on_ba_socket)
+        raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+        raw.setblocking(False)
+        self._raw = raw
+        fd, name = open_tun(TUN_NAME)
+        self._tun_fd, self.tun_name = fd, name
+        # not a link: no link-local address, so no RS or MLD from it
+        write_sysctl(f"net.ipv6.conf.{name}.addr_gen_mode", "1")
+        mtu = max(1280, interface_mtu(self.ifname) - 40)
+        ip("link", "set", name, "mtu", str(mtu), "up", check=True)
+        loop.add_reader(fd, self._on_tun)
+        self._poll()  # the addresses there are now, and the carrier's state
+        if self._running:
+            self.node.link_up(self.clock())  # ask for RAs rather than wait for one
+        self._service()
+        log.info("mobile node on %s: home address %s, home agent %s", self.ifname,
+                 self.config.home_address, self.config.home_agent)
+
+    async def reload(self, settings) -> None:
+        log.warning("mobile node settings change needs a restart")
+
+    async def stop(self) -> None:
+        loop = self.loop or asyncio.get_running_loop()
+        for h in (self._timer, self._poller):
+            if h is not None:
+                h.cancel()
+        if self._tunnel is not None:
+            self._tunnel_down()
+        for sock in (self._ra, self._ba):
+            if sock is not None:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+        if self._raw is not None:
+            self._raw.close()
+        if self._tun_fd is not None:
+            loop.remove_reader(self._tun_fd)
+            os.close(self._tun_fd)  # deletes the device and every route through it
+            self._tun_fd = None
+        log.info("mobile node stopped")
+
+    # ------------------------------------------------------------- inputs
+
+    def _poll(self) -> None:
+        now = self.clock()
+        running = interface_running(self.ifname)
+        if running != self._running:
+            was, self._running = self._running, running
+            if was is not None:
+                log.info("md: link %s", "up" if running else "down")
+                (self.node.link_up if running else self.node.link_down)(now)
+        self.node.set_addresses(usable_global_addresses(self.ifname), now)
+        self._service()
+        self._poller = self.loop.call_later(POLL_INTERVAL, self._poll)
+
+    def _on_icmp(self, data: bytes, src, dst, hop_limit) -> None:
+        from ha.wire.errors import CodecError
+        from ha.wire.icmpv6 import RouterAdvertisement, decode_icmpv6, validate_nd
+        if len(data) < 4 or validate_nd(data[0], data[1], hop_limit) is not None:
+            return
+        try:
+            msg = decode_icmpv6(data)  # the kernel checked the checksum
+        except CodecError:
+            self.counters["malformed"] += 1
+            return
+        if isinstance(msg, RouterAdvertisement):
+            log.debug("md: RA from %s", src)
+            self.node.receive_router_advertisement(msg, src, self.clock())
+            self._service()
+
+    def _on_ba_socket(self) -> None:
+        from ha.wire.errors import CodecError
+        from ha.wire.mobility import BindingAck, BindingRefreshRequest, decode_mh_packet
+        for _ in range(64):
+            try:
+                data, addr = self._ba.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            try:
+                got = decode_mh_packet(data)
+            except CodecError:
+                self.counters["malformed"] += 1
+                continue
+            if got is None:
+                continue
+            pkt, msg = got
+            if isinstance(msg, BindingAck):
+                log.info("BA status %d seq %d lifetime %d from %s", int(msg.status),
+                         msg.sequence, msg.lifetime_seconds, pkt.header.src)
+                self.node.receive_binding_ack(msg, pkt.header.src,
+                                              pkt.routing_address or pkt.header.dst,
+                                              self.clock())
+            elif isinstance(msg, BindingRefreshRequest):
+                log.info("BRR from %s", pkt.header.src)
+                self.node.receive_binding_refresh_request(
+                    pkt.header.src, pkt.routing_address or pkt.header.dst, self.clock())
+        self._service()
+
+    # ------------------------------------------------------------ outputs
+
+    def _service(self) -> None:
+        """Run every action the core decided, then re-arm its timer."""
+        while (action := self.node.next_action()) is not None:
+            try:
+                self._run(action)
+            except Exception as e:  # one failed effect must not stop the node
+                log.error("%s failed: %s", type(action).__name__, e,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = self.node.get_timer()
+        if when is not None and self.loop is not None:
+            self._timer = self.loop.call_later(max(0.0, when - self.clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.node.handle_timer(self.clock())
+        self._service()
+
+    def _run(self, a) -> None:
+        if isinstance(a, core.SendBindingUpdate):
+            self._send_bu(a)
+        elif isinstance(a, core.HomeAddressOnLink):
+            if a.present:
+                log.info("md: at home, %s on %s", a.address, self.ifname)
+                ip("-6", "addr", "replace", str(a.address), "dev", self.ifname, "nodad")
+            else:
+                log.info("md: away from home, %s off %s", a.address, self.ifname)
+                ip("-6", "addr", "del", str(a.address), "dev", self.ifname)
+        elif isinstance(a, core.TunnelUp):
+            self._tunnel_up(a)
+        elif isinstance(a, core.TunnelDown):
+            self._tunnel_down()
+        elif isinstance(a, core.ForgetRouter):
+            self._forget_router(a)
+        elif isinstance(a, core.AnnounceHomeAddress):
+            self._announce(a.address)
+        elif isinstance(a, core.SolicitRouters):
+            self._solicit()
+
+    def _send_bu(self, a: core.SendBindingUpdate) -> None:
+        pkt = bu_packet(a)
+        m = a.message
+        log.info("BU to %s from %s seq %d lifetime %d flags %s%s", a.destination, a.source,
+                 m.sequence, m.lifetime_seconds, "A" if m.ack else "-",
+                 "H" if m.home_registration else "-")
+        try:
+            self._raw.sendto(pkt, (str(a.destination), 0))
+        except OSError as e:
+            self.counters["send_errors"] += 1
+            log.warning("BU to %s not sent: %s", a.destination, e)
+
+    def _forget_router(self, a: core.ForgetRouter) -> None:
+        log.info("md: router %s lost%s", a.router,
+                 (", prefixes " + " ".join(map(str, a.prefixes))) if a.prefixes else "")
+        ip("-6", "route", "del", "default", "via", str(a.router), "dev", self.ifname)
+        gateways = self._default_gateways()
+        for prefix in a.prefixes:
+            ip("-6", "route", "del", str(prefix), "dev", self.ifname)
+            # a gateway inside a prefix that is gone is not on this link any more
+            for gw in gateways:
+                if gw in prefix:
+                    ip("-6", "route", "del", "default", "via", str(gw), "dev", self.ifname)
+            for addr in usable_global_addresses(self.ifname):
+                if addr in prefix and addr != self.hoa:
+                    ip("-6", "addr", "del", f"{addr}/{prefix.prefixlen}", "dev", self.ifname)
+
+    def _default_gateways(self) -> list[IPv6Address]:
+        r = subprocess.run(["ip", "-6", "route", "show", "default", "dev", self.ifname],
+                           capture_output=True, text=True, timeout=10)
+        out = []
+        for line in r.stdout.splitlines():
+            words = line.split()
+            if "via" in words:
+                try:
+                    out.append(IPv6Address(words[words.index("via") + 1]))
+                except (IndexError, ValueError):
+                    pass
+        return out
+
+    def _announce(self, address: IPv6Address) -> None:
+        log.info("NA for %s to all nodes on %s (back home)", address, self.ifname)
+        from ha.wire.icmpv6 import NeighborAdvertisement, TargetLinkLayerAddress, encode_icmpv6
+        na = NeighborAdvertisement(address, router=False, solicited=False, override=True,
+                                   options=[TargetLinkLayerAddress(self.mac)])
+        self._ra.send(encode_icmpv6(na, address, ALL_NODES), ALL_NODES, src=address)
+
+    def _solicit(self) -> None:
+        from ha.wire.icmpv6 import RouterSolicitation, encode_icmpv6
+        # the kernel's raw ICMPv6 socket fixes the checksum for the real source
+        rs = encode_icmpv6(RouterSolicitation(), IPv6Address("::"), ALL_ROUTERS)
+        self._ra.send(rs, ALL_ROUTERS)
+
+    # ------------------------------------------------------------- tunnel
+
+    def _tunnel_up(self, a: core.TunnelUp) -> None:
+        if self._tunnel is not None:
+            self._tunnel_down()
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+        s.bind((str(a.care_of_address), 0))
+        s.setblocking(False)
+        self._sock41 = s
+        self._ha_sockaddr = (str(a.home_agent), 0)
+        self._ha_str = socket.inet_ntop(socket.AF_INET6, a.home_agent.packed)
+        self._tunnel = a
+        self.loop.add_reader(s.fileno(), self._on_tunnel)
+        tun = self.tun_name
+        ip("-6", "addr", "replace", f"{a.home_address}/128", "dev", tun, "nodad")
+        ip("-6", "route", "replace", "default", "dev", tun, "table", str(TUNNEL_TABLE))
+        ip("-6", "rule", "del", "from", str(a.home_address), "lookup", str(TUNNEL_TABLE),
+           "pref", str(RULE_PRIORITY))
+        ip("-6", "rule", "add", "from", str(a.home_address), "lookup", str(TUNNEL_TABLE),
+           "pref", str(RULE_PRIORITY))
+        ip("-6", "route", "replace", "default", "dev", tun, "metric", str(TUNNEL_METRIC))
+        log.info("tunnel up: %s via %s -> %s", a.home_address, a.care_of_address, a.home_agent)
+
+    def _tunnel_down(self) -> None:
+        a, self._tunnel = self._tunnel, None
+        if self._sock41 is not None:
+            self.loop.remove_reader(self._sock41.fileno())
+            self._sock41.close()
+            self._sock41 = None
+        if a is None:
+            return
+        tun = self.tun_name
+        ip("-6", "route", "del", "default", "dev", tun, "metric", str(TUNNEL_METRIC))
+        ip("-6", "rule", "del", "from", str(a.home_address), "lookup", str(TUNNEL_TABLE),
+           "pref", str(RULE_PRIORITY))
+        ip("-6", "route", "flush", "table", str(TUNNEL_TABLE))
+        ip("-6", "addr", "del", f"{a.home_address}/128", "dev", tun)
+        log.info("tunnel down")
+
+    def _on_tun(self) -> None:
+        """Packets the kernel routed into the TUN: from the home address, to the HA."""
+        c = self.counters
+        hoa = self.hoa.packed
+        for _ in range(64):
+            try:
+                pkt = os.read(self._tun_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                c["send_errors"] += 1
+                return
+            if self._sock41 is None or len(pkt) < 40 or pkt[0] >> 4 != 6 \
+                    or pkt[8:24] != hoa:
+                c["dropped_not_home_address"] += 1
+                continue
+            try:
+                self._sock41.sendto(pkt, self._ha_sockaddr)
+            except OSError:
+                c["send_errors"] += 1
+                continue
+            c["tunnelled_packets"] += 1
+
+    def _on_tunnel(self) -> None:
+        """Packets from the home agent: the inner one goes to the stack via the TUN."""
+        c = self.counters
+        hoa = self.hoa.packed
+        for _ in range(64):
+            sock = self._sock41
+            if sock is None:
+                return
+            try:
+                pkt, addr = sock.recvfrom(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                c["send_errors"] += 1
+                return
+            # a raw IPv6 socket hands us the payload: the inner packet
+            if addr[0] != self._ha_str or len(pkt) < 40 or pkt[0] >> 4 != 6 \
+                    or pkt[24:40] != hoa:
+                c["dropped_bad_source"] += 1
+                continue
+            try:
+                os.write(self._tun_fd, pkt)
+            except OSError:
+                c["send_errors"] += 1
+                continue
+            c["decapsulated_packets"] += 1
+
+    # ------------------------------------------------------------ console
+
+    def register_commands(self, console) -> None:
+        console.register("bul", self.cmd_bul, "binding update list (bul json for machines)")
+        console.register("md", self.cmd_md, "movement detection: routers, location, CoA")
+        console.register("stats", self.cmd_stats, "counters")
+
+    def cmd_bul(self, args: list[str]) -> str:
+        entries = self.node.binding_update_list(self.clock())
+        if args[:1] == ["json"]:
+            import json
+            return json.dumps(entries)
+        return format_bul(entries, self.ifname)
+
+    def cmd_md(self, args: list[str]) -> str:
+        now = self.clock()
+        n = self.node
+        info = {"location": n.location.value, "care_of_address":
+                str(n.care_of_address) if n.care_of_address else None,
+                "default_router": str(n.default_router) if n.default_router else None,
+                "routers": [{"address": str(r.address), "prefixes": sorted(map(str, r.prefixes)),
+                             "interval": r.interval, "lost_in": round(r.deadline - now, 3)}
+                            for r in n.routers.values()]}
+        if args[:1] == ["json"]:
+            import json
+            return json.dumps(info)
+        lines = [f"location {info['location']} coa {info['care_of_address'] or '-'} "
+                 f"default router {info['default_router'] or '-'}"]
+        lines += [f" router {r['address']} {' '.join(r['prefixes'])} lost in {r['lost_in']}s"
+                  for r in info["routers"]]
+        return "\n".join(lines)
+
+    def cmd_stats(self, args: list[str]) -> str:
+        counters = {**self.node.counters, **self.counters}
+        if args[:1] == ["json"]:
+            import json
+            return json.dumps(counters)
+        width = max(map(len, counters))
+        return "\n".join(f"{k:<{width}} {v}" for k, v in sorted(counters.items()))
+
+
+# ------------------------------------------------------------------ standalone

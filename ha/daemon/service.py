@@ -1,0 +1,175 @@
+"""The daemon's event loop: components, signals, the console.
+
+Every service is a component with start(), reload(settings) and stop().
+The home agent, the RA sender and (on the board) the wireless manager run
+in this one process: the board has 64 MB of RAM and three interpreters
+would not fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+log = logging.getLogger("denali")
+
+
+class Daemon:
+    def __init__(self, settings, args):
+        self.settings = settings
+        self.args = args
+        self.components: list = []
+        self.console = None
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+
+    def _build_components(self) -> list:
+        s = self.settings
+        comps = []
+        if s.radios:
+            # the cells come up first: the RA sender and the home agent use them
+            from ha.wireless.manager import WirelessManager
+            comps.append(("wireless", WirelessManager(s.radios)))
+        if s.radvd_text:
+            from radvd.service import RAService
+            from radvd.config import parse
+            comps.append(("ra", RAService(parse(s.radvd_text, s.radvd_source))))
+        if s.node == "HA" and s.ha_interface:
+            from ha.daemon.home_agent import HomeAgent
+            comps.append(("ha", HomeAgent(s, backend=self.args.backend,
+                                          firewall=not self.args.no_firewall)))
+        if s.node == "MN" and s.mobile_node:
+            from ha.daemon.mobile_node import MobileNodeService
+            comps.append(("mn", MobileNodeService(s)))
+        return comps
+
+    def _address_interfaces(self) -> None:
+        """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's
+        configured address on its interface (idempotent; a missing interface
+        is left to the wireless manager and the home agent to report)."""
+        import subprocess
+        for r in self.settings.radios:
+            name = getattr(r, "name", None) or r.get("name")
+            addr = getattr(r, "address", None) if not isinstance(r, dict) else r.get("address")
+            if not addr or not os.path.exists(f"/sys/class/net/{name}"):
+                continue
+            res = subprocess.run(["ip", "-6", "addr", "replace", addr, "dev", name, "nodad"],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                log.warning("%s: cannot add %s: %s", name, addr, res.stderr.strip())
+            else:
+                log.info("%s: address %s", name, addr)
+
+    async def run(self) -> int:
+        from ha.daemon.console import Console
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        self.console = Console(self.settings.vt_port)
+        self._register_commands()
+        started = []
+        self._address_interfaces()
+        try:
+            for name, comp in self._build_components():
+                if self._stop.is_set():  # SIGTERM while starting: stop what started
+                    break
+                await comp.start()
+                started.append((name, comp))
+                if hasattr(comp, "register_commands"):
+                    comp.register_commands(self.console)
+            self.components = started
+            await self.console.start()
+        except Exception as e:
+            log.error("start-up failed: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
+            print(f"denalid: start-up failed: {e}", file=sys.stderr)
+            await self._stop_components(started)
+            return 1
+        if self._stop.is_set():
+            log.warning("stopped while starting")
+            await self.console.stop()
+            await self._stop_components(started)
+            return 0
+        ready = "denali: home agent ready" if self.settings.node == "HA" else \
+            "denali: mobile node ready"
+        log.warning("%s (pid %d)", ready, os.getpid())
+        print(ready, file=sys.stderr, flush=True)
+        while not self._stop.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            reload = asyncio.ensure_future(self._reload.wait())
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            reload.cancel()
+            if self._reload.is_set():
+                self._reload.clear()
+                await self.reload()
+        log.warning("stopping")
+        await self.console.stop()
+        await self._stop_components(self.components)
+        return 0
+
+    async def _stop_components(self, comps) -> None:
+        for name, comp in reversed(comps):
+            try:
+                await comp.stop()
+            except Exception as e:
+                log.error("stopping %s: %s", name, e)
+
+    async def reload(self) -> str:
+        from ha.daemon.settings import SettingsError, load_settings
+        try:
+            new = load_settings(self.settings.source if self.settings.kind != "denali"
+                                or self.settings.source != "(built-in default)"
+                                else self.args.config, radvd_conf=self.args.radvd_conf)
+        except SettingsError as e:
+            log.error("reload refused, running config kept: %s", e)
+            return f"error: {e}"
+        self.settings = new
+        for name, comp in self.components:
+            try:
+                if name == "ra" and new.radvd_text:
+                    from radvd.config import parse
+                    await comp.reload(parse(new.radvd_text, new.radvd_source))
+                elif name == "ha":
+                    await comp.reload(new)
+                elif name == "wireless":
+                    await comp.reload(new.radios)
+            except Exception as e:
+                log.error("reloading %s: %s", name, e)
+                return f"error: {name}: {e}"
+        log.warning("configuration reloaded")
+        return "reloaded"
+
+    def _register_commands(self) -> None:
+        from ha.daemon.logbuffer import RecentLog
+        c = self.console
+        c.register("reload", lambda args: self.reload(), "reload the configuration")
+        c.register("log", lambda args: RecentLog.text(int(args[0]) if args else 50),
+                   "recent daemon log lines")
+        c.register("status", self._status, "services and counts (status json)")
+
+    async def _status(self, args) -> str:
+        import json
+        services = {name: "up" for name, _ in self.components}
+        info = {"pid": os.getpid(), "services": services, "config": self.settings.source}
+        ha = next((c for n, c in self.components if n == "ha"), None)
+        if ha is not None:
+            info["bindings"] = len(ha.cache)
+            info["home_agent"] = {"interface": ha.ifname, "address": str(ha.ha_address),
+                                  "prefixes": [str(p) for p in ha.prefixes]}
+        wm = next((c for n, c in self.components if n == "wireless"), None)
+        if wm is not None:
+            info["radios"] = await wm.status()
+        if args[:1] == ["json"]:
+            return json.dumps(info)
+        lines = [f"denalid pid {info['pid']}, config {info['config']}"]
+        lines += [f"  {n:<10} {st}" for n, st in services.items()]
+        if ha is not None:
+            lines.append(f"  bindings   {info['bindings']}")
+        if wm is not None:
+            from ha.wireless.manager import format_radios
+            lines.append(format_radios(info["radios"]))
+        return "\n".join(lines)

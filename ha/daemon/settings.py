@@ -1,0 +1,138 @@
+"""What the daemon runs with, read from denali.conf or a MIPL mip6d.conf.
+
+`denalid -c FILE` takes either format: a user coming from MIPL keeps the
+mip6d.conf they have. Both are turned into one Settings object here; the
+files' own parsers (ha/config/model.py, ha/config/mip6d_conf.py) do the validation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+
+
+class SettingsError(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class MobileNodeSettings:
+    interface: str
+    home_address: IPv6Interface
+    home_agent: IPv6Address
+
+
+@dataclass(slots=True)
+class Settings:
+    source: str
+    kind: str  # "denali" or "mip6d"
+    node: str = "HA"  # HA or MN
+    debug_level: int = 0
+    vt_port: int = 7777
+    ha_interface: str | None = None
+    served_prefixes: list[IPv6Network] = field(default_factory=list)  # empty: from the interface
+    max_binding_lifetime: int = 262140  # mip6d's HaMaxBindingLife default
+    acl_default_allow: bool = True
+    acl: dict = field(default_factory=dict)  # hoa -> allow
+    dad: bool = True
+    proxy_nd: str = "kernel"  # who answers NS for away home addresses: kernel or daemon
+    capacity: int = 200_000
+    send_mob_pfx_advs: bool = True
+    radvd_text: str | None = None  # radvd.conf syntax for the RA sender
+    radvd_source: str = "radvd.conf"
+    radios: list = field(default_factory=list)
+    mobile_node: MobileNodeSettings | None = None
+
+
+def _looks_like_configobj(text: str) -> bool:
+    return re.search(r"^\s*\[\w", text, re.M) is not None or (
+        re.search(r"^\s*\w[\w.]*\s*=", text, re.M) is not None and ";" not in text)
+
+
+def load_settings(path: str, radvd_conf: str | None = None) -> Settings:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = None
+    except OSError as e:
+        raise SettingsError(f"{path}: {e.strerror}") from None
+    if text is None or _looks_like_configobj(text):
+        settings = _from_denali_conf(path if text is not None else None)
+    else:
+        settings = _from_mip6d_conf(text, path)
+    if radvd_conf:
+        try:
+            with open(radvd_conf, encoding="utf-8") as f:
+                settings.radvd_text = f.read()
+            settings.radvd_source = radvd_conf
+        except OSError as e:
+            raise SettingsError(f"{radvd_conf}: {e.strerror}") from None
+    return settings
+
+
+def _from_mip6d_conf(text: str, path: str) -> Settings:
+    from ha.config.mip6d_conf import Mip6dConfError, parse_mip6d
+
+    try:
+        cfg = parse_mip6d(text, path)
+    except Mip6dConfError as e:
+        raise SettingsError(str(e)) from None
+    s = Settings(source=path, kind="mip6d")
+    s.node = (cfg.node_config or "CN").upper()
+    if s.node not in ("HA", "MN"):
+        raise SettingsError(f"{path}: NodeConfig {s.node} is not served: use HA or MN")
+    s.debug_level = cfg.debug_level or 0
+    if s.node == "HA":
+        if not cfg.interfaces:
+            raise SettingsError(f'{path}: a home agent needs Interface "name";')
+        s.ha_interface = cfg.interfaces[0]
+    if cfg.ha_max_binding_life is not None:
+        s.max_binding_lifetime = cfg.ha_max_binding_life
+    if cfg.default_binding_acl_policy is not None:
+        s.acl_default_allow = cfg.default_binding_acl_policy == "allow"
+    for rule in cfg.binding_acl:
+        s.acl[IPv6Address(rule.hoa)] = rule.allow
+    s.served_prefixes = [IPv6Network(p, strict=False) for p in cfg.ha_served_prefixes]
+    if cfg.send_mob_pfx_advs is not None:
+        s.send_mob_pfx_advs = cfg.send_mob_pfx_advs
+    if s.node == "MN":
+        if not cfg.home_links:
+            raise SettingsError(f'{path}: a mobile node needs MnHomeLink "if" {{ ... }}')
+        link = cfg.home_links[0]
+        if not link.home_address or not link.home_agent_address:
+            raise SettingsError(f"{path}: MnHomeLink needs HomeAddress and HomeAgentAddress")
+        s.mobile_node = MobileNodeSettings(link.interface, IPv6Interface(link.home_address),
+                                           IPv6Address(link.home_agent_address))
+    return s
+
+
+def _from_denali_conf(path: str | None) -> Settings:
+    from ha.config.model import ConfigError, load_config
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        raise SettingsError(str(e)) from None
+    s = Settings(source=path or "(built-in default)", kind="denali")
+    ha = cfg.ha
+    s.ha_interface = ha.interface
+    # a prefix derived from the radio's address is re-derived from the
+    # interface at start, so only an explicit one is kept
+    s.served_prefixes = ([] if getattr(ha, "served_prefixes_derived", False)
+                         else [IPv6Network(p, strict=False) for p in ha.served_prefixes])
+    s.max_binding_lifetime = ha.max_binding_lifetime
+    s.acl_default_allow = ha.acl_default_allow
+    s.acl = {IPv6Address(k): v for k, v in ha.acl.items()}
+    if not ha.enabled:
+        s.ha_interface = None
+    s.dad = ha.dad
+    s.proxy_nd = ha.proxy_nd
+    s.vt_port = ha.vt_port
+    s.debug_level = ha.debug_level
+    s.send_mob_pfx_advs = ha.send_mob_pfx_advs
+    s.radvd_text = cfg.ra_as_radvd_text()
+    s.radvd_source = f"{s.source} [ra]"
+    s.radios = list(cfg.radios)
+    return s

@@ -1,0 +1,271 @@
+"""User-space tunnel backend: one TUN device and a raw protocol-41 socket.
+
+For kernels without ip6_tunnel. How a packet goes:
+
+- CN -> home address: the kernel forwards it by the /128 route for the home
+  address, which lives in the dedicated table ROUTE_TABLE (one rule,
+  `pref 1000 lookup 6275`, before main) and points into the TUN device. We
+  read it from the TUN, look the destination up in the binding table and
+  send it on `socket(AF_INET6, SOCK_RAW, 41)` bound to the HA address to the
+  care-of address: the kernel adds the outer header (src HA, dst CoA,
+  next header 41).
+- MN -> anywhere, reverse tunnelled: the raw socket hands us the inner
+  packet and the outer source. We write the inner packet into the TUN (the
+  kernel forwards it) only if the outer source is the care-of address
+  registered for the inner source (RFC 6275 section 10.4.5).
+
+Per binding the kernel holds one route and one proxy entry, written in a
+batch; a move changes only our table here (the route still points at the
+TUN), so it costs no kernel work. Closing the TUN deletes the device and
+with it every route through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from ipaddress import IPv6Address
+
+from ha.datapath.base import Datapath, check_unicast_global
+from ha.net.iface import interface_mtu, open_tun, write_sysctl
+from ha.net.rtnl import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE,
+                         RULE_PRIORITY, NetlinkError, RtnlBatch, link_up_msg, route_msg, rule_msg)
+from ha.datapath.proxy_nd import NASender, NSResponder
+
+log = logging.getLogger(__name__)
+
+IPPROTO_IPV6 = 41
+OUTER_HEADER = 40
+READ_BURST = 64  # packets per wakeup before yielding to the loop
+
+
+
+def _not_unicast(dst: bytes) -> bool:
+    # multicast ff00::/8 or link-local fe80::/10: never tunnelled
+    return dst[0] == 0xFF or (dst[0] == 0xFE and dst[1] & 0xC0 == 0x80)
+
+
+
+class _Binding:
+    __slots__ = ("coa", "coa_str", "sockaddr")
+
+    def __init__(self, coa: IPv6Address):
+        self.coa = coa
+        # the form recvfrom() reports, so the section 10.4.5 check is a str compare
+        self.coa_str = socket.inet_ntop(socket.AF_INET6, coa.packed)
+        self.sockaddr = (self.coa_str, 0)
+
+
+class UserDatapath(Datapath):
+    def __init__(self, home_ifname: str, ha_address: IPv6Address, *, loop, rtnl: RtnlBatch,
+                 tun_fd: int, tun_name: str, sock41: socket.socket, na: NASender,
+                 firewall, table: int, rule_priority: int, restore: dict):
+        self.home_ifname = home_ifname
+        self.home_ifindex = socket.if_nametoindex(home_ifname)
+        self.ha_address = ha_address
+        self.loop = loop
+        self.rtnl = rtnl
+        self.tun_fd = tun_fd
+        self.tun_name = tun_name
+        self.tun_ifindex = socket.if_nametoindex(tun_name)
+        self.sock41 = sock41
+        self.na = na
+        self.firewall = firewall
+        self.table = table
+        self.rule_priority = rule_priority
+        self._restore = restore
+        self._bindings: dict[bytes, _Binding] = {}
+        self.responder: NSResponder | None = None  # proxy="daemon": we answer NS
+        self.counters = dict.fromkeys((
+            "tunnelled_packets", "tunnelled_bytes", "decapsulated_packets",
+            "decapsulated_bytes", "dropped_bad_source", "dropped_no_binding",
+            "dropped_not_unicast", "dropped_malformed", "send_errors", "socket_errors"), 0)
+        loop.add_reader(tun_fd, self._on_tun)
+        loop.add_reader(sock41.fileno(), self._on_tunnel)
+        self._closed = False
+
+    @classmethod
+    async def open(cls, home_ifname: str, ha_address: IPv6Address, *, loop=None,
+                   firewall: bool = True, tun_name: str = "denali0", table: int = ROUTE_TABLE,
+                   rule_priority: int = RULE_PRIORITY, na_interval: float = 1.0,
+                   proxy: str = "kernel") -> "UserDatapath":
+        loop = loop or asyncio.get_running_loop()
+        restore = {}
+        fw = None
+        rtnl = tun_fd = sock41 = na = None
+        try:
+            # a router forwards; the kernel proxies ND only on forwarding interfaces
+            write_sysctl("net.ipv6.conf.all.forwarding", "1")
+            if proxy == "kernel":
+                key = f"net.ipv6.conf.{home_ifname}.proxy_ndp"
+                restore[key] = write_sysctl(key, "1")
+            if firewall:
+                from ha.net.firewall import Firewall
+                fw = Firewall()
+                fw.install()
+            rtnl = RtnlBatch(loop)
+            tun_fd, tun_name = open_tun(tun_name)
+            # no link-local address or RS/MLD chatter on the TUN: it is not a link
+            write_sysctl(f"net.ipv6.conf.{tun_name}.addr_gen_mode", "1")
+            mtu = max(1280, interface_mtu(home_ifname) - OUTER_HEADER)
+            # a leftover rule from a crashed run would make the add fail: delete first
+            try:
+                await rtnl.submit([rule_msg(RTM_DELRULE, table, rule_priority)])
+            except NetlinkError:
+                pass
+            await rtnl.submit([link_up_msg(socket.if_nametoindex(tun_name), mtu),
+                               rule_msg(RTM_NEWRULE, table, rule_priority)])
+            sock41 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6)
+            sock41.bind((str(ha_address), 0))
+            sock41.setblocking(False)
+            na = NASender(home_ifname, loop=loop, interval=na_interval)
+            dp = cls(home_ifname, ha_address, loop=loop, rtnl=rtnl, tun_fd=tun_fd,
+                     tun_name=tun_name, sock41=sock41, na=na, firewall=fw, table=table,
+                     rule_priority=rule_priority, restore=restore)
+            if proxy == "daemon":
+                dp.responder = NSResponder(home_ifname, loop=loop, sender=na,
+                                           wanted=dp._bindings.__contains__,
+                                           counters=dp.counters)
+            return dp
+        except BaseException:
+            if na is not None:
+                na.close()
+            if sock41 is not None:
+                sock41.close()
+            if tun_fd is not None:
+                os.close(tun_fd)
+                if rtnl is not None:
+                    try:
+                        await rtnl.submit([rule_msg(RTM_DELRULE, table, rule_priority)])
+                    except NetlinkError:
+                        pass
+            if rtnl is not None:
+                rtnl.close()
+            if fw is not None:
+                fw.remove()
+            for key, old in restore.items():
+                if old is not None:
+                    write_sysctl(key, old)
+            raise
+
+    # -- what the daemon calls ---------------------------------------------------------
+
+    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+        check_unicast_global(hoa)
+        check_unicast_global(coa)
+        key = hoa.packed
+        self._bindings[key] = _Binding(coa)
+        try:
+            await self.rtnl.submit([route_msg(RTM_NEWROUTE, hoa, self.tun_ifindex, self.table),
+                                    *self._proxy_msgs(True, [hoa])])
+        except BaseException:
+            self._bindings.pop(key, None)
+            raise
+        self.na.announce(hoa)
+
+    async def move_binding(self, hoa: IPv6Address, old_coa: IPv6Address,
+                           new_coa: IPv6Address) -> None:
+        # the route points at the TUN whatever the care-of address: nothing to tell the kernel
+        check_unicast_global(new_coa)
+        if hoa.packed not in self._bindings:
+            raise KeyError(f"no binding for {hoa}")
+        self._bindings[hoa.packed] = _Binding(new_coa)
+
+    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+        self.na.cancel(hoa)
+        try:
+            await self.rtnl.submit([route_msg(RTM_DELROUTE, hoa, self.tun_ifindex, self.table),
+                                    *self._proxy_msgs(False, [hoa])])
+        finally:
+            self._bindings.pop(hoa.packed, None)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.responder is not None:
+            self.responder.close()
+        self.na.close()
+        self.loop.remove_reader(self.tun_fd)
+        self.loop.remove_reader(self.sock41.fileno())
+        self.sock41.close()
+        msgs = self._proxy_msgs(False, [IPv6Address(k) for k in self._bindings])
+        msgs.append(rule_msg(RTM_DELRULE, self.table, self.rule_priority))
+        try:
+            await self.rtnl.submit(msgs)
+        except NetlinkError as e:
+            log.warning("datapath close: %s", e)
+        self._bindings.clear()
+        os.close(self.tun_fd)  # deletes the device, and the routes through it
+        self.rtnl.close()
+        if self.firewall is not None:
+            self.firewall.remove()
+        for key, old in self._restore.items():
+            if old is not None:
+                write_sysctl(key, old)
+
+    def bindings(self) -> dict[IPv6Address, IPv6Address]:
+        return {IPv6Address(k): b.coa for k, b in self._bindings.items()}
+
+    # -- the packet path ---------------------------------------------------------------
+
+    def _on_tun(self) -> None:
+        """Packets the kernel routed to a home address: encapsulate toward the CoA."""
+        c = self.counters
+        bindings = self._bindings
+        for _ in range(READ_BURST):
+            try:
+                pkt = os.read(self.tun_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                c["socket_errors"] += 1
+                return
+            if len(pkt) < 40 or pkt[0] >> 4 != 6:
+                c["dropped_malformed"] += 1
+                continue
+            dst = pkt[24:40]
+            if _not_unicast(dst):
+                c["dropped_not_unicast"] += 1
+                continue
+            b = bindings.get(dst)
+            if b is None:
+                c["dropped_no_binding"] += 1
+                continue
+            try:
+                self.sock41.sendto(pkt, b.sockaddr)
+            except OSError:
+                c["send_errors"] += 1
+                continue
+            c["tunnelled_packets"] += 1
+            c["tunnelled_bytes"] += len(pkt)
+
+    def _on_tunnel(self) -> None:
+        """Reverse-tunnelled packets: check the outer source, then forward the inner one."""
+        c = self.counters
+        bindings = self._bindings
+        for _ in range(READ_BURST):
+            try:
+                pkt, addr = self.sock41.recvfrom(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                c["socket_errors"] += 1
+                return
+            if len(pkt) < 40 or pkt[0] >> 4 != 6:
+                c["dropped_malformed"] += 1
+                continue
+            b = bindings.get(pkt[8:24])
+            # RFC 6275 section 10.4.5: the outer source must be the registered CoA
+            if b is None or b.coa_str != addr[0]:
+                c["dropped_bad_source"] += 1
+                continue
+            try:
+                os.write(self.tun_fd, pkt)
+            except OSError:
+                c["send_errors"] += 1
+                continue
+            c["decapsulated_packets"] += 1
+            c["decapsulated_bytes"] += len(pkt)

@@ -1,0 +1,111 @@
+"""Interface facts from the kernel: addresses, MAC, MTU, carrier, TUN, sysctl.
+
+One copy of each, shared by the home agent, the mobile node, the datapaths
+and the RA sender. Where a fact is in both /sys and an ioctl, the ioctl is
+used: sysfs shows the network namespace that mounted it, not the caller's.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import struct
+from ipaddress import IPv6Address
+from typing import Iterator, NamedTuple
+
+IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x08, 0x40
+SCOPE_GLOBAL, SCOPE_LINK = 0x00, 0x20
+SIOCGIFFLAGS, SIOCGIFMTU, SIOCGIFHWADDR = 0x8913, 0x8921, 0x8927
+IFF_RUNNING = 0x40
+TUNSETIFF = 0x400454CA
+IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
+
+
+class InterfaceAddress(NamedTuple):
+    address: IPv6Address
+    prefix_len: int
+    scope: int
+    flags: int
+    ifname: str
+
+    @property
+    def usable(self) -> bool:
+        """Neither tentative (DAD still running) nor DAD-failed."""
+        return not self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
+
+
+def if_inet6(text: str | None = None) -> Iterator[InterfaceAddress]:
+    """Every IPv6 address of this namespace, from /proc/net/if_inet6 (or `text`)."""
+    if text is None:
+        try:
+            with open("/proc/net/if_inet6") as f:
+                text = f.read()
+        except OSError:
+            return
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 6:
+            continue
+        try:
+            yield InterfaceAddress(IPv6Address(bytes.fromhex(parts[0])), int(parts[2], 16),
+                                   int(parts[3], 16), int(parts[4], 16), parts[5])
+        except ValueError:
+            continue
+
+
+def interface_addresses(ifname: str) -> list[InterfaceAddress]:
+    """The addresses of `ifname`, in the kernel's order."""
+    return [a for a in if_inet6() if a.ifname == ifname]
+
+
+def usable_global_addresses(ifname: str) -> list[IPv6Address]:
+    """Global addresses of `ifname` that have passed DAD."""
+    return [a.address for a in interface_addresses(ifname)
+            if a.scope == SCOPE_GLOBAL and a.usable]
+
+
+def _ifreq(ifname: str, request: int) -> bytes:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        return fcntl.ioctl(s.fileno(), request, struct.pack("16s16x", ifname.encode()))
+
+
+def interface_mac(ifname: str) -> bytes:
+    return _ifreq(ifname, SIOCGIFHWADDR)[18:24]
+
+
+def interface_mtu(ifname: str) -> int:
+    return struct.unpack_from("=i", _ifreq(ifname, SIOCGIFMTU), 16)[0]
+
+
+def interface_running(ifname: str) -> bool:
+    """Carrier: IFF_RUNNING (an 802.11 station is associated, a cable is in)."""
+    try:
+        return bool(struct.unpack_from("=H", _ifreq(ifname, SIOCGIFFLAGS), 16)[0] & IFF_RUNNING)
+    except OSError:
+        return False
+
+
+def open_tun(name: str) -> tuple[int, str]:
+    """A TUN device without packet info, non-blocking; (fd, the name the kernel gave)."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        ifr = fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, ifr[:16].rstrip(b"\0").decode()
+
+
+def write_sysctl(path: str, value: str) -> str | None:
+    """Set /proc/sys/<path> to value; return the previous value (None if absent)."""
+    full = "/proc/sys/" + path.replace(".", "/")
+    try:
+        with open(full) as f:
+            old = f.read().strip()
+        if old != value:
+            with open(full, "w") as f:
+                f.write(value)
+        return old
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,396 @@
+"""hostapd for one radio: its config file, its control socket, its supervised child.
+
+Three layers, the first two pure:
+
+- ``RadioSpec`` + ``check_radios()``: what may start. A radio must exist,
+  support AP mode and have the channel usable for AP on its band; no radio may
+  take another's ESSID or channel (the one already running, else the first in
+  the config, keeps it); channels less than 5 apart overlap and only warn.
+- ``hostapd_config()``: the hostapd.conf text. Open network as in the seed,
+  WPA2-PSK (CCMP) when a key is set. ``country_code`` only when the kernel can
+  read regulatory.db (wireless-regdb): without it hostapd fails to start.
+- ``HostapdControl`` (control socket client, asyncio) and ``HostapdChild``
+  (runs hostapd in the foreground, restarts it with back-off, logs why it died).
+
+On modern kernels an AP interface beacons only while hostapd runs, so the
+child is the radio: no hostapd, no cell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass
+
+log = logging.getLogger("denali.wireless")
+
+REGDB_PATHS = ("/lib/firmware/regulatory.db", "/usr/lib/firmware/regulatory.db")
+NON_OVERLAP_DISTANCE = 5
+FCC = ("US", "CA")
+
+
+@dataclass(frozen=True, slots=True)
+class RadioSpec:
+    """One configured radio, from ha.config.model.Radio or a dict with the same keys."""
+    name: str
+    essid: str
+    channel: int
+    hw_mode: str = "g"
+    country: str = "US"
+    txpower: int | None = None
+    role: str = "foreign"
+    key: str | None = None
+
+    @classmethod
+    def of(cls, r) -> "RadioSpec":
+        get = r.get if isinstance(r, dict) else (lambda k, d=None: getattr(r, k, d))
+        name = get("name") or get("interface")
+        if not name:
+            raise ValueError(f"radio {r!r} has no name")
+        if not get("essid"):
+            raise ValueError(f"radio {name} has no essid")
+        return cls(name=str(name), essid=str(get("essid")), channel=int(get("channel")),
+                   hw_mode=get("hw_mode") or "g", country=get("country") or "US",
+                   txpower=None if get("txpower") is None else int(get("txpower")),
+                   role=get("role") or "foreign", key=get("key") or None)
+
+
+def channel_frequency(channel: int) -> int:
+    """2.4 GHz channel to centre frequency in MHz (channel 14 is the odd one)."""
+    if channel == 14:
+        return 2484
+    if 1 <= channel <= 13:
+        return 2407 + 5 * channel
+    raise ValueError(f"channel {channel} is not a 2.4 GHz channel (1-14)")
+
+
+def key_rule(key: str | None) -> str | None:
+    if key is None or re.fullmatch(r"[0-9a-fA-F]{64}", key) or (
+            8 <= len(key) <= 63 and all(32 <= ord(c) < 127 for c in key)):
+        return None
+    return "a WPA2-PSK key is 8-63 printable ASCII characters or 64 hex digits"
+
+
+def country_channel_rule(channel: int, country: str, hw_mode: str) -> str | None:
+    """None when the channel is legal in the country (IEEE 802.11 Annex E), else why not."""
+    if not 1 <= channel <= 14:
+        return f"channel {channel} is not a 2.4 GHz channel: use 1-14"
+    if country == "JP":
+        if channel == 14 and hw_mode != "b":
+            return "channel 14 is allowed in JP only with hw_mode b"
+        return None
+    top = 11 if country in FCC else 13
+    if channel > top:
+        return f"channel {channel} is not allowed for country {country}: use 1-{top}"
+    return None
+
+
+@dataclass(slots=True)
+class PhyInfo:
+    """What nl80211 says about one radio: enough to decide whether it can be our AP."""
+    ifname: str
+    phy: str
+    ap: bool                    # AP among the supported interface types
+    freqs: dict | None = None   # MHz -> None (usable) or why not ("disabled", "no-IR")
+    iftype: str | None = None
+
+
+@dataclass(slots=True)
+class Verdict:
+    name: str
+    ok: bool
+    reason: str = ""            # why it may not start
+    missing: bool = False       # the radio is not there (yet): wait for it
+    warnings: tuple = ()
+
+
+def check_radios(specs, phys: dict, running=()) -> dict:
+    """Decide which radios may start: {name: Verdict}.
+
+    *phys* maps interface name to PhyInfo (absent: no such radio). *running* names
+    the radios up now: they keep their ESSID and channel against newcomers.
+    """
+    order = sorted(specs, key=lambda s: (s.name not in running,))  # stable: config order
+    verdicts: dict[str, Verdict] = {}
+    taken: list[RadioSpec] = []
+    for s in order:
+        warnings = []
+        reason = country_channel_rule(s.channel, s.country, s.hw_mode)
+        missing = False
+        if reason is None and s.hw_mode not in ("b", "g"):
+            reason = f"hw_mode {s.hw_mode!r} is not served: use b or g"
+        if reason is None and not 1 <= len(s.essid.encode("utf-8")) <= 32:
+            reason = f"ESSID {s.essid!r} is not 1-32 bytes of UTF-8"
+        if reason is None:
+            reason = key_rule(s.key)
+        if reason is None:
+            for t in taken:
+                if t.essid == s.essid:
+                    reason = (f"ESSID {s.essid!r} is already the ESSID of {t.name}: "
+                              "each radio needs its own")
+                    break
+                if t.channel == s.channel:
+                    reason = (f"channel {s.channel} is already used by {t.name}: "
+                              "use another channel, at best 5 or more apart")
+                    break
+        if reason is None:
+            p = phys.get(s.name)
+            if p is None:
+                reason, missing = f"no radio {s.name} (waiting for it to appear)", True
+            elif not p.ap:
+                reason = f"{s.name} ({p.phy}) does not support AP mode"
+            elif p.freqs is not None:
+                f = channel_frequency(s.channel)
+                if f not in p.freqs:
+                    reason = f"{s.name} ({p.phy}) has no channel {s.channel} ({f} MHz)"
+                elif p.freqs[f]:
+                    reason = (f"{s.name} ({p.phy}) cannot start an AP on channel "
+                              f"{s.channel} ({f} MHz): {p.freqs[f]}")
+        if reason is None:
+            for t in taken:
+                if abs(t.channel - s.channel) < NON_OVERLAP_DISTANCE:
+                    warnings.append(f"{s.name} channel {s.channel} overlaps {t.name} channel "
+                                    f"{t.channel} (less than {NON_OVERLAP_DISTANCE} apart)")
+            taken.append(s)
+        verdicts[s.name] = Verdict(s.name, reason is None, reason or "", missing,
+                                   tuple(warnings))
+    return {s.name: verdicts[s.name] for s in specs}
+
+
+def _ssid_line(essid: str) -> str:
+    raw = essid.encode("utf-8")
+    if re.fullmatch(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?", essid):
+        return f"ssid={essid}"
+    # anything else (spaces at the ends, non-ASCII) as hex: no way to break the file
+    line = f"ssid2={raw.hex()}"
+    return line + ("\nutf8_ssid=1" if not essid.isascii() else "")
+
+
+def hostapd_config(spec: RadioSpec, ctrl_dir: str, *, country: bool = True) -> str:
+    """hostapd.conf text for *spec*; *country* False leaves the country to the kernel."""
+    lines = [
+        f"# written by denalid for radio {spec.name}: do not edit",
+        f"interface={spec.name}",
+        "driver=nl80211",
+        f"ctrl_interface={ctrl_dir}",
+        _ssid_line(spec.essid),
+        f"hw_mode={spec.hw_mode}",
+        f"channel={spec.channel}",
+        "beacon_int=100",
+        "auth_algs=1",
+        "ignore_broadcast_ssid=0",
+        "wmm_enabled=1",
+    ]
+    if country:
+        lines += [f"country_code={spec.country}", "ieee80211d=1"]
+    if spec.key:
+        lines += ["wpa=2", "wpa_key_mgmt=WPA-PSK", "rsn_pairwise=CCMP"]
+        why = key_rule(spec.key)
+        if why:
+            raise ValueError(why)
+        if len(spec.key) == 64:
+            lines.append(f"wpa_psk={spec.key.lower()}")
+        else:
+            lines.append(f"wpa_passphrase={spec.key}")
+    return "\n".join(lines) + "\n"
+
+
+def regdb_present(paths=REGDB_PATHS) -> bool:
+    return any(os.path.exists(p) for p in paths)
+
+
+# --- control socket --------------------------------------------------------------
+
+def parse_status(text: str) -> dict:
+    """hostapd STATUS (key=value lines) to a dict of strings."""
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def parse_station(text: str) -> tuple[str, dict] | None:
+    """STA-FIRST / STA-NEXT reply: the address line, then key=value lines."""
+    lines = text.splitlines()
+    if not lines or not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", lines[0].strip()):
+        return None
+    return lines[0].strip(), parse_status("\n".join(lines[1:]))
+
+
+class ControlError(Exception):
+    pass
+
+
+class HostapdControl:
+    """A request/reply client of hostapd's control socket (unix datagrams)."""
+
+    _seq = 0
+
+    def __init__(self, path: str):
+        self.path = path
+        self._sock: socket.socket | None = None
+        self._local = None
+        self._lock = asyncio.Lock()
+
+    def _open(self) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        HostapdControl._seq += 1
+        local = os.path.join(os.path.dirname(self.path),
+                             f".denalid-{os.getpid()}-{HostapdControl._seq}")
+        try:
+            os.unlink(local)
+        except FileNotFoundError:
+            pass
+        try:
+            s.bind(local)
+            s.connect(self.path)
+        except OSError:
+            s.close()
+            try:
+                os.unlink(local)
+            except OSError:
+                pass
+            raise
+        s.setblocking(False)
+        self._sock, self._local = s, local
+        return s
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._local:
+            try:
+                os.unlink(self._local)
+            except OSError:
+                pass
+            self._local = None
+
+    async def request(self, cmd: str, timeout: float = 2.0) -> str:
+        async with self._lock:
+            try:
+                s = self._sock or self._open()
+            except OSError as e:
+                raise ControlError(f"{self.path}: {e.strerror or e}") from None
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.sock_sendall(s, cmd.encode())
+                while True:
+                    data = await asyncio.wait_for(loop.sock_recv(s, 65536), timeout)
+                    if not data.startswith(b"<"):  # skip unsolicited event messages
+                        return data.decode("utf-8", "replace")
+            except (OSError, asyncio.TimeoutError) as e:
+                self.close()
+                raise ControlError(f"{self.path}: {cmd}: {e or 'no reply'}") from None
+
+    async def status(self) -> dict:
+        return parse_status(await self.request("STATUS"))
+
+    async def stations(self) -> list[tuple[str, dict]]:
+        out = []
+        reply = await self.request("STA-FIRST")
+        while (sta := parse_station(reply)) is not None and len(out) < 2048:
+            out.append(sta)
+            reply = await self.request(f"STA-NEXT {sta[0]}")
+        return out
+
+
+# --- the supervised child ---------------------------------------------------------
+
+class HostapdChild:
+    """Runs `hostapd CONF` in the foreground and brings it back when it dies.
+
+    Back-off doubles from *backoff* up to *backoff_max*; a run that lasted
+    *stable* seconds resets it. Why it died (exit status and its last lines of
+    output) is logged and kept in ``last_exit``.
+    """
+
+    def __init__(self, spec: RadioSpec, conf_path: str, ctrl_dir: str, *,
+                 hostapd: str = "hostapd", backoff: float = 1.0, backoff_max: float = 30.0,
+                 stable: float = 60.0):
+        self.spec = spec
+        self.conf_path = conf_path
+        self.ctrl = HostapdControl(os.path.join(ctrl_dir, spec.name))
+        self.hostapd = hostapd
+        self.backoff, self.backoff_max, self.stable = backoff, backoff_max, stable
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.last_exit: str | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self._tail: list[str] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._supervise(),
+                                                            name=f"hostapd-{self.spec.name}")
+
+    async def _read_output(self, stream) -> None:
+        while line := await stream.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            self._tail = (self._tail + [text])[-8:]
+            log.debug("hostapd %s: %s", self.spec.name, text)
+
+    async def _supervise(self) -> None:
+        delay = self.backoff
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self._tail = []
+            began = loop.time()
+            try:
+                self.proc = await asyncio.create_subprocess_exec(
+                    self.hostapd, self.conf_path, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            except OSError as e:
+                self.last_exit = f"cannot run {self.hostapd}: {e.strerror or e}"
+                log.error("radio %s: %s", self.spec.name, self.last_exit)
+            else:
+                reader = loop.create_task(self._read_output(self.proc.stdout))
+                rc = await self.proc.wait()
+                await asyncio.wait({reader}, timeout=1)
+                self.ctrl.close()
+                if self._stopping:
+                    break
+                if loop.time() - began >= self.stable:
+                    delay = self.backoff
+                why = f"signal {-rc}" if rc < 0 else f"exit status {rc}"
+                tail = " | ".join(t for t in self._tail[-3:] if t)
+                self.last_exit = why + (f": {tail}" if tail else "")
+                log.error("radio %s: hostapd died (%s); restarting in %g s",
+                          self.spec.name, self.last_exit, delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                break
+            delay = min(delay * 2, self.backoff_max)
+            self.restarts += 1
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
+        p = self.proc
+        if p is not None and p.returncode is None:
+            try:
+                p.terminate()
+                await asyncio.wait_for(p.wait(), timeout)
+            except ProcessLookupError:
+                pass
+            except asyncio.TimeoutError:
+                p.kill()
+                await p.wait()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self.ctrl.close()

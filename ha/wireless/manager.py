@@ -1,0 +1,387 @@
+"""The wireless manager: one hostapd per configured radio, supervised.
+
+    wm = WirelessManager(settings.radios)   # ha.config.model.Radio objects or dicts
+    await wm.start(); wm.register_commands(console)
+    await wm.reload(new_radios)             # haconf apply: only changed radios restart
+    await wm.stop()                         # hostapd children stopped, interfaces down
+
+A radio is up when its hostapd runs (modern kernels beacon only through
+hostapd). A radio that may not start is down with the reason, and the other
+keeps running: a bad radio never takes the daemon or its neighbour down.
+
+Radios are found over nl80211 (pyroute2's IW, imported only when a radio has
+to be checked: it costs ~10 MB). Interfaces that are missing are looked for in
+/sys every *poll* seconds, which costs nothing, so a radio whose driver loads
+later is picked up. Frequencies per band come from the same wiphy dump; when
+the kernel leaves them out of an unsplit dump, pyric's phyinfo supplies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from ha.wireless.hostapd import (HostapdChild, PhyInfo, RadioSpec, Verdict, check_radios,
+                        hostapd_config, regdb_present)
+
+log = logging.getLogger("denali.wireless")
+
+RUNTIME_DIR = "/run/denali/hostapd"
+
+
+def radio_present(name: str, sysfs: str = "/sys/class/net") -> bool:
+    return os.path.exists(os.path.join(sysfs, name, "phy80211"))
+
+
+def _freq_flags(freq_attr) -> tuple[int, str | None]:
+    f = freq_attr.get_attr("NL80211_FREQUENCY_ATTR_FREQ")
+    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_DISABLED") is not None:
+        return f, "disabled"
+    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_NO_IR") is not None:
+        return f, "no-IR (regulatory: may not transmit first)"
+    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_RADAR") is not None:
+        return f, "radar (DFS) channel"
+    return f, None
+
+
+async def read_phys_iw() -> dict:
+    """{ifname: PhyInfo} for the 802.11 interfaces of this namespace, over nl80211."""
+    from pyroute2.iwutil import AsyncIW  # heavy: only when a radio is checked
+    from pyroute2.netlink.nl80211 import NL80211_NAMES, nl80211cmd
+    from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
+
+    wiphys: dict[int, dict] = {}
+    ifaces = []
+    iw = AsyncIW()
+    try:
+        await iw.setup_endpoint()
+        msg = nl80211cmd()
+        msg["cmd"] = NL80211_NAMES["NL80211_CMD_GET_WIPHY"]
+        msg["attrs"] = [["NL80211_ATTR_SPLIT_WIPHY_DUMP", b""]]
+        async for m in await iw.nlm_request(msg, msg_type=iw.prid,
+                                            msg_flags=NLM_F_REQUEST | NLM_F_DUMP):
+            idx = m.get_attr("NL80211_ATTR_WIPHY")
+            w = wiphys.setdefault(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {}})
+            if m.get_attr("NL80211_ATTR_WIPHY_NAME"):
+                w["name"] = m.get_attr("NL80211_ATTR_WIPHY_NAME")
+            w["iftypes"].update(m.get_attr("NL80211_ATTR_SUPPORTED_IFTYPES") or ())
+            for band in m.get_attr("NL80211_ATTR_WIPHY_BANDS") or ():
+                for fa in band.get_attr("NL80211_BAND_ATTR_FREQS") or ():
+                    f, why = _freq_flags(fa)
+                    if f:
+                        w["freqs"][f] = why
+        async for m in await iw.get_interfaces_dump():
+            ifaces.append((m.get_attr("NL80211_ATTR_IFNAME"), m.get_attr("NL80211_ATTR_WIPHY"),
+                           m.get_attr("NL80211_ATTR_IFTYPE")))
+    finally:
+        iw.close()
+    from pyroute2.netlink.nl80211 import IFTYPE_NAMES
+    type_names = {v: k for k, v in IFTYPE_NAMES.items()}
+    out = {}
+    for name, idx, iftype in ifaces:
+        w = wiphys.get(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {}})
+        out[name] = PhyInfo(ifname=name, phy=w["name"], ap="ap" in w["iftypes"],
+                            freqs=dict(w["freqs"]) or None, iftype=type_names.get(iftype))
+    return out
+
+
+def fill_freqs_pyric(phys: dict) -> None:
+    """Frequencies from pyric where nl80211's dump gave none (pyric asks per phy)."""
+    try:
+        import pyric.pyw as pyw
+    except Exception as e:  # pyric is optional and old
+        log.debug("pyric unavailable: %s", e)
+        return
+    for info in phys.values():
+        if info.freqs is not None:
+            continue
+        try:
+            bands = pyw.phyinfo(pyw.getcard(info.ifname))["bands"]
+        except Exception as e:
+            log.debug("pyric phyinfo %s: %s", info.ifname, e)
+            continue
+        freqs = {}
+        for b in bands.values():
+            for f, d in zip(b.get("rfs") or (), b.get("rf-data") or ()):
+                # pyric drops NO_IR: it cannot tell a passive-scan channel apart
+                freqs[int(f)] = ("disabled" if not d.get("enabled", True) else
+                                 "radar (DFS) channel" if d.get("radar") else None)
+        info.freqs = freqs or None
+
+
+async def read_phys() -> dict:
+    try:
+        phys = await read_phys_iw()
+    except Exception as e:
+        log.error("nl80211: cannot list radios: %s", e)
+        return {}
+    if any(p.freqs is None for p in phys.values()):
+        fill_freqs_pyric(phys)
+    return phys
+
+
+async def set_station_mode(ifname: str, sysfs: str = "/sys/class/net") -> None:
+    with open(os.path.join(sysfs, ifname, "ifindex")) as f:
+        ifindex = int(f.read())
+    from pyroute2.iwutil import AsyncIW
+    iw = AsyncIW()
+    try:
+        await iw.setup_endpoint()
+        await iw.set_interface_type(ifindex, "station")
+    finally:
+        iw.close()
+
+
+def _set_link_down(ifname: str) -> None:
+    import fcntl
+    import socket
+    import struct
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH", ifname.encode()[:15], 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, req)[:18])[1]
+        if flags & IFF_UP:
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", ifname.encode()[:15],
+                                                     flags & ~IFF_UP))
+
+
+class WirelessManager:
+    def __init__(self, radios, *, runtime_dir: str = RUNTIME_DIR, hostapd: str = "hostapd",
+                 poll: float = 2.0, backoff: float = 1.0, read_phys=read_phys,
+                 sysfs: str = "/sys/class/net"):
+        self.specs: list[RadioSpec] = []
+        self.verdicts: dict[str, Verdict] = {}
+        self.children: dict[str, HostapdChild] = {}
+        self.runtime_dir = runtime_dir
+        self.ctrl_dir = os.path.join(runtime_dir, "ctrl")
+        self.hostapd = hostapd
+        self.poll = poll
+        self.backoff = backoff
+        self._read_phys = read_phys
+        self.sysfs = sysfs
+        self._poll_task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self.specs, bad = self._specs(radios)
+        self._bad = bad
+
+    @staticmethod
+    def _specs(radios):
+        if hasattr(radios, "radios"):  # a Settings or DenaliConfig: take its radios
+            radios = radios.radios
+        specs, bad = [], {}
+        for r in radios or ():
+            try:
+                specs.append(RadioSpec.of(r))
+            except (TypeError, ValueError) as e:
+                name = (r.get("name") if isinstance(r, dict) else getattr(r, "name", None)) or "?"
+                bad[str(name)] = Verdict(str(name), False, f"bad radio config: {e}")
+        return specs, bad
+
+    # --- life cycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            os.makedirs(self.ctrl_dir, mode=0o750, exist_ok=True)
+        except OSError as e:  # hostapd will say the same; the radios show why they are down
+            log.error("cannot create %s: %s", self.ctrl_dir, e)
+        async with self._lock:
+            await self._apply(set())
+        self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop(),
+                                                                 name="wireless-poll")
+
+    async def reload(self, radios) -> None:
+        new, bad = self._specs(radios)
+        async with self._lock:
+            old = {s.name: s for s in self.specs}
+            keep = {s.name for s in new if old.get(s.name) == s and s.name in self.children}
+            for name in list(self.children):
+                if name not in keep:
+                    log.warning("radio %s: configuration changed, restarting its hostapd", name)
+                    await self._stop_child(name)
+            self.specs, self._bad = new, bad
+            await self._apply(keep)
+
+    async def stop(self) -> None:
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            try:
+                await self._poll_task
+            except asyncio.CancelledError:
+                pass
+            self._poll_task = None
+        async with self._lock:
+            for name in list(self.children):
+                await self._stop_child(name)
+
+    async def _stop_child(self, name: str) -> None:
+        child = self.children.pop(name)
+        await child.stop()
+        try:
+            _set_link_down(name)
+        except OSError as e:
+            log.debug("radio %s: cannot set the link down: %s", name, e)
+            return
+        # a hostapd that was killed leaves the interface in AP mode, and the next
+        # one restores that on exit: put it back to station ourselves
+        try:
+            await set_station_mode(name, self.sysfs)
+        except Exception as e:
+            log.debug("radio %s: cannot set station mode: %s", name, e)
+
+    async def _apply(self, keep: set) -> None:
+        """Check every radio and start those that may start and are not running."""
+        # nl80211 (and the ~10 MB of pyroute2) only when a radio to check is there:
+        # one that is absent is "missing" without asking, and is polled in /sys
+        phys = await self._read_phys() if any(
+            s.name not in keep and radio_present(s.name, self.sysfs) for s in self.specs) else {}
+        for name in keep:  # running radios are there: no need to look them up again
+            phys.setdefault(name, PhyInfo(name, "?", True, None))
+        self.verdicts = check_radios(self.specs, phys, running=keep)
+        self.verdicts.update(self._bad)
+        country = regdb_present()
+        if not country:
+            log.warning("no regulatory.db (wireless-regdb): the country is left to the kernel")
+        for s in self.specs:
+            v = self.verdicts[s.name]
+            for w in v.warnings:
+                log.warning("radio %s: %s", s.name, w)
+            if not v.ok:
+                if s.name in self.children:  # cannot happen for kept radios; be safe
+                    await self._stop_child(s.name)
+                log.error("radio %s (%s) down: %s", s.name, s.essid, v.reason)
+                continue
+            if s.name in self.children:
+                continue
+            conf = os.path.join(self.runtime_dir, f"{s.name}.conf")
+            try:
+                from ha.config.atomic import atomic_write
+                atomic_write(conf, hostapd_config(s, self.ctrl_dir, country=country))
+            except (OSError, ValueError) as e:
+                self.verdicts[s.name] = Verdict(s.name, False, f"cannot write {conf}: {e}")
+                log.error("radio %s down: cannot write %s: %s", s.name, conf, e)
+                continue
+            child = HostapdChild(s, conf, self.ctrl_dir, hostapd=self.hostapd,
+                                 backoff=self.backoff)
+            child.start()
+            self.children[s.name] = child
+            log.warning("radio %s: hostapd started for ESSID %r channel %d", s.name, s.essid,
+                        s.channel)
+            if s.txpower is not None:
+                asyncio.get_running_loop().create_task(self._set_txpower(s, child),
+                                                       name=f"txpower-{s.name}")
+            log.warning("radio %s: hostapd started for ESSID %r channel %d", s.name, s.essid,
+                        s.channel)
+
+    async def _set_txpower(self, s: RadioSpec, child: HostapdChild, wait: float = 30.0) -> None:
+        """hostapd has no transmit power setting: once it beacons, set it over nl80211."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait
+        while loop.time() < end and self.children.get(s.name) is child:
+            try:
+                if (await child.ctrl.status()).get("state") == "ENABLED":
+                    break
+            except Exception:
+                pass
+            await asyncio.sleep(0.5)
+        else:
+            return
+        try:
+            with open(os.path.join(self.sysfs, s.name, "ifindex")) as f:
+                ifindex = int(f.read())
+            from pyroute2.iwutil import AsyncIW
+            iw = AsyncIW()
+            try:
+                await iw.setup_endpoint()
+                await iw.set_tx_power(ifindex, 2, s.txpower * 100)  # fixed, in mBm
+            finally:
+                iw.close()
+            log.info("radio %s: transmit power %d dBm", s.name, s.txpower)
+        except Exception as e:
+            log.error("radio %s: cannot set transmit power %d dBm: %s", s.name, s.txpower, e)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                await self._poll_once()
+            except Exception:  # the poller must outlive any surprise
+                log.exception("wireless poll failed")
+
+    async def _poll_once(self) -> None:
+        async with self._lock:
+            gone = [n for n in self.children if not radio_present(n, self.sysfs)]
+            for name in gone:
+                log.error("radio %s disappeared: hostapd stopped", name)
+                await self._stop_child(name)
+            waiting = [s.name for s in self.specs if s.name not in self.children
+                       and self.verdicts.get(s.name, Verdict(s.name, False)).missing
+                       and radio_present(s.name, self.sysfs)]
+            if gone or waiting:
+                if waiting:
+                    log.warning("radio %s appeared", ", ".join(waiting))
+                await self._apply(set(self.children))
+
+    # --- what the console shows ---------------------------------------------------
+
+    async def status(self) -> list[dict]:
+        out = []
+        for s in self.specs:
+            v = self.verdicts.get(s.name)
+            child = self.children.get(s.name)
+            row = {"radio": s.name, "interface": s.name, "role": s.role, "essid": s.essid,
+                   "channel": s.channel, "frequency": None, "mode": "down", "state": "down",
+                   "stations": [], "station_count": 0, "security": "wpa2-psk" if s.key else "open",
+                   "reason": None, "warnings": list(v.warnings) if v else [],
+                   "restarts": child.restarts if child else 0,
+                   "last_exit": child.last_exit if child else None,
+                   "pid": child.pid if child else None}
+            if child is None:
+                row["reason"] = v.reason if v else "not checked yet"
+            else:
+                try:
+                    st = await child.ctrl.status()
+                    row["state"] = st.get("state", "?").lower()
+                    if st.get("state") == "ENABLED":
+                        row["mode"] = "AP"
+                    row["essid"] = st.get("ssid[0]", s.essid)
+                    row["channel"] = int(st.get("channel", s.channel))
+                    row["frequency"] = int(st["freq"]) if "freq" in st else None
+                    stas = await child.ctrl.stations()
+                    row["stations"] = [mac for mac, _ in stas]
+                    row["station_count"] = len(stas)
+                except Exception as e:
+                    row["state"] = "starting" if child.pid else "restarting"
+                    row["reason"] = child.last_exit or f"hostapd not answering: {e}"
+            out.append(row)
+        for name, v in self._bad.items():
+            out.append({"radio": name, "interface": name, "mode": "down", "state": "down",
+                        "reason": v.reason, "stations": [], "station_count": 0})
+        return out
+
+    def register_commands(self, console) -> None:
+        console.register("radios", self._radios_command,
+                         "radios: interface, mode, ESSID, channel, stations (radios json)")
+
+    async def _radios_command(self, args) -> str:
+        rows = await self.status()
+        if args[:1] == ["json"]:
+            import json
+            return json.dumps(rows)
+        return format_radios(rows)
+
+
+def format_radios(rows) -> str:
+    if not rows:
+        return "no radios configured"
+    lines = [f"{'interface':<10} {'mode':<5} {'ESSID':<16} {'ch':>3} {'MHz':>5} {'sta':>4}  state"]
+    for r in rows:
+        freq = r.get("frequency") or "-"
+        state = r["state"]
+        if r.get("reason"):
+            state += f": {r['reason']}"
+        lines.append(f"{r['interface']:<10} {r['mode']:<5} {str(r.get('essid', '-')):<16} "
+                     f"{str(r.get('channel', '-')):>3} {freq:>5} {r['station_count']:>4}  {state}")
+        for w in r.get("warnings") or ():
+            lines.append(f"{'':<10} warning: {w}")
+    return "\n".join(lines)
