@@ -27,7 +27,7 @@ A BU goes through three gates, in the order RFC 6275 reads:
                             correspondent registration (we do no return
                             routability, so we cannot authorise one).
   refuse    (BA >= 128)     the table _REFUSALS below, first failing rule wins.
-  accept    (BA 0 if A=1)   one of: deregister, new binding (maybe DAD first),
+  accept    (BA 0)          one of: deregister, new binding (maybe DAD first),
                             refresh (same CoA), move (new CoA).
 
 A new binding with DAD enabled is a two-step affair: process_binding_update
@@ -39,8 +39,8 @@ sequence) replaces the pending one instead of being answered, so the one BA
 that eventually goes out carries the latest sequence.
 
 Bindings die by deregistration (lifetime 0, or CoA == HoA) or by expire(),
-which the caller drives from cache.next_expiry() the way aioquic's users
-drive get_timer()/handle_timer(now).
+which HomeAgentCore.handle_timer (ha/core/home_agent.py) calls when
+cache.next_expiry() comes due: there is no polling.
 
 Choices where the RFC leaves room, and why
 ------------------------------------------
@@ -143,9 +143,11 @@ class StartDAD:
 
 @dataclass(slots=True, frozen=True)
 class AddBinding:
+    """Tunnel, route and proxy ND for hoa (and, with L = 1, its link-local twin)."""
     hoa: IPv6Address
     coa: IPv6Address
     lifetime: int  # seconds
+    link_local: IPv6Address | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -167,41 +169,10 @@ class MoveBinding:
 class DeleteBinding:
     hoa: IPv6Address
     coa: IPv6Address
+    link_local: IPv6Address | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class ProxyOn:
-    hoa: IPv6Address
-    link_local: IPv6Address | None
-
-
-@dataclass(slots=True, frozen=True)
-class ProxyOff:
-    hoa: IPv6Address
-    link_local: IPv6Address | None
-
-
-@dataclass(slots=True, frozen=True)
-class TunnelAdd:
-    hoa: IPv6Address
-    coa: IPv6Address
-
-
-@dataclass(slots=True, frozen=True)
-class TunnelMove:
-    hoa: IPv6Address
-    old: IPv6Address
-    new: IPv6Address
-
-
-@dataclass(slots=True, frozen=True)
-class TunnelRemove:
-    hoa: IPv6Address
-    coa: IPv6Address
-
-
-Action = Union[StartDAD, AddBinding, RefreshBinding, MoveBinding, DeleteBinding,
-               ProxyOn, ProxyOff, TunnelAdd, TunnelMove, TunnelRemove]
+Action = Union[StartDAD, AddBinding, RefreshBinding, MoveBinding, DeleteBinding]
 
 
 # ================================================================ output
@@ -209,7 +180,7 @@ Action = Union[StartDAD, AddBinding, RefreshBinding, MoveBinding, DeleteBinding,
 
 @dataclass(slots=True)
 class Decision:
-    ack: BindingAck | None = None  # None: send nothing (discarded, pending, or A = 0)
+    ack: BindingAck | None = None  # None: send nothing (discarded, or DAD pending)
     ack_to: IPv6Address | None = None  # BA destination; its RH2 carries `hoa`
     hoa: IPv6Address | None = None
     coa: IPv6Address | None = None
@@ -406,11 +377,6 @@ def granted_lifetime_units(requested_seconds: float, hoa: IPv6Address, link_loca
     return min(max(0, int(limit) // 4), MAX_LIFETIME_UNITS)
 
 
-# section 9.5.4 / 10.3.1: a BA goes out on every refusal, and on acceptance when A = 1
-def ack_wanted(ack_bit: bool, status: int) -> bool:
-    return ack_bit or status >= 128
-
-
 # section 6.2.4: Binding Refresh Advice only when it says something (interval < lifetime)
 def refresh_advice_options(lifetime_units: int, config: HomeAgentConfig) -> list:
     if config.refresh_advice is None:
@@ -474,8 +440,8 @@ def dad_finished(hoa: IPv6Address, ok: bool, cache: BindingCache, config: HomeAg
     b.pending_sequence = b.pending_ack_to = None
     cache.put(b)
     ll = link_local_of(hoa) if b.link_local_compat else None
-    actions = (AddBinding(hoa, b.coa, b.lifetime), ProxyOn(hoa, ll), TunnelAdd(hoa, b.coa))
-    ack = _accept_ack(b.ack, seq, units, config)
+    actions = (AddBinding(hoa, b.coa, b.lifetime, ll),)
+    ack = _accept_ack(seq, units, config)
     return Decision(ack=ack, ack_to=ack_to, hoa=hoa, coa=b.coa, actions=actions,
                     reason="registered after DAD (10.3.1)")
 
@@ -542,24 +508,22 @@ def _refuse(ctx: BUContext, f: _Facts, status: BAStatus, rule: str) -> Decision:
     seq = ctx.bu.sequence
     if status is BAStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW:
         seq = f.binding.sequence  # section 9.5.1: tell the MN what we last accepted
+    # section 9.5.4 / 10.3.1: every refusal is answered, whatever the A bit says
     ack = BindingAck(status=status, sequence=seq, lifetime=0)
-    if not ack_wanted(ctx.bu.ack, status):
-        ack = None
     return Decision(ack=ack, ack_to=ctx.src, hoa=f.hoa, coa=f.coa,
                     reason=f"refused {int(status)} {status.name}: {rule}")
 
 
-def _accept_ack(ack_bit: bool, sequence: int, units: int,
-                config: HomeAgentConfig) -> BindingAck | None:
-    if not ack_wanted(ack_bit, BAStatus.ACCEPTED):
-        return None
+# sections 10.3.1 and 10.3.2: the home agent MUST return a BA to a home
+# registration or deregistration regardless of the A bit (the only kind accepted here)
+def _accept_ack(sequence: int, units: int, config: HomeAgentConfig) -> BindingAck:
     return BindingAck(status=BAStatus.ACCEPTED, sequence=sequence, lifetime=units,
                       key_management=False, options=refresh_advice_options(units, config))
 
 
 def _teardown(b: Binding) -> tuple:
     ll = link_local_of(b.hoa) if b.link_local_compat else None
-    return (DeleteBinding(b.hoa, b.coa), ProxyOff(b.hoa, ll), TunnelRemove(b.hoa, b.coa))
+    return (DeleteBinding(b.hoa, b.coa, ll),)
 
 
 def _deregister(ctx: BUContext, f: _Facts) -> Decision:
@@ -567,7 +531,7 @@ def _deregister(ctx: BUContext, f: _Facts) -> Decision:
     b = f.binding
     f.cache.remove(f.hoa)
     actions = () if b.state is BindingState.DAD_PENDING else _teardown(b)
-    ack = _accept_ack(ctx.bu.ack, ctx.bu.sequence, 0, f.config)
+    ack = _accept_ack(ctx.bu.sequence, 0, f.config)
     return Decision(ack=ack, ack_to=ctx.src, hoa=f.hoa, coa=b.coa, actions=actions,
                     reason="deregistered (10.3.2)")
 
@@ -591,8 +555,8 @@ def _register_new(ctx: BUContext, f: _Facts) -> Decision:
                         reason="DAD started (10.3.1)")
     b.sequence = bu.sequence
     f.cache.put(b)
-    actions = (AddBinding(hoa, coa, lifetime), ProxyOn(hoa, ll), TunnelAdd(hoa, coa))
-    return Decision(ack=_accept_ack(bu.ack, bu.sequence, units, config), ack_to=ctx.src,
+    actions = (AddBinding(hoa, coa, lifetime, ll),)
+    return Decision(ack=_accept_ack(bu.sequence, units, config), ack_to=ctx.src,
                     hoa=hoa, coa=coa, actions=actions, reason="registered (10.3.1)")
 
 
@@ -634,8 +598,7 @@ def _refresh_or_move(ctx: BUContext, f: _Facts) -> Decision:
         actions = (RefreshBinding(f.hoa, f.coa, lifetime),)
         reason = "refreshed (10.3.1)"
     else:
-        actions = (MoveBinding(f.hoa, old_coa, f.coa, lifetime),
-                   TunnelMove(f.hoa, old_coa, f.coa))
+        actions = (MoveBinding(f.hoa, old_coa, f.coa, lifetime),)
         reason = "moved to a new care-of address (10.3.1)"
-    return Decision(ack=_accept_ack(bu.ack, bu.sequence, units, f.config), ack_to=ctx.src,
+    return Decision(ack=_accept_ack(bu.sequence, units, f.config), ack_to=ctx.src,
                     hoa=f.hoa, coa=f.coa, actions=actions, reason=reason)

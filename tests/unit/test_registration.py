@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from ha.core.binding_cache import BindingCache, BindingState
 from ha.wire.mobility import AlternateCareOfAddress, BAStatus, BindingRefreshAdvice, BindingUpdate
 from ha.core.registration import (
-    AddBinding, BUContext, DeleteBinding, HomeAgentConfig, MoveBinding, ProxyOff, ProxyOn,
-    RefreshBinding, StartDAD, TunnelAdd, TunnelMove, TunnelRemove, admin_add_binding,
+    AddBinding, BUContext, DeleteBinding, HomeAgentConfig, MoveBinding, RefreshBinding, StartDAD,
+    admin_add_binding,
     admin_delete_binding, dad_finished, expire, granted_lifetime_units, link_local_of,
     process_binding_update, sequence_is_newer,
 )
@@ -137,7 +137,7 @@ def test_alternate_coa_is_the_care_of_address_but_ba_goes_to_the_source():
     d = send(cache, cfg, bu(options=[AlternateCareOfAddress(COA2)]))
     assert d.status is BAStatus.ACCEPTED
     assert d.coa == COA2 and cache.get(HOA).coa == COA2
-    assert TunnelAdd(HOA, COA2) in d.actions
+    assert d.actions == (AddBinding(HOA, COA2, 4000),)
     assert d.ack_to == COA
 
 
@@ -235,16 +235,20 @@ def test_new_registration_without_dad_adds_binding_proxy_and_tunnel():
     cache, cfg = BindingCache(10), config()
     d = send(cache, cfg, bu(7, lifetime=1000), now=100.0)
     assert d.status is BAStatus.ACCEPTED and d.ack.sequence == 7 and d.ack.lifetime == 1000
-    assert d.actions == (AddBinding(HOA, COA, 4000), ProxyOn(HOA, None), TunnelAdd(HOA, COA))
+    assert d.actions == (AddBinding(HOA, COA, 4000),)
     b = cache.get(HOA)
     assert b.state is BindingState.REGISTERED and b.expires_at == 4100.0 and b.local == HA
     assert b.home_registration and not b.key_management
 
 
-def test_accepted_without_a_bit_sends_no_ba_but_acts():
+def test_home_registration_gets_a_ba_whatever_the_a_bit_says():
+    # section 10.3.1: "Regardless of the setting of the Acknowledge (A) bit"
     cache, cfg = BindingCache(10), config()
     d = send(cache, cfg, bu(ack=False))
-    assert d.ack is None and TunnelAdd(HOA, COA) in d.actions
+    assert d.status is BAStatus.ACCEPTED and d.ack_to == COA
+    assert d.actions == (AddBinding(HOA, COA, 4000),)
+    d = send(cache, cfg, bu(2, lifetime=0, ack=False))  # section 10.3.2 likewise
+    assert d.status is BAStatus.ACCEPTED and d.ack.lifetime == 0
 
 
 def test_refresh_same_coa_gives_refresh_action():
@@ -259,7 +263,7 @@ def test_move_to_new_coa_gives_tunnel_move():
     cache, cfg = BindingCache(10), config()
     registered(cache, cfg, seq=1)
     d = send(cache, cfg, bu(2), src=COA2)
-    assert d.actions == (MoveBinding(HOA, COA, COA2, 4000), TunnelMove(HOA, COA, COA2))
+    assert d.actions == (MoveBinding(HOA, COA, COA2, 4000),)
     assert cache.get(HOA).coa == COA2 and d.ack_to == COA2
 
 
@@ -268,7 +272,7 @@ def test_deregistration_tears_everything_down():
     registered(cache, cfg, seq=1, l=True)
     d = send(cache, cfg, bu(2, lifetime=0))
     assert d.status is BAStatus.ACCEPTED and d.ack.lifetime == 0
-    assert d.actions == (DeleteBinding(HOA, COA), ProxyOff(HOA, LL), TunnelRemove(HOA, COA))
+    assert d.actions == (DeleteBinding(HOA, COA, LL),)
     assert HOA not in cache
 
 
@@ -317,7 +321,7 @@ def test_new_binding_starts_dad_and_answers_later():
     assert cache.get(HOA).state is BindingState.DAD_PENDING
     d = dad_finished(HOA, True, cache, cfg, now=1.0)
     assert d.status is BAStatus.ACCEPTED and d.ack.sequence == 5 and d.ack_to == COA
-    assert d.actions == (AddBinding(HOA, COA, 4000), ProxyOn(HOA, None), TunnelAdd(HOA, COA))
+    assert d.actions == (AddBinding(HOA, COA, 4000),)
     b = cache.get(HOA)
     assert b.state is BindingState.REGISTERED and b.sequence == 5 and b.expires_at == 4001.0
 
@@ -327,7 +331,7 @@ def test_dad_with_l_bit_covers_the_link_local_address():
     assert link_local_of(A("2001:db8::1234:5678:9abc:def0")) == A("fe80::1234:5678:9abc:def0")
     d = send(cache, cfg, bu(l=True))
     assert d.actions == (StartDAD(HOA, LL),)
-    assert ProxyOn(HOA, LL) in dad_finished(HOA, True, cache, cfg, 1.0).actions
+    assert dad_finished(HOA, True, cache, cfg, 1.0).actions == (AddBinding(HOA, COA, 4000, LL),)
 
 
 def test_failed_dad_gets_134_and_drops_the_entry():
@@ -355,7 +359,8 @@ def test_bu_during_dad_supersedes_the_pending_one():
     d = send(cache, cfg, bu(11), now=1.6)  # duplicate of the pending one: dropped
     assert d.pending and d.ack is None
     d = dad_finished(HOA, True, cache, cfg, now=2.0)
-    assert d.ack.sequence == 11 and d.ack_to == COA2 and TunnelAdd(HOA, COA2) in d.actions
+    assert d.ack.sequence == 11 and d.ack_to == COA2
+    assert d.actions == (AddBinding(HOA, COA2, 4000),)
     # only one answer per DAD run
     assert dad_finished(HOA, True, cache, cfg, now=2.1).ack is None
 
@@ -377,7 +382,7 @@ def test_expire_at_the_right_moment_with_teardown():
     assert expire(cache, 199.9) == []
     (d,) = expire(cache, 200.0)
     assert d.ack is None
-    assert d.actions == (DeleteBinding(HOA, COA), ProxyOff(HOA, None), TunnelRemove(HOA, COA))
+    assert d.actions == (DeleteBinding(HOA, COA),)
     assert HOA not in cache
 
 
@@ -404,13 +409,13 @@ def test_console_add_and_delete_go_through_the_rules():
     cache, cfg = BindingCache(10), config()
     d = admin_add_binding(HOA, COA, 3600, cache, cfg, now=0.0)
     assert d.status is BAStatus.ACCEPTED and d.ack_to is None and d.ack.lifetime == 900
-    assert TunnelAdd(HOA, COA) in d.actions
+    assert d.actions == (AddBinding(HOA, COA, 3600),)
     d = admin_add_binding(HOA, COA2, 3600, cache, cfg, now=1.0)
-    assert TunnelMove(HOA, COA, COA2) in d.actions
+    assert d.actions == (MoveBinding(HOA, COA, COA2, 3600),)
     assert admin_add_binding(A("2001:db8:5::1"), COA, 60, cache, cfg, 2.0).status is \
         BAStatus.NOT_HOME_SUBNET
     d = admin_delete_binding(HOA, cache, cfg, now=2.0)
-    assert d.status is BAStatus.ACCEPTED and TunnelRemove(HOA, COA2) in d.actions
+    assert d.status is BAStatus.ACCEPTED and d.actions == (DeleteBinding(HOA, COA2),)
     assert admin_delete_binding(HOA, cache, cfg, now=3.0).status is \
         BAStatus.NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE
 

@@ -1,0 +1,577 @@
+"""The home agent's protocol engine: bytes and a clock in, bytes and actions out.
+
+Two rules about this file:
+
+1. Every protocol decision the home agent makes is made here or in the pure
+   modules it calls (registration rules in registration.py, discovery
+   answers in discovery.py). The adapter (ha/daemon/home_agent.py) reads
+   sockets, hands the bytes in, writes the bytes that come out and runs the
+   actions; it never looks at a field of a packet.
+
+2. This file does no I/O: no socket, no netlink, no clock, no random state of
+   its own. `now` (seconds on the caller's monotonic clock) comes with every
+   call, and the random source for DHAAD ordering is passed in.
+
+The shape is aioquic's QuicConnection:
+
+  receive_packet(data, ifindex, now)   a whole IPv6 packet from the packet
+                                       tap: Mobility Header, or anything with
+                                       a Home Address option
+  receive_icmpv6(data, src, dst, hop_limit, now)
+                                       one ICMPv6 message from a raw ICMPv6
+                                       socket: NS/NA/RA on the home link,
+                                       DHAAD requests on the anycast address
+  datagrams_to_send(now)               whole IPv6 packets (BA, BE, Parameter
+                                       Problem, DHAAD reply, MPA, DAD probes)
+                                       with their destination and interface
+  next_action()                        work for the datapath or the sockets,
+                                       as plain data (registration.py's
+                                       AddBinding/MoveBinding/DeleteBinding,
+                                       JoinGroup/LeaveGroup for DAD)
+  action_done(action, now) / action_failed(action, error, now)
+  get_timer() / handle_timer(now)      binding expiry, DAD retransmissions
+                                       and ends, home agent list expiry
+
+Theory of operation
+-------------------
+
+A Binding Acknowledgement that accepts a binding is held back until the
+datapath has done what the acceptance promised: the BA for a new binding
+goes out after action_done(AddBinding), never before. When the action fails
+instead, the registration is rolled back (a new binding is removed, and a
+best-effort DeleteBinding cleans what part of it reached the kernel; a move
+returns to the old care-of address) and the BA says 130, Insufficient
+resources -- what UMIP answers too. A refresh needs nothing from the kernel,
+so its BA goes at once. A deregistration's BA is not held: the mobile node is
+home, and a kernel leftover is counted and logged, not blamed on it.
+
+DAD (RFC 6275 section 10.3.1, RFC 4862 section 5.4) runs here too: the core
+asks for the solicited-node groups to be joined (JoinGroup), then sends the
+probe from :: and listens for RetransTimer. An NA for the target, or another
+node's probe for it, ends it with 134. At most `max_concurrent_dad` probes
+run at once -- every probe holds one or two multicast memberships of one
+socket, and the kernel caps those per socket -- and a new registration past
+that bound, or one whose group join fails, gets 130 at once instead of
+waiting: the mobile node retransmits (section 11.8), and by then a slot is
+likely free. No entry stays DAD_PENDING longer than one probe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+
+from ha.core import registration as reg
+from ha.core.binding_cache import BindingCache, BindingState
+from ha.core.discovery import (HomeAgentList, HomePrefix, answer_dhaad,
+                               answer_mobile_prefix_solicitation, home_agents_anycast)
+from ha.core.error_limits import ErrorLimiter
+from ha.wire import icmpv6 as nd
+from ha.wire.errors import CodecError
+from ha.wire.ipv6 import IPv6Header, Packet, Proto, RoutingHeaderType2, build_ba_packet, parse_packet
+from ha.wire.mobility import (BAStatus, BEStatus, BindingAck, BindingError, BindingUpdate,
+                              UnknownMobilityMessage, decode_mh, encode_mh, mh_parameter_problem)
+
+log = logging.getLogger("denali.ha")
+
+UNSPECIFIED = IPv6Address("::")
+RETRANS_TIMER = 1.0  # RFC 4861 section 10, RetransTimer default
+DUP_ADDR_DETECT_TRANSMITS = 1  # RFC 4862 section 5.1 default
+MAX_CONCURRENT_DAD = 64  # probes; each holds 1-2 groups of the ~180 a socket may join
+DEFAULT_VALID_LIFETIME = 86400  # radvd's AdvValidLifetime default, seconds
+DEFAULT_PREFERRED_LIFETIME = 14400  # radvd's AdvPreferredLifetime default
+ND_HOP_LIMIT = 255  # RFC 4861 section 6.1: ND from off-link is ignored
+HOP_LIMIT = 64
+
+
+# ================================================================ inputs
+
+
+@dataclass(slots=True)
+class HomeAgentSettings:
+    """What the engine needs to know about its link, besides the registration rules."""
+
+    ha_address: IPv6Address
+    home_ifindex: int = 0
+    rules: reg.HomeAgentConfig = dataclasses.field(default_factory=reg.HomeAgentConfig)
+    # prefix -> (valid, preferred) lifetime in seconds, for Mobile Prefix Advertisements
+    prefix_lifetimes: dict = dataclasses.field(default_factory=dict)
+    dad_retrans_timer: float = RETRANS_TIMER
+    dad_transmits: int = DUP_ADDR_DETECT_TRANSMITS
+    max_concurrent_dad: int = MAX_CONCURRENT_DAD
+
+    @property
+    def prefixes(self) -> tuple[IPv6Network, ...]:
+        return self.rules.served_prefixes
+
+
+# =============================================================== outputs
+
+
+@dataclass(slots=True, frozen=True)
+class Datagram:
+    """A whole IPv6 packet for a header-included raw socket."""
+
+    data: bytes
+    dst: IPv6Address
+    ifindex: int = 0  # 0: let the routing table choose
+
+
+@dataclass(slots=True, frozen=True)
+class JoinGroup:
+    group: IPv6Address  # a solicited-node group on the home link, for DAD
+
+
+@dataclass(slots=True, frozen=True)
+class LeaveGroup:
+    group: IPv6Address
+
+
+def solicited_node(address: IPv6Address) -> IPv6Address:
+    """RFC 4291 section 2.7.1: ff02::1:ffXX:XXXX."""
+    return IPv6Address(0xFF0200000000000000000001FF000000 | (int(address) & 0xFFFFFF))
+
+
+# ============================================================== internals
+
+
+@dataclass(slots=True)
+class _Held:
+    """A decision whose BA waits on the datapath."""
+
+    decision: reg.Decision
+    before: object  # the binding as it was before this decision (None: new), for rollback
+
+
+@dataclass(slots=True)
+class _Probe:
+    hoa: IPv6Address
+    targets: tuple[IPv6Address, ...]
+    groups: tuple[IPv6Address, ...]
+    joins_waiting: set
+    sent: int = 0
+    deadline: float | None = None  # None: not yet sent (waiting on the joins)
+
+
+class HomeAgentCore:
+    """Serves home registrations for the prefixes of one home link."""
+
+    def __init__(self, settings: HomeAgentSettings, *, capacity: int = 200_000,
+                 rng: random.Random | None = None):
+        self.settings = settings
+        self.cache = BindingCache(capacity)
+        self.home_agents = HomeAgentList()
+        self.stats: Counter = Counter()
+        self.rng = rng if rng is not None else random.Random(0)
+        self._errors = ErrorLimiter()
+        self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
+        self._datagrams: list[Datagram] = []
+        self._actions: deque = deque()
+        self._held: dict[int, _Held] = {}  # id(action) -> what waits on it
+        self._probes: dict[IPv6Address, _Probe] = {}  # by home address
+        self._group_users: Counter = Counter()  # group -> probes using it
+        self._join_for: dict[int, IPv6Address] = {}  # id(JoinGroup) -> group
+
+    # ------------------------------------------------------------ settings
+
+    def reload(self, settings: HomeAgentSettings) -> None:
+        """New rules for new registrations; bindings in the cache stay as they are."""
+        self.settings = settings
+        self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
+
+    @property
+    def rules(self) -> reg.HomeAgentConfig:
+        return self.settings.rules
+
+    # ------------------------------------------------------------- receive
+
+    def receive_packet(self, data: bytes, ifindex: int, now: float) -> None:
+        """A packet from the tap: Mobility Header, or one carrying a Home Address option."""
+        try:
+            pkt = parse_packet(data)
+        except CodecError as e:
+            self.stats["malformed dropped"] += 1
+            log.debug("dropped malformed packet on ifindex %d: %s", ifindex, e)
+            return
+        if pkt.header.dst not in self._ours:
+            return  # passing through, or for another node
+        if pkt.protocol == Proto.MH:
+            self._on_mh(pkt, data, now)
+        elif pkt.home_address is not None:
+            self._on_hao_packet(pkt, now)
+
+    def receive_icmpv6(self, data: bytes, src: IPv6Address, dst: IPv6Address | None,
+                       hop_limit: int | None, now: float) -> None:
+        """One ICMPv6 message (without its IPv6 header) from a raw ICMPv6 socket."""
+        try:
+            msg = nd.decode_icmpv6(data, src, dst) if dst is not None else nd.decode_icmpv6(data)
+        except CodecError:
+            self.stats["malformed dropped"] += 1
+            return
+        if isinstance(msg, nd.DHAADRequest):
+            self._on_dhaad(msg, src, dst, now)
+            return
+        if hop_limit is not None and hop_limit != ND_HOP_LIMIT:
+            return  # RFC 4861 sections 6.1 and 7.1.1: not from this link
+        if isinstance(msg, (nd.NeighborSolicitation, nd.NeighborAdvertisement)):
+            self._dad_observe(msg, src, now)
+        elif isinstance(msg, nd.RouterAdvertisement):
+            self.home_agents.update_from_ra(src, msg, now)
+
+    # ------------------------------------------------------------- outputs
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        out, self._datagrams = self._datagrams, []
+        return out
+
+    def next_action(self):
+        return self._actions.popleft() if self._actions else None
+
+    def action_done(self, action, now: float) -> None:
+        if isinstance(action, JoinGroup):
+            self._join_done(action, now)
+            return
+        held = self._held.pop(id(action), None)
+        if held is not None:
+            self._send_ack(held.decision)
+
+    def action_failed(self, action, error: BaseException, now: float) -> None:
+        """The datapath or a socket could not do `action`: roll back and say 130."""
+        self.stats["datapath errors"] += 1
+        log.error("%s %s failed: %s", type(action).__name__, getattr(action, "hoa", ""), error)
+        if isinstance(action, JoinGroup):
+            self._join_failed(action, now)
+            return
+        held = self._held.pop(id(action), None)
+        if held is None:
+            return  # a deregistration or a cleanup: nothing to roll back
+        d = held.decision
+        if isinstance(action, reg.AddBinding):
+            self.cache.remove(action.hoa)
+            # part of the batch may have reached the kernel: take it out again
+            self._actions.append(reg.DeleteBinding(action.hoa, action.coa, action.link_local))
+        elif isinstance(action, reg.MoveBinding) and held.before is not None:
+            self.cache.put(held.before)
+        self.stats["registrations rolled back"] += 1
+        self._refuse_now(d, BAStatus.INSUFFICIENT_RESOURCES,
+                         f"datapath: {type(action).__name__} failed")
+
+    # --------------------------------------------------------------- timer
+
+    def get_timer(self) -> float | None:
+        """When handle_timer() next has work, or None."""
+        times = [p.deadline for p in self._probes.values() if p.deadline is not None]
+        expiry = self.cache.next_expiry()
+        if expiry is not None:
+            times.append(expiry)
+        times.extend(e.expires_at for e in self.home_agents)
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        for p in [p for p in self._probes.values() if p.deadline is not None and p.deadline <= now]:
+            if p.sent < self.settings.dad_transmits:
+                self._send_probe(p, now)
+            else:
+                self._dad_over(p, True, now)
+        for decision in reg.expire(self.cache, now):
+            self.stats["bindings expired"] += 1
+            self._carry_out(decision, None, now)
+        self.home_agents.expire(now)
+
+    # ------------------------------------------------------------- console
+
+    def admin_add(self, hoa: IPv6Address, coa: IPv6Address, lifetime: int, now: float) -> str:
+        before = self._snapshot(hoa)
+        d = reg.admin_add_binding(hoa, coa, lifetime, self.cache, self.rules, now)
+        self._carry_out(d, before, now)
+        return d.reason
+
+    def admin_delete(self, hoa: IPv6Address, now: float) -> str:
+        d = reg.admin_delete_binding(hoa, self.cache, self.rules, now)
+        self._carry_out(d, None, now)
+        return d.reason
+
+    def stop(self, now: float) -> None:
+        """Tear every binding down (queued as DeleteBinding actions) and forget them."""
+        for b in list(self.cache):
+            if b.state is BindingState.REGISTERED:
+                ll = reg.link_local_of(b.hoa) if b.link_local_compat else None
+                self._actions.append(reg.DeleteBinding(b.hoa, b.coa, ll))
+            self.cache.remove(b.hoa)
+        for hoa in list(self._probes):
+            self._probe_cancel(hoa)
+        self._held.clear()
+
+    # ------------------------------------------------------------ mobility
+
+    def _on_mh(self, pkt: Packet, data: bytes, now: float) -> None:
+        try:
+            msg = decode_mh(pkt.payload, *pkt.pseudo_header_addresses())
+        except CodecError as e:
+            self.stats["malformed dropped"] += 1
+            log.info("dropped malformed mobility header from %s: %s", pkt.header.src, e)
+            pointer = mh_parameter_problem(pkt.payload)
+            if pointer is not None:
+                # section 9.2: a bad Payload Proto or Header Len earns an ICMP error
+                self._parameter_problem(pkt, data, pkt.payload_offset + pointer, now)
+            return
+        if isinstance(msg, BindingUpdate):
+            self.stats["BU received"] += 1
+            hoa = pkt.home_address
+            log.debug("BU from %s hoa %s seq %d lifetime %d flags %s", pkt.header.src, hoa,
+                      msg.sequence, msg.lifetime_seconds, bu_flags(msg))
+            ctx = reg.BUContext(msg, src=pkt.header.src, dst=pkt.header.dst, hoa=hoa)
+            before = self._snapshot(reg.home_address_of(ctx))
+            self._carry_out(reg.process_binding_update(ctx, self.cache, self.rules, now),
+                            before, now)
+        elif isinstance(msg, UnknownMobilityMessage):
+            # section 9.2: an unknown MH type is answered with BE status 2
+            self.stats["unknown MH type"] += 1
+            self._binding_error(BEStatus.UNRECOGNIZED_MH_TYPE_VALUE, pkt, now)
+        else:
+            self.stats[f"MH {type(msg).__name__} ignored"] += 1
+
+    def _on_hao_packet(self, pkt: Packet, now: float) -> None:
+        b = self.cache.get(pkt.home_address)
+        if b is None or b.state is not BindingState.REGISTERED:
+            # section 9.3.1: a Home Address option with no binding
+            self.stats["HAO without binding"] += 1
+            self._binding_error(BEStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS_DESTINATION_OPTION,
+                                pkt, now)
+            return
+        if pkt.protocol != Proto.ICMPV6:
+            self.stats["HAO packets not served"] += 1
+            return
+        try:
+            msg = nd.decode_icmpv6(pkt.payload, pkt.home_address, pkt.header.dst)
+        except CodecError as e:
+            self.stats["malformed dropped"] += 1
+            log.info("dropped malformed ICMPv6 from %s: %s", pkt.header.src, e)
+            return
+        if isinstance(msg, nd.MobilePrefixSolicitation):
+            self.stats["MPS received"] += 1
+            mpa = answer_mobile_prefix_solicitation(msg, self._home_prefixes(),
+                                                    self.settings.ha_address)
+            self._send_via_rh2(mpa, pkt.header.dst, b.coa, b.hoa)
+            self.stats["MPA sent"] += 1
+        else:
+            self.stats["HAO packets not served"] += 1
+
+    def _home_prefixes(self) -> list[HomePrefix]:
+        """Section 10.6.1: the MPA carries each prefix with the lifetimes the home link has."""
+        out = []
+        for p in self.settings.prefixes:
+            valid, preferred = self.settings.prefix_lifetimes.get(
+                p, (DEFAULT_VALID_LIFETIME, DEFAULT_PREFERRED_LIFETIME))
+            out.append(HomePrefix(p, valid, preferred))
+        return out
+
+    # -------------------------------------------------------------- DHAAD
+
+    def _on_dhaad(self, msg, src: IPv6Address, dst: IPv6Address | None, now: float) -> None:
+        prefix = next((p for p in self.settings.prefixes if dst == home_agents_anycast(p)), None)
+        if prefix is None:
+            return  # section 10.5: only requests to a served prefix's anycast address
+        self.stats["DHAAD requests"] += 1
+        reply = answer_dhaad(msg, prefix, self.home_agents, now, self.rng)
+        if reply is None:
+            # we are a home agent for the prefix before our own RA has been heard
+            reply = nd.DHAADReply(identifier=msg.identifier,
+                                  home_agents=(self.settings.ha_address,))
+        self._icmp(reply, self.settings.ha_address, src, HOP_LIMIT)
+        self.stats["DHAAD replies"] += 1
+
+    # ---------------------------------------------------------- decisions
+
+    def _snapshot(self, hoa: IPv6Address):
+        b = self.cache.get(hoa)
+        return dataclasses.replace(b) if b is not None else None
+
+    def _carry_out(self, d: reg.Decision, before, now: float) -> None:
+        log.info("%s %s: %s", d.hoa, d.coa, d.reason)
+        kernel = None
+        for a in d.actions:
+            if isinstance(a, reg.StartDAD):
+                self._dad_start(a, d, now)
+                return  # dad_finished() will answer
+            if isinstance(a, (reg.AddBinding, reg.MoveBinding, reg.DeleteBinding)):
+                self._actions.append(a)
+                kernel = a
+        if d.hoa in self._probes:
+            b = self.cache.get(d.hoa)
+            if b is None or b.state is not BindingState.DAD_PENDING:
+                self._probe_cancel(d.hoa)  # deregistered or expired while DAD ran
+        if kernel is not None and not isinstance(kernel, reg.DeleteBinding) \
+                and d.ack is not None and d.ack.status == BAStatus.ACCEPTED:
+            self._held[id(kernel)] = _Held(d, before)
+            return
+        self._send_ack(d)
+
+    def _refuse_now(self, d: reg.Decision, status: BAStatus, why: str) -> None:
+        seq = d.ack.sequence if d.ack is not None else 0
+        refused = dataclasses.replace(d, ack=BindingAck(status=status, sequence=seq, lifetime=0),
+                                      reason=f"refused {int(status)} {status.name}: {why}")
+        log.info("%s %s: %s", d.hoa, d.coa, refused.reason)
+        self._send_ack(refused)
+
+    def _send_ack(self, d: reg.Decision) -> None:
+        if d.ack is None:
+            return
+        self.stats[f"BA {int(d.ack.status)}"] += 1
+        if d.ack_to is None:
+            return  # from the console: nothing goes on the wire
+        b = self.cache.get(d.hoa)
+        src = (b.local if b is not None and b.local else None) or self.settings.ha_address
+        mh = encode_mh(d.ack, src, d.hoa)
+        self._datagrams.append(Datagram(build_ba_packet(src, d.ack_to, d.hoa, mh), d.ack_to))
+        log.debug("BA status %d seq %d lifetime %d to %s", d.ack.status, d.ack.sequence,
+                  d.ack.lifetime_seconds, d.ack_to)
+
+    # ----------------------------------------------------------------- DAD
+
+    def _dad_start(self, action: reg.StartDAD, d: reg.Decision, now: float) -> None:
+        if len(self._probes) >= self.settings.max_concurrent_dad:
+            self.stats["DAD refused, too many running"] += 1
+            self._pending_refused(action.hoa, f"{len(self._probes)} DAD probes running")
+            return
+        self.stats["DAD started"] += 1
+        targets = (action.hoa,) + ((action.link_local,) if action.link_local else ())
+        groups = tuple(dict.fromkeys(solicited_node(t) for t in targets))
+        probe = _Probe(action.hoa, targets, groups, set())
+        self._probes[action.hoa] = probe
+        for g in groups:
+            self._group_users[g] += 1
+            if self._group_users[g] == 1:
+                join = JoinGroup(g)
+                probe.joins_waiting.add(id(join))
+                self._join_for[id(join)] = g
+                self._actions.append(join)
+        if not probe.joins_waiting:
+            self._send_probe(probe, now)
+
+    def _join_done(self, action: JoinGroup, now: float) -> None:
+        self._join_for.pop(id(action), None)
+        for p in list(self._probes.values()):
+            if id(action) in p.joins_waiting:
+                p.joins_waiting.discard(id(action))
+                if not p.joins_waiting and p.deadline is None:
+                    self._send_probe(p, now)
+
+    def _join_failed(self, action: JoinGroup, now: float) -> None:
+        group = self._join_for.pop(id(action), None)
+        if group is not None:
+            self._group_users[group] -= 1  # never joined: nothing to leave
+            if self._group_users[group] <= 0:
+                del self._group_users[group]
+        for p in [p for p in self._probes.values() if id(action) in p.joins_waiting]:
+            p.joins_waiting.discard(id(action))
+            p.groups = tuple(g for g in p.groups if g != group)
+            self._probe_end(p)
+            self._pending_refused(p.hoa, "cannot join the solicited-node group for DAD")
+
+    def _pending_refused(self, hoa: IPv6Address, why: str) -> None:
+        """A registration waiting on DAD that cannot have it: 130, and nothing stays."""
+        b = self.cache.get(hoa)
+        if b is None or b.state is not BindingState.DAD_PENDING:
+            return
+        self.cache.remove(hoa)
+        d = reg.Decision(ack=BindingAck(status=BAStatus.INSUFFICIENT_RESOURCES,
+                                        sequence=b.pending_sequence or 0, lifetime=0),
+                         ack_to=b.pending_ack_to, hoa=hoa, coa=b.coa)
+        self._refuse_now(d, BAStatus.INSUFFICIENT_RESOURCES, why)
+
+    def _send_probe(self, p: _Probe, now: float) -> None:
+        for target in p.targets:
+            group = solicited_node(target)
+            body = nd.encode_icmpv6(nd.NeighborSolicitation(target=target, options=[]),
+                                    UNSPECIFIED, group)
+            head = IPv6Header(UNSPECIFIED, group, Proto.ICMPV6, len(body), ND_HOP_LIMIT).encode()
+            self._datagrams.append(Datagram(head + body, group, self.settings.home_ifindex))
+        p.sent += 1
+        p.deadline = now + self.settings.dad_retrans_timer
+
+    def _dad_observe(self, msg, src: IPv6Address, now: float) -> None:
+        target = msg.target
+        for p in list(self._probes.values()):
+            if target not in p.targets or p.deadline is None:
+                continue
+            if isinstance(msg, nd.NeighborAdvertisement):
+                log.info("DAD: %s is in use on the home link (NA from %s)", target, src)
+            elif src == UNSPECIFIED:
+                log.info("DAD: another node is probing %s", target)
+            else:
+                continue  # an ordinary NS for the address: not a collision (RFC 4862 5.4.3)
+            self._dad_over(p, False, now)
+
+    def _dad_over(self, p: _Probe, ok: bool, now: float) -> None:
+        self._probe_end(p)
+        if not ok:
+            self.stats["DAD failed"] += 1
+        before = self._snapshot(p.hoa)
+        self._carry_out(reg.dad_finished(p.hoa, ok, self.cache, self.rules, now), before, now)
+
+    def _probe_cancel(self, hoa: IPv6Address | None) -> None:
+        p = self._probes.get(hoa)
+        if p is not None:
+            self._probe_end(p)
+
+    def _probe_end(self, p: _Probe) -> None:
+        self._probes.pop(p.hoa, None)
+        for g in p.groups:
+            self._group_users[g] -= 1
+            if self._group_users[g] <= 0:
+                del self._group_users[g]
+                self._actions.append(LeaveGroup(g))
+
+    # ------------------------------------------------------------- errors
+
+    def _error_allowed(self, dst: IPv6Address, now: float) -> bool:
+        if self._errors.allow(dst, now):
+            return True
+        self.stats["errors rate limited"] += 1
+        return False
+
+    def _parameter_problem(self, pkt: Packet, data: bytes, pointer: int, now: float) -> None:
+        dst, src = pkt.header.src, pkt.header.dst
+        if not self._error_allowed(dst, now):
+            return
+        # RFC 4443 section 2.4: as much of the invoking packet as fits in 1280
+        pp = nd.ParameterProblem(code=0, pointer=pointer, invoking=data[:1280 - 48])
+        self._icmp(pp, src, dst, HOP_LIMIT)
+        self.stats["parameter problems sent"] += 1
+
+    def _binding_error(self, status: BEStatus, pkt: Packet, now: float) -> None:
+        dst = pkt.header.src
+        if not self._error_allowed(dst, now):
+            return
+        # section 9.3.3: to the source of the offending packet, its home address inside
+        be = BindingError(status=status, home_address=pkt.home_address or UNSPECIFIED)
+        src = pkt.header.dst
+        mh = encode_mh(be, src, dst)
+        head = IPv6Header(src, dst, Proto.MH, len(mh), HOP_LIMIT).encode()
+        self._datagrams.append(Datagram(head + mh, dst))
+        self.stats[f"BE {int(status)} sent"] += 1
+
+    # ------------------------------------------------------------ builders
+
+    def _icmp(self, msg, src: IPv6Address, dst: IPv6Address, hop_limit: int) -> None:
+        body = nd.encode_icmpv6(msg, src, dst)
+        head = IPv6Header(src, dst, Proto.ICMPV6, len(body), hop_limit).encode()
+        self._datagrams.append(Datagram(head + body, dst))
+
+    def _send_via_rh2(self, msg, src: IPv6Address, coa: IPv6Address, hoa: IPv6Address) -> None:
+        body = nd.encode_icmpv6(msg, src, hoa)  # checksum over the final destination
+        rh2 = RoutingHeaderType2(Proto.ICMPV6, hoa).encode()
+        head = IPv6Header(src, coa, Proto.ROUTING, len(rh2) + len(body), HOP_LIMIT).encode()
+        self._datagrams.append(Datagram(head + rh2 + body, coa))
+
+
+def bu_flags(bu) -> str:
+    """A BU's or binding's flags the way mip6d prints them: AHLK, '-' for clear."""
+    return "".join(c if on else "-" for c, on in (("A", bu.ack), ("H", bu.home_registration),
+                                                    ("L", bu.link_local_compat),
+                                                    ("K", bu.key_management)))
