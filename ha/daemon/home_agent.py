@@ -39,8 +39,10 @@ class HomeAgent:
     """
 
     def __init__(self, settings, *, backend: str = "auto", firewall: bool = True,
-                 clock=time.monotonic, rng: random.Random | None = None):
+                 clock=time.monotonic, rng: random.Random | None = None,
+                 prefix_lifetimes: dict | None = None):
         self.settings = settings
+        self.prefix_lifetimes = prefix_lifetimes or {}  # from the RA sender's configuration
         self.backend = backend
         self.firewall = firewall
         self.clock = clock
@@ -119,8 +121,10 @@ class HomeAgent:
             served_prefixes=tuple(self.prefixes), ha_addresses=(self.ha_address, *ours),
             max_binding_lifetime=s.max_binding_lifetime, acl_default_allow=s.acl_default_allow,
             acl=dict(s.acl), dad_enabled=s.dad, home_agent=True)
+        every = self.prefix_lifetimes.get(None)  # radvd's `prefix ::/64`
+        lifetimes = {p: self.prefix_lifetimes.get(p, every) for p in self.prefixes}
         return HomeAgentSettings(ha_address=self.ha_address, home_ifindex=ifindex, rules=rules,
-                                 prefix_lifetimes=dict(getattr(s, "prefix_lifetimes", {}) or {}))
+                                 prefix_lifetimes={p: v for p, v in lifetimes.items() if v})
 
     async def reload(self, settings) -> None:
         self.settings = settings

@@ -40,7 +40,8 @@ class Daemon:
         if s.node == "HA" and s.ha_interface:
             from ha.daemon.home_agent import HomeAgent
             comps.append(("ha", HomeAgent(s, backend=self.args.backend,
-                                          firewall=not self.args.no_firewall)))
+                                          firewall=not self.args.no_firewall,
+                                          prefix_lifetimes=advertised_lifetimes(s))))
         if s.node == "MN" and s.mobile_node:
             from ha.daemon.mobile_node import MobileNodeService
             comps.append(("mn", MobileNodeService(s)))
@@ -134,6 +135,7 @@ class Daemon:
                     from radvd.config import parse
                     await comp.reload(parse(new.radvd_text, new.radvd_source))
                 elif name == "ha":
+                    comp.prefix_lifetimes = advertised_lifetimes(new)
                     await comp.reload(new)
                 elif name == "wireless":
                     await comp.reload(new.radios)
@@ -173,3 +175,24 @@ class Daemon:
             from ha.wireless.manager import format_radios
             lines.append(format_radios(info["radios"]))
         return "\n".join(lines)
+
+
+def advertised_lifetimes(s) -> dict:
+    """(valid, preferred) lifetimes the RA sender gives each prefix of the home link.
+
+    Section 10.6.1: a Mobile Prefix Advertisement carries the home prefixes with
+    the lifetimes the home link advertises, so the home agent reads them here
+    from the RA sender's own configuration. radvd's `prefix ::/64` stands for
+    every prefix of the interface, keyed by None.
+    """
+    if not s.radvd_text or not s.ha_interface:
+        return {}
+    from radvd.config import parse
+    out = {}
+    for iface in parse(s.radvd_text, s.radvd_source).interfaces:
+        if iface.name != s.ha_interface:
+            continue
+        for p in iface.prefixes:
+            key = None if p.prefix.network_address.is_unspecified else p.prefix
+            out[key] = (p.adv_valid_lifetime, p.adv_preferred_lifetime)
+    return out

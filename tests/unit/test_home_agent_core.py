@@ -339,3 +339,15 @@ def test_stop_tears_every_binding_down():
     c.stop(1.0)
     assert sorted(a.hoa for a in actions(c)) == sorted((HOA, A("2001:db8::2")))
     assert len(c.cache) == 0
+
+
+def test_mpa_lifetimes_are_read_from_the_ra_senders_configuration():
+    from ha.daemon.service import advertised_lifetimes
+    from ha.daemon.settings import Settings
+    text = ("interface wlan0 { AdvSendAdvert on; AdvHomeAgentFlag on;\n"
+            "  prefix 2001:db8::/64 { AdvValidLifetime 7200; AdvPreferredLifetime 3600; }; };\n"
+            "interface wlan1 { AdvSendAdvert on; prefix ::/64 { }; };\n")
+    s = Settings(source="t", kind="mip6d", ha_interface="wlan0", radvd_text=text)
+    assert advertised_lifetimes(s) == {HOME: (7200, 3600)}
+    s.ha_interface = "wlan1"  # radvd's ::/64: every prefix of the interface
+    assert advertised_lifetimes(s) == {None: (86400, 14400)}
