@@ -44,8 +44,6 @@ from ha.net.iface import interface_running, usable_global_addresses
 
 log = logging.getLogger("denali.mn")
 
-ETH_P_IPV6 = 0x86DD
-PACKET_OUTGOING = 4
 IPPROTO_IPV6_IN_IPV6 = 41
 POLL_INTERVAL = 0.25  # seconds between address / carrier polls
 TUN_NAME = "ip6tnl1"  # the name the seed's `ifconfig` shows on the mobile node
@@ -54,18 +52,6 @@ RULE_PRIORITY = 1001
 TUNNEL_METRIC = 128
 ALL_NODES = IPv6Address("ff02::1")
 ALL_ROUTERS = IPv6Address("ff02::2")
-
-# Classic BPF on the network header: first next header Routing (43: a BA
-# with its type 2 routing header) or the Mobility Header itself (135).
-_BA_FILTER = [
-    (0x30, 0, 0, 6),       # ldb [6]
-    (0x15, 1, 0, 43),      # jeq #43  -> accept
-    (0x15, 0, 1, 135),     # jeq #135 -> accept, else drop
-    (0x06, 0, 0, 0xFFFF),  # ret #65535
-    (0x06, 0, 0, 0),       # ret #0
-]
-
-
 
 def ip(*args: str, check: bool = False) -> bool:
     """One `ip` command; False (logged at debug) when it fails."""
@@ -139,7 +125,7 @@ class MobileNodeService:
 
     async def start(self) -> None:
         from ha.net.iface import interface_mac, interface_mtu, open_tun, write_sysctl
-        from ha.net.sockets import ICMPv6Socket, _attach_filter
+        from ha.net.sockets import BA_FILTER, ICMPv6Socket, PacketSocket
 
         self.loop = loop = asyncio.get_running_loop()
         self.ifindex = socket.if_nametoindex(self.ifname)
@@ -148,12 +134,8 @@ class MobileNodeService:
         write_sysctl(f"net.ipv6.conf.{self.ifname}.accept_ra", "1")
         self._ra = ICMPv6Socket(self.ifname, (134,), self._on_icmp)
         loop.add_reader(self._ra.fileno(), self._ra.read_ready)
-        ba = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
-        _attach_filter(ba, _BA_FILTER)
-        ba.bind((self.ifname, ETH_P_IPV6))
-        ba.setblocking(False)
-        self._ba = ba
-        loop.add_reader(ba.fileno(), self._on_ba_socket)
+        self._ba = PacketSocket(BA_FILTER, self._on_mh_packet, ifname=self.ifname, burst=64)
+        loop.add_reader(self._ba.fileno(), self._on_ba_socket)
         raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
         raw.setblocking(False)
@@ -224,34 +206,29 @@ class MobileNodeService:
             self._service()
 
     def _on_ba_socket(self) -> None:
+        self._ba.read_ready()
+        self._service()
+
+    def _on_mh_packet(self, data: bytes, _ifname: str) -> None:
         from ha.wire.errors import CodecError
         from ha.wire.mobility import BindingAck, BindingRefreshRequest, decode_mh_packet
-        for _ in range(64):
-            try:
-                data, addr = self._ba.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                break
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            try:
-                got = decode_mh_packet(data)
-            except CodecError:
-                self.counters["malformed"] += 1
-                continue
-            if got is None:
-                continue
-            pkt, msg = got
-            if isinstance(msg, BindingAck):
-                log.info("BA status %d seq %d lifetime %d from %s", int(msg.status),
-                         msg.sequence, msg.lifetime_seconds, pkt.header.src)
-                self.node.receive_binding_ack(msg, pkt.header.src,
-                                              pkt.routing_address or pkt.header.dst,
-                                              self.clock())
-            elif isinstance(msg, BindingRefreshRequest):
-                log.info("BRR from %s", pkt.header.src)
-                self.node.receive_binding_refresh_request(
-                    pkt.header.src, pkt.routing_address or pkt.header.dst, self.clock())
-        self._service()
+        try:
+            got = decode_mh_packet(data)
+        except CodecError:
+            self.counters["malformed"] += 1
+            return
+        if got is None:
+            return
+        pkt, msg = got
+        if isinstance(msg, BindingAck):
+            log.info("BA status %d seq %d lifetime %d from %s", int(msg.status),
+                     msg.sequence, msg.lifetime_seconds, pkt.header.src)
+            self.node.receive_binding_ack(msg, pkt.header.src,
+                                          pkt.routing_address or pkt.header.dst, self.clock())
+        elif isinstance(msg, BindingRefreshRequest):
+            log.info("BRR from %s", pkt.header.src)
+            self.node.receive_binding_refresh_request(
+                pkt.header.src, pkt.routing_address or pkt.header.dst, self.clock())
 
     # ------------------------------------------------------------ outputs
 

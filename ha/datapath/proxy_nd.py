@@ -114,22 +114,8 @@ class NASender:
         self.sock.close()
 
 
-ETH_P_IPV6 = 0x86DD
-SO_ATTACH_FILTER = 26
-PACKET_OUTGOING = 4
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_ALLMULTI = 0x8913, 0x8914, 0x200
 UNSPECIFIED = bytes(16)
-
-# Classic BPF on the network header: IPv6, next header ICMPv6 (no extension
-# headers: RFC 4861 messages carry none), type 135 Neighbor Solicitation.
-_NS_FILTER = [
-    (0x30, 0, 0, 6),       # ldb [6]
-    (0x15, 0, 3, 58),      # ICMPv6?
-    (0x30, 0, 0, 40),      # ldb [40]
-    (0x15, 0, 1, 135),     # NS?
-    (0x06, 0, 0, 0xFFFF),
-    (0x06, 0, 0, 0),
-]
 
 
 def _set_allmulti(ifname: str, on: bool) -> bool:
@@ -159,7 +145,7 @@ class NSResponder:
 
     def __init__(self, ifname: str, *, loop: asyncio.AbstractEventLoop, sender: NASender,
                  wanted, counters: dict | None = None):
-        from ha.net.sockets import _attach_filter
+        from ha.net.sockets import NS_FILTER, PacketSocket
         self.loop = loop
         self.ifname = ifname
         self.sender = sender
@@ -167,25 +153,11 @@ class NSResponder:
         self.counters = counters if counters is not None else {}
         for key in ("ns_answered", "ns_not_ours", "ns_invalid"):
             self.counters.setdefault(key, 0)
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
-        _attach_filter(s, _NS_FILTER)
-        s.bind((ifname, ETH_P_IPV6))
-        s.setblocking(False)
-        self.sock = s
+        self.sock = PacketSocket(NS_FILTER, self._on_ns, ifname=ifname, bufsize=2048)
         self._was_allmulti = _set_allmulti(ifname, True)
-        loop.add_reader(s.fileno(), self._on_readable)
+        loop.add_reader(self.sock.fileno(), self.sock.read_ready)
 
-    def _on_readable(self) -> None:
-        for _ in range(256):
-            try:
-                data, addr = self.sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            self._on_ns(data)
-
-    def _on_ns(self, data: bytes) -> None:
+    def _on_ns(self, data: bytes, _ifname: str = "") -> None:
         c = self.counters
         # RFC 4861 section 7.1.1: hop limit 255, code 0, at least 24 octets
         if len(data) < 64 or data[7] != 255 or data[41] != 0:

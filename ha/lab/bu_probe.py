@@ -37,34 +37,38 @@ def send_bu(coa, ha, hoa, seq, lifetime, flags="AH", options=()) -> None:
         s.close()
 
 
-def open_ba_listener() -> socket.socket:
-    return socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x86DD))
+def open_ba_listener():
+    """A packet socket for BAs (RH2 or plain MH first), on every link."""
+    from ha.net.sockets import BA_FILTER, PacketSocket
+    listener = PacketSocket(BA_FILTER, lambda data, _ifname: listener.received.append(data))
+    listener.received = []
+    return listener
 
 
-def wait_ba(sock: socket.socket, hoa, timeout: float):
+def wait_ba(listener, hoa, timeout: float):
     """The first BA for `hoa` (its RH2 or outer destination), or None."""
     from ha.wire.errors import CodecError
     from ha.wire.mobility import BindingAck, decode_mh_packet
     deadline = time.monotonic() + timeout
     while True:
+        while listener.received:
+            data = listener.received.pop(0)
+            try:
+                got = decode_mh_packet(data)
+            except CodecError:
+                continue
+            if got is None:
+                continue
+            pkt, msg = got
+            if isinstance(msg, BindingAck) and (pkt.routing_address or pkt.header.dst) == hoa:
+                return pkt, msg
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        ready, _, _ = select.select([sock], [], [], left)
+        ready, _, _ = select.select([listener], [], [], left)
         if not ready:
             return None
-        data, addr = sock.recvfrom(65535)
-        if addr[2] == 4:  # PACKET_OUTGOING
-            continue
-        try:
-            got = decode_mh_packet(data)
-        except CodecError:
-            continue
-        if got is None:
-            continue
-        pkt, msg = got
-        if isinstance(msg, BindingAck) and (pkt.routing_address or pkt.header.dst) == hoa:
-            return pkt, msg
+        listener.read_ready()
 
 
 def main(argv=None) -> int:

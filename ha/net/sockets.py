@@ -29,19 +29,41 @@ IPV6_RECVHOPLIMIT = 51
 IPV6_HOPLIMIT = 52
 ICMP6_FILTER = 1
 IPV6_JOIN_ANYCAST = 27
-IPV6_LEAVE_ANYCAST = 28
 
-# Classic BPF, run on the network header (SOCK_DGRAM): accept IPv6 packets
-# whose first next header is Destination Options (60: a Home Address option
-# may be inside) or the Mobility Header itself (135); drop the rest in the
-# kernel so the daemon never sees ordinary traffic.
-_BPF = [
+# Classic BPF programs, run on the network header (SOCK_DGRAM): each keeps
+# the few packets a reader wants and drops the rest in the kernel, so the
+# daemon never sees ordinary traffic.
+
+# First next header Destination Options (60: a Home Address option may be
+# inside) or the Mobility Header itself (135): what a home agent receives.
+MH_FILTER = (
     (0x30, 0, 0, 6),       # ldb [6]          next header
     (0x15, 1, 0, 60),      # jeq #60   -> accept
     (0x15, 0, 1, 135),     # jeq #135  -> accept, else drop
     (0x06, 0, 0, 0xFFFF),  # ret #65535
     (0x06, 0, 0, 0),       # ret #0
-]
+)
+
+# First next header Routing (43: a BA with its type 2 routing header) or the
+# Mobility Header (135): what a mobile node receives.
+BA_FILTER = (
+    (0x30, 0, 0, 6),       # ldb [6]
+    (0x15, 1, 0, 43),      # jeq #43  -> accept
+    (0x15, 0, 1, 135),     # jeq #135 -> accept, else drop
+    (0x06, 0, 0, 0xFFFF),  # ret #65535
+    (0x06, 0, 0, 0),       # ret #0
+)
+
+# Next header ICMPv6 with no extension headers (RFC 4861 messages carry
+# none), type 135 Neighbor Solicitation: what the proxy-ND responder answers.
+NS_FILTER = (
+    (0x30, 0, 0, 6),       # ldb [6]
+    (0x15, 0, 3, 58),      # ICMPv6?
+    (0x30, 0, 0, 40),      # ldb [40]
+    (0x15, 0, 1, 135),     # NS?
+    (0x06, 0, 0, 0xFFFF),
+    (0x06, 0, 0, 0),
+)
 
 
 def _attach_filter(sock: socket.socket, program) -> None:
@@ -51,32 +73,61 @@ def _attach_filter(sock: socket.socket, program) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-class PacketTap:
-    """AF_PACKET reader for MH and destination-options packets on all links."""
+class PacketSocket:
+    """An AF_PACKET reader of IPv6 packets, from the IPv6 header on.
 
-    def __init__(self, on_packet: Callable[[bytes, str], None]):
+    Used wherever the kernel would not hand us a packet through an IPv6
+    socket (a BU's Home Address option, a BA's type 2 routing header, an NS
+    for an address we do not hold). `program` is a classic BPF filter that
+    runs in the kernel; `ifname` binds to one interface (None: every link).
+    Packets we sent ourselves (PACKET_OUTGOING) are skipped. `read_ready()`
+    drains up to `burst` packets per call and hands each to
+    `on_packet(data, ifname)`, so a flood cannot starve the event loop.
+    """
+
+    def __init__(self, program, on_packet: Callable[[bytes, str], None], *,
+                 ifname: str | None = None, rcvbuf: int | None = None,
+                 burst: int = 256, bufsize: int = 65535):
         self.on_packet = on_packet
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
-        _attach_filter(self.sock, _BPF)
-        self.sock.setblocking(False)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.burst = burst
+        self.bufsize = bufsize
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+        try:
+            _attach_filter(s, program)
+            if ifname:
+                s.bind((ifname, ETH_P_IPV6))
+            if rcvbuf:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            s.setblocking(False)
+        except BaseException:
+            s.close()
+            raise
+        self.sock = s
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def read_ready(self) -> None:
         """Drain the socket; called by the event loop when it is readable."""
-        for _ in range(256):
+        recvfrom, on_packet, size = self.sock.recvfrom, self.on_packet, self.bufsize
+        for _ in range(self.burst):
             try:
-                data, addr = self.sock.recvfrom(65535)
+                data, addr = recvfrom(size)
             except (BlockingIOError, InterruptedError):
                 return
-            if addr[2] == PACKET_OUTGOING:  # our own BAs and BEs
+            if addr[2] == PACKET_OUTGOING:  # our own BAs, BUs, NAs
                 continue
-            self.on_packet(data, addr[0])
+            on_packet(data, addr[0])
 
     def close(self) -> None:
         self.sock.close()
+
+
+class PacketTap(PacketSocket):
+    """The home agent's reader: MH and destination-options packets on all links."""
+
+    def __init__(self, on_packet: Callable[[bytes, str], None]):
+        super().__init__(MH_FILTER, on_packet, rcvbuf=4 << 20)
 
 
 class RawSender:
