@@ -175,6 +175,9 @@ class HomeAgentCore:
         self._probes: dict[IPv6Address, _Probe] = {}  # by home address
         self._group_users: Counter = Counter()  # group -> probes using it
         self._join_for: dict[int, IPv6Address] = {}  # id(JoinGroup) -> group
+        # bumped on every change of a registered binding: the adapter saves the
+        # cache when it moves (crash recovery, see restore())
+        self.generation = 0
 
     # ------------------------------------------------------------ settings
 
@@ -257,6 +260,7 @@ class HomeAgentCore:
         elif isinstance(action, reg.MoveBinding) and held.before is not None:
             self.cache.put(held.before)
         self.stats["registrations rolled back"] += 1
+        self.generation += 1
         self._refuse_now(d, BAStatus.INSUFFICIENT_RESOURCES,
                          f"datapath: {type(action).__name__} failed")
 
@@ -294,6 +298,30 @@ class HomeAgentCore:
         d = reg.admin_delete_binding(hoa, self.cache, self.rules, now)
         self._carry_out(d, None, now)
         return d.reason
+
+    def registered(self) -> list:
+        """The bindings worth keeping across a restart (not those still in DAD)."""
+        return [b for b in self.cache if b.state is BindingState.REGISTERED]
+
+    def restore(self, bindings, now: float) -> int:
+        """Bindings saved by a previous run of the daemon, put back without a new BU.
+
+        Each must still be unexpired and on a served prefix; its kernel state is
+        rebuilt by an AddBinding action (no BA: nobody asked). A mobile node then
+        keeps its traffic and its sequence numbers as if nothing had happened.
+        """
+        n = 0
+        for b in bindings:
+            if b.expires_at <= now or reg.home_prefix_of(b.hoa, self.rules) is None \
+                    or b.hoa in self.cache or self.cache.full:
+                continue
+            b.state = BindingState.REGISTERED
+            self.cache.put(b)
+            ll = reg.link_local_of(b.hoa) if b.link_local_compat else None
+            self._actions.append(reg.AddBinding(b.hoa, b.coa, b.lifetime, ll))
+            n += 1
+        self.stats["bindings restored"] += n
+        return n
 
     def stop(self, now: float) -> None:
         """Tear every binding down (queued as DeleteBinding actions) and forget them."""
@@ -393,6 +421,8 @@ class HomeAgentCore:
 
     def _carry_out(self, d: reg.Decision, before, now: float) -> None:
         log.info("%s %s: %s", d.hoa, d.coa, d.reason)
+        if d.actions or (d.ack is not None and d.ack.status == BAStatus.ACCEPTED):
+            self.generation += 1
         kernel = None
         for a in d.actions:
             if isinstance(a, reg.StartDAD):

@@ -40,8 +40,9 @@ class HomeAgent:
 
     def __init__(self, settings, *, backend: str = "auto", firewall: bool = True,
                  clock=time.monotonic, rng: random.Random | None = None,
-                 prefix_lifetimes: dict | None = None):
+                 prefix_lifetimes: dict | None = None, state_dir: str | None = None):
         self.settings = settings
+        self.state_dir = state_dir
         self.prefix_lifetimes = prefix_lifetimes or {}  # from the RA sender's configuration
         self.backend = backend
         self.firewall = firewall
@@ -56,6 +57,9 @@ class HomeAgent:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._store = None
+        self._saved_generation = 0
+        self._save_handle: asyncio.TimerHandle | None = None
 
     # the core's state, for the console and the daemon's status
     @property
@@ -81,6 +85,12 @@ class HomeAgent:
         self._resolve_addresses()
         self.core = HomeAgentCore(self._core_settings(socket.if_nametoindex(self.ifname)),
                                   capacity=self.settings.capacity, rng=self.rng)
+        from ha.daemon.binding_store import BindingStore
+        from ha.datapath.leftovers import clean_leftovers
+        self._store = BindingStore(self.state_dir, clock=self.clock)
+        saved = self._store.load()
+        # a killed predecessor's tunnels and proxy entries: keep only what comes back
+        clean_leftovers(self.ifname, {b.hoa for b in saved})
         self.datapath = await open_datapath(self.ifname, self.ha_address, backend=self.backend,
                                             firewall=self.firewall,
                                             proxy=self.settings.proxy_nd)
@@ -99,7 +109,12 @@ class HomeAgent:
                 self._link.join_anycast(home_agents_anycast(prefix))
             except OSError as e:
                 log.warning("cannot join the home agents anycast address of %s: %s", prefix, e)
-        self._arm_timer()
+        if saved:
+            n = self.core.restore(saved, self.clock())
+            log.warning("restored %d of %d saved bindings from %s", n, len(saved),
+                        self._store.path)
+            self._saved_generation = -1  # write back what was kept
+        self._flush()
         log.info("home agent on %s, address %s, serving %s", self.ifname, self.ha_address,
                  ", ".join(map(str, self.prefixes)))
 
@@ -152,6 +167,10 @@ class HomeAgent:
                         await self.datapath.remove_binding(a.hoa, a.coa)
                     except Exception as e:
                         log.warning("removing binding %s: %s", a.hoa, e)
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+        if self._store is not None:
+            self._store.clear()  # torn down: nothing for a successor to restore
         if self.datapath is not None:
             await self.datapath.close()
         for sock in (self._tap, self._link, self._anycast, self._raw):
@@ -194,6 +213,15 @@ class HomeAgent:
         for d in core.datagrams_to_send(self.clock()):
             self._raw.send(d.data, d.dst, d.ifindex)
         self._arm_timer()
+        if core.generation != self._saved_generation and self._save_handle is None \
+                and self._store is not None:
+            from ha.daemon.binding_store import SAVE_DELAY
+            self._save_handle = asyncio.get_running_loop().call_later(SAVE_DELAY, self._save)
+
+    def _save(self) -> None:
+        self._save_handle = None
+        self._saved_generation = self.core.generation
+        self._store.save(self.core.registered())
 
     async def _run(self, a) -> None:
         dp = self.datapath

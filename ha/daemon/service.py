@@ -41,7 +41,8 @@ class Daemon:
             from ha.daemon.home_agent import HomeAgent
             comps.append(("ha", HomeAgent(s, backend=self.args.backend,
                                           firewall=not self.args.no_firewall,
-                                          prefix_lifetimes=advertised_lifetimes(s))))
+                                          prefix_lifetimes=advertised_lifetimes(s),
+                                          state_dir=getattr(self.args, "state_dir", None))))
         if s.node == "MN" and s.mobile_node:
             from ha.daemon.mobile_node import MobileNodeService
             comps.append(("mn", MobileNodeService(s)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +52,8 @@ class SeedLab:
         self.ha = f"denali{tag}"
         self.cn = f"cn{tag}"
         self.mn = f"raven{tag}"
+        # where the home agent saves its binding cache (one per lab, so runs cannot mix)
+        self.state_dir = f"/run/denali-lab-{tag}"
         self.namespaces = [self.sw, self.ha, self.cn, self.mn]
         self.where = "home"
         self.daemon: subprocess.Popen | None = None
@@ -142,7 +145,8 @@ class SeedLab:
                "-c", config_path, "-d", str(debug), "--vt-port", str(vt_port), *extra]
         out = open(log_path, "w") if log_path else subprocess.DEVNULL
         self.daemon = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                            "DENALI_STATE_DIR": self.state_dir})
         self.vt_port = vt_port
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -196,6 +200,7 @@ class SeedLab:
         finally:
             for ns in self.namespaces:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> "SeedLab":
         return self.build()

@@ -4,6 +4,7 @@ What goes in is wire bytes built by our encoders; what comes out is read
 back by scapy (an independent dissector) as well as by our own parser.
 """
 
+import os
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
@@ -351,3 +352,37 @@ def test_mpa_lifetimes_are_read_from_the_ra_senders_configuration():
     assert advertised_lifetimes(s) == {HOME: (7200, 3600)}
     s.ha_interface = "wlan1"  # radvd's ::/64: every prefix of the interface
     assert advertised_lifetimes(s) == {None: (86400, 14400)}
+
+
+def test_restored_bindings_are_rebuilt_without_a_ba_and_bad_ones_dropped(tmp_path):
+    from ha.core.binding_cache import Binding
+    from ha.daemon.binding_store import BindingStore
+    clock = [1000.0]
+    store = BindingStore(str(tmp_path), clock=lambda: clock[0])
+    keep = Binding(HOA, COA, 4000, registered_at=900.0, expires_at=4900.0, sequence=41)
+    stale = Binding(A("2001:db8::2"), COA, 4, registered_at=0.0, expires_at=4.0, sequence=1)
+    foreign = Binding(A("2001:db8:9::1"), COA, 4000, registered_at=900.0, expires_at=4900.0,
+                      sequence=1)
+    store.save([keep, stale, foreign])
+    assert oct(os.stat(store.path).st_mode & 0o777) == "0o600"
+    clock[0] = 50.0  # the next process: another monotonic origin, the same wall clock
+    loaded = store.load()
+    assert [b.hoa for b in loaded] == [HOA, A("2001:db8::2"), A("2001:db8:9::1")]
+    assert abs(loaded[0].expires_at - 3950.0) < 1.0
+    c = core()
+    assert c.restore(loaded, 50.0) == 1
+    assert actions(c) == [reg.AddBinding(HOA, COA, 4000)]
+    assert c.datagrams_to_send(50.0) == []  # nobody asked: no BA
+    assert c.cache.get(HOA).sequence == 41
+    # the mobile node's next refresh is in sequence, as if nothing had happened
+    c.receive_packet(bu_bytes(42), IFINDEX, 60.0)
+    (d,) = c.datagrams_to_send(60.0)
+    assert ba_of(d)[:2] == (0, 42)
+
+
+def test_a_damaged_state_file_is_ignored(tmp_path):
+    from ha.daemon.binding_store import BindingStore
+    store = BindingStore(str(tmp_path))
+    with open(store.path, "w") as f:
+        f.write('{"version": 1, "bindings": [{"hoa": "not an address"}]}')
+    assert store.load() == []
