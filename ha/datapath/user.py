@@ -1,6 +1,8 @@
 """User-space tunnel backend: one TUN device and a raw protocol-41 socket.
 
-For kernels without ip6_tunnel. How a packet goes:
+For kernels without ip6_tunnel. The pump between the two is ha/net/tunnel.py's
+(shared with the mobile node's end); what this file adds is which packets it
+may carry. How a packet goes:
 
 - CN -> home address: the kernel forwards it by the /128 route for the home
   address, which lives in the dedicated table ROUTE_TABLE (one rule,
@@ -30,15 +32,13 @@ from ipaddress import IPv6Address
 
 from ha.datapath.base import Datapath, check_unicast_global
 from ha.net.iface import interface_mtu, open_tun, write_sysctl
+from ha.net.tunnel import OUTER_HEADER, TunnelPump, open_tunnel_socket
 from ha.net.rtnl import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE,
                          RULE_PRIORITY, NetlinkError, RtnlBatch, link_up_msg, route_msg, rule_msg)
 from ha.datapath.proxy_nd import NASender, NSResponder
 
 log = logging.getLogger(__name__)
 
-IPPROTO_IPV6 = 41
-OUTER_HEADER = 40
-READ_BURST = 64  # packets per wakeup before yielding to the loop
 
 
 
@@ -59,6 +59,18 @@ class _Binding:
 
 
 class UserDatapath(Datapath):
+    """The home agent's tunnel end for a kernel without ip6_tunnel.
+
+    It owns a TUN device (the routes of every home address point into it),
+    the raw protocol-41 socket bound to the home agent's address, the
+    binding table that maps each home address to its care-of address, the
+    one routing rule and table, the NA sender (and, with proxy="daemon", the
+    NS responder) and the MH firewall rule; ha/datapath/factory.py opens it,
+    the home agent adapter (ha/daemon/home_agent.py) drives it through the
+    `Datapath` methods, and the event loop drives its packet pump. `close()`
+    undoes all of it.
+    """
+
     def __init__(self, home_ifname: str, ha_address: IPv6Address, *, loop, rtnl: RtnlBatch,
                  tun_fd: int, tun_name: str, sock41: socket.socket, na: NASender,
                  firewall, table: int, rule_priority: int, restore: dict):
@@ -70,7 +82,6 @@ class UserDatapath(Datapath):
         self.tun_fd = tun_fd
         self.tun_name = tun_name
         self.tun_ifindex = socket.if_nametoindex(tun_name)
-        self.sock41 = sock41
         self.na = na
         self.firewall = firewall
         self.table = table
@@ -82,8 +93,9 @@ class UserDatapath(Datapath):
             "tunnelled_packets", "tunnelled_bytes", "decapsulated_packets",
             "decapsulated_bytes", "dropped_bad_source", "dropped_no_binding",
             "dropped_not_unicast", "dropped_malformed", "send_errors", "socket_errors"), 0)
-        loop.add_reader(tun_fd, self._on_tun)
-        loop.add_reader(sock41.fileno(), self._on_tunnel)
+        self.pump = TunnelPump(loop, tun_fd, outer_destination=self._outer_destination,
+                               accept=self._accept, counters=self.counters)
+        self.pump.attach(sock41)
         self._closed = False
 
     @classmethod
@@ -117,9 +129,7 @@ class UserDatapath(Datapath):
                 pass
             await rtnl.submit([link_up_msg(socket.if_nametoindex(tun_name), mtu),
                                rule_msg(RTM_NEWRULE, table, rule_priority)])
-            sock41 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6)
-            sock41.bind((str(ha_address), 0))
-            sock41.setblocking(False)
+            sock41 = open_tunnel_socket(str(ha_address))
             na = NASender(home_ifname, loop=loop, interval=na_interval)
             dp = cls(home_ifname, ha_address, loop=loop, rtnl=rtnl, tun_fd=tun_fd,
                      tun_name=tun_name, sock41=sock41, na=na, firewall=fw, table=table,
@@ -188,9 +198,7 @@ class UserDatapath(Datapath):
         if self.responder is not None:
             self.responder.close()
         self.na.close()
-        self.loop.remove_reader(self.tun_fd)
-        self.loop.remove_reader(self.sock41.fileno())
-        self.sock41.close()
+        self.pump.close()  # and the protocol-41 socket with it
         msgs = self._proxy_msgs(False, [IPv6Address(k) for k in self._bindings])
         msgs.append(rule_msg(RTM_DELRULE, self.table, self.rule_priority))
         try:
@@ -211,61 +219,22 @@ class UserDatapath(Datapath):
 
     # -- the packet path ---------------------------------------------------------------
 
-    def _on_tun(self) -> None:
-        """Packets the kernel routed to a home address: encapsulate toward the CoA."""
-        c = self.counters
-        bindings = self._bindings
-        for _ in range(READ_BURST):
-            try:
-                pkt = os.read(self.tun_fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                c["socket_errors"] += 1
-                return
-            if len(pkt) < 40 or pkt[0] >> 4 != 6:
-                c["dropped_malformed"] += 1
-                continue
-            dst = pkt[24:40]
-            if _not_unicast(dst):
-                c["dropped_not_unicast"] += 1
-                continue
-            b = bindings.get(dst)
-            if b is None:
-                c["dropped_no_binding"] += 1
-                continue
-            try:
-                self.sock41.sendto(pkt, b.sockaddr)
-            except OSError:
-                c["send_errors"] += 1
-                continue
-            c["tunnelled_packets"] += 1
-            c["tunnelled_bytes"] += len(pkt)
+    def _outer_destination(self, pkt: bytes):
+        """A packet the kernel routed to a home address: to its care-of address."""
+        dst = pkt[24:40]
+        if _not_unicast(dst):
+            self.counters["dropped_not_unicast"] += 1
+            return None
+        b = self._bindings.get(dst)
+        if b is None:
+            self.counters["dropped_no_binding"] += 1
+            return None
+        return b.sockaddr
 
-    def _on_tunnel(self) -> None:
-        """Reverse-tunnelled packets: check the outer source, then forward the inner one."""
-        c = self.counters
-        bindings = self._bindings
-        for _ in range(READ_BURST):
-            try:
-                pkt, addr = self.sock41.recvfrom(65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                c["socket_errors"] += 1
-                return
-            if len(pkt) < 40 or pkt[0] >> 4 != 6:
-                c["dropped_malformed"] += 1
-                continue
-            b = bindings.get(pkt[8:24])
-            # RFC 6275 section 10.4.5: the outer source must be the registered CoA
-            if b is None or b.coa_str != addr[0]:
-                c["dropped_bad_source"] += 1
-                continue
-            try:
-                os.write(self.tun_fd, pkt)
-            except OSError:
-                c["send_errors"] += 1
-                continue
-            c["decapsulated_packets"] += 1
-            c["decapsulated_bytes"] += len(pkt)
+    def _accept(self, pkt: bytes, outer_source: str) -> bool:
+        b = self._bindings.get(pkt[8:24])
+        # RFC 6275 section 10.4.5: the outer source must be the registered CoA
+        if b is None or b.coa_str != outer_source:
+            self.counters["dropped_bad_source"] += 1
+            return False
+        return True
