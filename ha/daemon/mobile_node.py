@@ -11,10 +11,13 @@ Thin on purpose: every decision is the core's. What this file does:
   out  BUs through a header-included raw socket bound to the interface
        (the whole packet: Destination Options with the Home Address option
        when away, plain from the home address at home; MH checksum over the
-       home address and the home agent), `ip` for addresses, routes and the
-       source rule, and the user-space tunnel end.
+       home address and the home agent), rtnetlink requests (ha.net.rtnl's
+       builders through one RtnlBatch, never an `ip` subprocess: those block
+       the event loop for milliseconds each during a handover) for addresses,
+       routes and the source rule, and the user-space tunnel end.
 
-The tunnel end mirrors ha/datapath/user.py: a TUN device (TUN_NAME) holds
+The tunnel end is ha/net/tunnel.py's pump, as at the home agent
+(ha/datapath/user.py): a TUN device (TUN_NAME) holds
 the home address while away; the rule `from HoA lookup TUNNEL_TABLE` and a
 default route through the TUN at metric 128 (the seed's `::/0 dev ip6tnl1
 metric 128`) send the home address's traffic into it; we read each packet
@@ -32,11 +35,8 @@ import asyncio
 import logging
 import os
 import socket
-import struct
-import subprocess
-import sys
 import time
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, IPv6Network
 
 from ha.core import mobile_node as core
 from ha.daemon.console import mip6d_address
@@ -44,7 +44,6 @@ from ha.net.iface import interface_running, usable_global_addresses
 
 log = logging.getLogger("denali.mn")
 
-IPPROTO_IPV6_IN_IPV6 = 41
 POLL_INTERVAL = 0.25  # seconds between address / carrier polls
 TUN_NAME = "ip6tnl1"  # the name the seed's `ifconfig` shows on the mobile node
 TUNNEL_TABLE = 6276
@@ -52,17 +51,6 @@ RULE_PRIORITY = 1001
 TUNNEL_METRIC = 128
 ALL_NODES = IPv6Address("ff02::1")
 ALL_ROUTERS = IPv6Address("ff02::2")
-
-def ip(*args: str, check: bool = False) -> bool:
-    """One `ip` command; False (logged at debug) when it fails."""
-    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-    if r.returncode != 0:
-        msg = f"ip {' '.join(args)}: {r.stderr.strip()}"
-        if check:
-            raise RuntimeError(msg)
-        log.debug("%s", msg)
-    return r.returncode == 0
-
 
 def format_bul(entries: list[dict], ifname: str) -> str:
     """`bul` as mip6d prints it (the seed's listing), one block per entry."""
@@ -114,21 +102,26 @@ class MobileNodeService:
         self._poller: asyncio.TimerHandle | None = None
         self._ra = self._ba = self._raw = None
         self._tun_fd: int | None = None
-        self._sock41: socket.socket | None = None
+        self._pump = None  # ha.net.tunnel.TunnelPump, from start() on
+        self._rtnl = None  # ha.net.rtnl.RtnlBatch, from start() on
+        self._pending: set[asyncio.Future] = set()  # netlink requests not yet acked
         self._tunnel: core.TunnelUp | None = None
         self._running: bool | None = None
         self.counters = dict.fromkeys(("tunnelled_packets", "decapsulated_packets",
                                        "dropped_not_home_address", "dropped_bad_source",
-                                       "send_errors", "malformed"), 0)
+                                       "send_errors", "malformed", "netlink_errors"), 0)
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         from ha.net.iface import interface_mac, interface_mtu, open_tun, write_sysctl
+        from ha.net.rtnl import RtnlBatch, link_up_msg
         from ha.net.sockets import BA_FILTER, ICMPv6Socket, PacketSocket
+        from ha.net.tunnel import OUTER_HEADER, TunnelPump
 
         self.loop = loop = asyncio.get_running_loop()
         self.ifindex = socket.if_nametoindex(self.ifname)
+        self._rtnl = RtnlBatch(loop)
         self.mac = interface_mac(self.ifname)
         # a host that learns its routers and CoA from RAs (the seed's accept_ra=1)
         write_sysctl(f"net.ipv6.conf.{self.ifname}.accept_ra", "1")
@@ -144,9 +137,11 @@ class MobileNodeService:
         self._tun_fd, self.tun_name = fd, name
         # not a link: no link-local address, so no RS or MLD from it
         write_sysctl(f"net.ipv6.conf.{name}.addr_gen_mode", "1")
-        mtu = max(1280, interface_mtu(self.ifname) - 40)
-        ip("link", "set", name, "mtu", str(mtu), "up", check=True)
-        loop.add_reader(fd, self._on_tun)
+        self.tun_ifindex = socket.if_nametoindex(name)
+        mtu = max(1280, interface_mtu(self.ifname) - OUTER_HEADER)
+        await self._rtnl.submit([link_up_msg(self.tun_ifindex, mtu)])
+        self._pump = TunnelPump(loop, fd, outer_destination=self._outer_destination,
+                                accept=self._accept, counters=self.counters)
         self._poll()  # the addresses there are now, and the carrier's state
         if self._running:
             self.node.link_up(self.clock())  # ask for RAs rather than wait for one
@@ -164,16 +159,23 @@ class MobileNodeService:
                 h.cancel()
         if self._tunnel is not None:
             self._tunnel_down()
+        if self._pending:  # let the kernel finish what we asked before the socket goes
+            await asyncio.wait(list(self._pending), timeout=5)
         for sock in (self._ra, self._ba):
             if sock is not None:
                 loop.remove_reader(sock.fileno())
                 sock.close()
         if self._raw is not None:
             self._raw.close()
+        if self._pump is not None:
+            self._pump.close()
+            self._pump = None
         if self._tun_fd is not None:
-            loop.remove_reader(self._tun_fd)
             os.close(self._tun_fd)  # deletes the device and every route through it
             self._tun_fd = None
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
         log.info("mobile node stopped")
 
     # ------------------------------------------------------------- inputs
@@ -256,12 +258,11 @@ class MobileNodeService:
         if isinstance(a, core.SendBindingUpdate):
             self._send_bu(a)
         elif isinstance(a, core.HomeAddressOnLink):
-            if a.present:
-                log.info("md: at home, %s on %s", a.address, self.ifname)
-                ip("-6", "addr", "replace", str(a.address), "dev", self.ifname, "nodad")
-            else:
-                log.info("md: away from home, %s off %s", a.address, self.ifname)
-                ip("-6", "addr", "del", str(a.address), "dev", self.ifname)
+            from ha.net.rtnl import RTM_DELADDR, RTM_NEWADDR, address_msg
+            log.info("md: %s, %s %s %s", "at home" if a.present else "away from home",
+                     a.address, "on" if a.present else "off", self.ifname)
+            self._kernel(address_msg(RTM_NEWADDR if a.present else RTM_DELADDR, a.address.ip,
+                                     a.address.network.prefixlen, self.ifindex))
         elif isinstance(a, core.TunnelUp):
             self._tunnel_up(a)
         elif isinstance(a, core.TunnelDown):
@@ -285,33 +286,43 @@ class MobileNodeService:
             self.counters["send_errors"] += 1
             log.warning("BU to %s not sent: %s", a.destination, e)
 
+    def _kernel(self, *msgs) -> None:
+        """Queue rtnetlink requests for this loop turn's batch, one future each,
+        so a request that fails (a route already gone) costs only itself; a
+        failure is logged at debug and counted, as the `ip` calls' were."""
+        for msg in msgs:
+            fut = self._rtnl.submit([msg])
+            self._pending.add(fut)
+            fut.add_done_callback(self._kernel_done)
+
+    def _kernel_done(self, fut: asyncio.Future) -> None:
+        self._pending.discard(fut)
+        if fut.cancelled():
+            return
+        e = fut.exception()
+        if e is not None:
+            self.counters["netlink_errors"] += 1
+            log.debug("netlink: %s", e)
+
     def _forget_router(self, a: core.ForgetRouter) -> None:
+        from ha.net.iface import default_gateways
+        from ha.net.rtnl import RTM_DELADDR, RTM_DELROUTE, address_msg, prefix_route_msg
         log.info("md: router %s lost%s", a.router,
                  (", prefixes " + " ".join(map(str, a.prefixes))) if a.prefixes else "")
-        ip("-6", "route", "del", "default", "via", str(a.router), "dev", self.ifname)
-        gateways = self._default_gateways()
+        default = IPv6Network("::/0")
+        self._kernel(prefix_route_msg(RTM_DELROUTE, default, self.ifindex, gateway=a.router))
+        gateways = default_gateways(self.ifindex) if a.prefixes else []
         for prefix in a.prefixes:
-            ip("-6", "route", "del", str(prefix), "dev", self.ifname)
+            self._kernel(prefix_route_msg(RTM_DELROUTE, prefix, self.ifindex))
             # a gateway inside a prefix that is gone is not on this link any more
             for gw in gateways:
                 if gw in prefix:
-                    ip("-6", "route", "del", "default", "via", str(gw), "dev", self.ifname)
+                    self._kernel(prefix_route_msg(RTM_DELROUTE, default, self.ifindex,
+                                                  gateway=gw))
             for addr in usable_global_addresses(self.ifname):
                 if addr in prefix and addr != self.hoa:
-                    ip("-6", "addr", "del", f"{addr}/{prefix.prefixlen}", "dev", self.ifname)
-
-    def _default_gateways(self) -> list[IPv6Address]:
-        r = subprocess.run(["ip", "-6", "route", "show", "default", "dev", self.ifname],
-                           capture_output=True, text=True, timeout=10)
-        out = []
-        for line in r.stdout.splitlines():
-            words = line.split()
-            if "via" in words:
-                try:
-                    out.append(IPv6Address(words[words.index("via") + 1]))
-                except (IndexError, ValueError):
-                    pass
-        return out
+                    self._kernel(address_msg(RTM_DELADDR, addr, prefix.prefixlen,
+                                             self.ifindex))
 
     def _announce(self, address: IPv6Address) -> None:
         log.info("NA for %s to all nodes on %s (back home)", address, self.ifname)
@@ -328,93 +339,58 @@ class MobileNodeService:
 
     # ------------------------------------------------------------- tunnel
 
+    def _tunnel_requests(self, a: core.TunnelUp, add: bool) -> list:
+        """The home address on the TUN, `from HoA lookup TUNNEL_TABLE` with a
+        default route there, and the seed's `::/0 dev ip6tnl1 metric 128`."""
+        from ha.net.rtnl import (RTM_DELADDR, RTM_DELROUTE, RTM_DELRULE, RTM_NEWADDR,
+                                 RTM_NEWROUTE, RTM_NEWRULE, address_msg, prefix_route_msg,
+                                 source_rule_msg)
+        default, tun = IPv6Network("::/0"), self.tun_ifindex
+        if add:
+            return [address_msg(RTM_NEWADDR, a.home_address, 128, tun),
+                    prefix_route_msg(RTM_NEWROUTE, default, tun, table=TUNNEL_TABLE),
+                    # a leftover rule (a crashed run) would make the add fail: delete first
+                    source_rule_msg(RTM_DELRULE, a.home_address, TUNNEL_TABLE, RULE_PRIORITY),
+                    source_rule_msg(RTM_NEWRULE, a.home_address, TUNNEL_TABLE, RULE_PRIORITY),
+                    prefix_route_msg(RTM_NEWROUTE, default, tun, metric=TUNNEL_METRIC)]
+        return [prefix_route_msg(RTM_DELROUTE, default, tun, metric=TUNNEL_METRIC),
+                source_rule_msg(RTM_DELRULE, a.home_address, TUNNEL_TABLE, RULE_PRIORITY),
+                prefix_route_msg(RTM_DELROUTE, default, tun, table=TUNNEL_TABLE),
+                address_msg(RTM_DELADDR, a.home_address, 128, tun)]
+
     def _tunnel_up(self, a: core.TunnelUp) -> None:
+        from ha.net.tunnel import open_tunnel_socket
         if self._tunnel is not None:
             self._tunnel_down()
-        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
-        s.bind((str(a.care_of_address), 0))
-        s.setblocking(False)
-        self._sock41 = s
         self._ha_sockaddr = (str(a.home_agent), 0)
         self._ha_str = socket.inet_ntop(socket.AF_INET6, a.home_agent.packed)
+        self._pump.attach(open_tunnel_socket(str(a.care_of_address), self.ifname))
         self._tunnel = a
-        self.loop.add_reader(s.fileno(), self._on_tunnel)
-        tun = self.tun_name
-        ip("-6", "addr", "replace", f"{a.home_address}/128", "dev", tun, "nodad")
-        ip("-6", "route", "replace", "default", "dev", tun, "table", str(TUNNEL_TABLE))
-        ip("-6", "rule", "del", "from", str(a.home_address), "lookup", str(TUNNEL_TABLE),
-           "pref", str(RULE_PRIORITY))
-        ip("-6", "rule", "add", "from", str(a.home_address), "lookup", str(TUNNEL_TABLE),
-           "pref", str(RULE_PRIORITY))
-        ip("-6", "route", "replace", "default", "dev", tun, "metric", str(TUNNEL_METRIC))
+        self._kernel(*self._tunnel_requests(a, True))
         log.info("tunnel up: %s via %s -> %s", a.home_address, a.care_of_address, a.home_agent)
 
     def _tunnel_down(self) -> None:
         a, self._tunnel = self._tunnel, None
-        if self._sock41 is not None:
-            self.loop.remove_reader(self._sock41.fileno())
-            self._sock41.close()
-            self._sock41 = None
+        if self._pump is not None:
+            self._pump.detach()
         if a is None:
             return
-        tun = self.tun_name
-        ip("-6", "route", "del", "default", "dev", tun, "metric", str(TUNNEL_METRIC))
-        ip("-6", "rule", "del", "from", str(a.home_address), "lookup", str(TUNNEL_TABLE),
-           "pref", str(RULE_PRIORITY))
-        ip("-6", "route", "flush", "table", str(TUNNEL_TABLE))
-        ip("-6", "addr", "del", f"{a.home_address}/128", "dev", tun)
+        self._kernel(*self._tunnel_requests(a, False))
         log.info("tunnel down")
 
-    def _on_tun(self) -> None:
-        """Packets the kernel routed into the TUN: from the home address, to the HA."""
-        c = self.counters
-        hoa = self.hoa.packed
-        for _ in range(64):
-            try:
-                pkt = os.read(self._tun_fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                c["send_errors"] += 1
-                return
-            if self._sock41 is None or len(pkt) < 40 or pkt[0] >> 4 != 6 \
-                    or pkt[8:24] != hoa:
-                c["dropped_not_home_address"] += 1
-                continue
-            try:
-                self._sock41.sendto(pkt, self._ha_sockaddr)
-            except OSError:
-                c["send_errors"] += 1
-                continue
-            c["tunnelled_packets"] += 1
+    def _outer_destination(self, pkt: bytes):
+        """A packet the kernel routed into the TUN: from the home address, to the HA."""
+        if self._tunnel is None or pkt[8:24] != self.hoa.packed:
+            self.counters["dropped_not_home_address"] += 1
+            return None
+        return self._ha_sockaddr
 
-    def _on_tunnel(self) -> None:
-        """Packets from the home agent: the inner one goes to the stack via the TUN."""
-        c = self.counters
-        hoa = self.hoa.packed
-        for _ in range(64):
-            sock = self._sock41
-            if sock is None:
-                return
-            try:
-                pkt, addr = sock.recvfrom(65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                c["send_errors"] += 1
-                return
-            # a raw IPv6 socket hands us the payload: the inner packet
-            if addr[0] != self._ha_str or len(pkt) < 40 or pkt[0] >> 4 != 6 \
-                    or pkt[24:40] != hoa:
-                c["dropped_bad_source"] += 1
-                continue
-            try:
-                os.write(self._tun_fd, pkt)
-            except OSError:
-                c["send_errors"] += 1
-                continue
-            c["decapsulated_packets"] += 1
+    def _accept(self, pkt: bytes, outer_source: str) -> bool:
+        """From the home agent, for the home address: the inner packet goes to the stack."""
+        if outer_source != self._ha_str or pkt[24:40] != self.hoa.packed:
+            self.counters["dropped_bad_source"] += 1
+            return False
+        return True
 
     # ------------------------------------------------------------ console
 

@@ -109,3 +109,41 @@ def write_sysctl(path: str, value: str) -> str | None:
         return old
     except FileNotFoundError:
         return None
+
+
+def default_gateways(ifindex: int, table: int = 254) -> list[IPv6Address]:
+    """The gateways of the IPv6 default routes out of `ifindex` in `table`
+    (`ip -6 route show default dev X`), from one rtnetlink dump: no
+    subprocess, so the event loop waits microseconds, not an `ip` start-up."""
+    RTM_GETROUTE, RTM_NEWROUTE, NLMSG_DONE, NLMSG_ERROR = 26, 24, 3, 2
+    RTA_GATEWAY, RTA_OIF, RTA_TABLE = 5, 4, 15
+    NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+    req = struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, 0, 0, 0, 0, 0)
+    out: list[IPv6Address] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as s:
+        s.bind((0, 0))
+        s.send(struct.pack("=IHHII", 16 + len(req), RTM_GETROUTE,
+                           NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req)
+        while True:
+            data = s.recv(1 << 16)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if length < 16 or kind in (NLMSG_DONE, NLMSG_ERROR):
+                    return out
+                if kind == RTM_NEWROUTE:
+                    dst_len, rtm_table = data[offset + 17], data[offset + 20]
+                    attrs, pos, end = {}, offset + 28, offset + length
+                    while pos + 4 <= end:
+                        alen, akind = struct.unpack_from("=HH", data, pos)
+                        if alen < 4:
+                            break
+                        attrs[akind] = data[pos + 4:pos + alen]
+                        pos += (alen + 3) & ~3
+                    if RTA_TABLE in attrs:
+                        rtm_table = struct.unpack("=I", attrs[RTA_TABLE][:4])[0]
+                    oif = struct.unpack("=i", attrs[RTA_OIF][:4])[0] if RTA_OIF in attrs else 0
+                    if dst_len == 0 and rtm_table == table and oif == ifindex \
+                            and len(attrs.get(RTA_GATEWAY, b"")) == 16:
+                        out.append(IPv6Address(attrs[RTA_GATEWAY]))
+                offset += (length + 3) & ~3

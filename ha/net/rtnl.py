@@ -275,3 +275,64 @@ def link_del_msg(ifindex: int) -> tuple[int, int, bytes]:
 def proxy_entry_msg(add: bool, hoa: IPv6Address, ifindex: int) -> Request:
     """The netlink request that starts (add) or stops proxying for hoa on ifindex."""
     return proxy_neigh_msg(RTM_NEWNEIGH if add else RTM_DELNEIGH, hoa, ifindex)
+
+
+# -- addresses, routes and rules for the mobile node (what its `ip` calls did) --------
+
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_F_NODAD = 0x02
+RT_TABLE_MAIN = 254
+RTA_GATEWAY, RTA_PRIORITY = 5, 6
+FRA_SRC = 2
+
+
+def address_msg(cmd: int, address: IPv6Address, prefixlen: int, ifindex: int, *,
+                nodad: bool = True) -> Request:
+    """`ip -6 addr replace|del <address>/<prefixlen> dev <ifindex> [nodad]`.
+
+    The kernel deletes an IPv6 address only when the prefix length matches too."""
+    flags = IFA_F_NODAD if nodad and cmd == RTM_NEWADDR else 0
+    body = struct.pack("=BBBBI", AF_INET6, prefixlen, flags, 0, ifindex)
+    body += _rtattr(IFA_LOCAL, address.packed) + _rtattr(IFA_ADDRESS, address.packed)
+    if cmd == RTM_NEWADDR:
+        body += _rtattr(IFA_FLAGS, struct.pack("=I", flags))
+        return RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, body
+    return RTM_DELADDR, 0, body
+
+
+def prefix_route_msg(cmd: int, dst, oif: int | None, *, gateway: IPv6Address | None = None,
+                     metric: int | None = None, table: int = RT_TABLE_MAIN) -> Request:
+    """`ip -6 route replace|del <dst> [via <gateway>] dev <oif> [metric M] [table T]`.
+
+    `dst` is an IPv6Network (::/0 for the default route). An add replaces the
+    route with the same destination and metric; a delete names only what it
+    is given, so `metric` None matches any metric and `oif` None any device."""
+    add = cmd == RTM_NEWROUTE
+    # a delete leaves protocol 0: it then matches routes the kernel learned from RAs too
+    body = struct.pack("=BBBBBBBBI", AF_INET6, dst.prefixlen, 0, 0,
+                       table if table < 256 else RT_TABLE_COMPAT,
+                       RTPROT_DENALI if add else 0, 0, RTN_UNICAST, 0)
+    body += _rtattr(RTA_TABLE, struct.pack("=I", table))
+    if dst.prefixlen:
+        body += _rtattr(RTA_DST, dst.network_address.packed)
+    if gateway is not None:
+        body += _rtattr(RTA_GATEWAY, gateway.packed)
+    if oif is not None:
+        body += _rtattr(RTA_OIF, struct.pack("=i", oif))
+    if metric is not None:
+        body += _rtattr(RTA_PRIORITY, struct.pack("=I", metric))
+    if add:
+        return RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body
+    return RTM_DELROUTE, 0, body
+
+
+def source_rule_msg(cmd: int, source: IPv6Address, table: int, priority: int) -> Request:
+    """`ip -6 rule add|del from <source> lookup <table> pref <priority>`."""
+    body = struct.pack("=BBBBBBBBI", AF_INET6, 0, 128, 0,
+                       table if table < 256 else RT_TABLE_COMPAT, 0, 0, FR_ACT_TO_TBL, 0)
+    body += _rtattr(FRA_SRC, source.packed)
+    body += _rtattr(FRA_PRIORITY, struct.pack("=I", priority))
+    body += _rtattr(FRA_TABLE, struct.pack("=I", table))
+    flags = NLM_F_CREATE | NLM_F_EXCL if cmd == RTM_NEWRULE else 0
+    return cmd, flags, body
