@@ -114,6 +114,18 @@ class _Tunnel:
 
 
 class KernelDatapath(Datapath):
+    """The home agent's tunnel end where the kernel has ip6_tunnel.
+
+    It owns the ip6tnl devices (one per care-of address, counted by their
+    bindings), the /128 routes into them in its own table and the one rule
+    before main, the proxy entries (or, with proxy="daemon", the NS
+    responder), the NA sender, the NftSourceCheck set and the MH firewall
+    rule. The kernel moves the packets; nothing here reads one.
+    ha/datapath/factory.py opens it when the kernel offers ip6_tunnel, the home
+    agent adapter (ha/daemon/home_agent.py) drives it through the `Datapath`
+    methods, and `close()` removes everything it made.
+    """
+
     def __init__(self, home_ifindex: int, ha_address: IPv6Address, *, rtnl, na=None,
                  firewall=None, table: int = ROUTE_TABLE, rule_priority: int = RULE_PRIORITY,
                  ifindex_of=socket.if_nametoindex, restore: dict | None = None,
