@@ -18,6 +18,9 @@ import ipaddress
 import os
 import re
 
+from ha.config.regulatory import (NON_OVERLAP_DISTANCE, channel_rule,
+                                  country_rule, essid_rule, key_rule)
+
 DEFAULT_PATH = "/etc/denali/denali.conf"
 ENV_VAR = "DENALI_CONF"
 
@@ -63,15 +66,6 @@ DEFAULT_TEXT = """\
         address = 2001:db8:1::/64
 """
 
-# 2.4 GHz channels by regulatory domain (IEEE 802.11 Annex E).
-FCC_COUNTRIES = ("US", "CA")
-ETSI_COUNTRIES = (
-    "EU", "AT", "BE", "BG", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI",
-    "FR", "GB", "GR", "HR", "HU", "IE", "IS", "IT", "LI", "LT", "LU", "LV",
-    "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK")
-COUNTRIES = FCC_COUNTRIES + ETSI_COUNTRIES + ("JP",)
-# Channels closer than this share spectrum (22 MHz wide, 5 MHz apart).
-NON_OVERLAP_DISTANCE = 5
 SECTIONS = ("ha", "ra", "radio")
 
 
@@ -248,31 +242,17 @@ def _checks():
                           "address/length, e.g. 2001:db8::/64")
         return f"{iface.ip}/{iface.network.prefixlen}"
 
-    def essid(value):
-        if not isinstance(value, str):
-            raise Refused("an ESSID is one string: quote it if it has commas")
-        n = len(value.encode("utf-8"))
-        if not 1 <= n <= 32:
-            raise Refused(f"ESSID {value!r} is {n} bytes: use 1-32 bytes "
-                          "of UTF-8")
-        return value
+    def ruled(rule):
+        """A configspec check from a regulatory rule (None: allowed)."""
+        def check(value):
+            why = rule(value)
+            if why:
+                raise Refused(why)
+            return value
+        return check
 
-    def country(value):
-        if value not in COUNTRIES:
-            raise Refused(f"country {value!r} is not known: use one of "
-                          + ", ".join(COUNTRIES))
-        return value
-
-    def wpa_psk(value):
-        if value is None:
-            return None
-        if not isinstance(value, str) or not (
-                (8 <= len(value) <= 63 and all(32 <= ord(c) < 127
-                                               for c in value))
-                or re.fullmatch(r"[0-9a-fA-F]{64}", value)):
-            raise Refused("a WPA2-PSK key is 8-63 printable ASCII characters "
-                          "or 64 hex digits")
-        return value
+    essid, country, wpa_psk = ruled(essid_rule), ruled(country_rule), \
+        ruled(key_rule)
 
     def ifname(value):
         if not isinstance(value, str) or not re.fullmatch(
@@ -496,20 +476,6 @@ def _cross_checks(cfg, filename):
     if errors:
         raise ConfigError(filename, errors)
     return warnings
-
-
-def channel_rule(channel, country, hw_mode):
-    """None if *channel* is legal, else the refusal with what is allowed."""
-    if country == "JP":
-        if channel == 14 and hw_mode != "b":
-            return ("channel 14 is allowed in JP only with hw_mode b: "
-                    "set hw_mode b or use 1-13")
-        return None
-    top = 11 if country in FCC_COUNTRIES else 13
-    if channel > top:
-        return f"channel {channel} is not allowed for country {country}: " \
-               f"use 1-{top}"
-    return None
 
 
 def _num(x):

@@ -6,6 +6,8 @@ Three layers, the first two pure:
   support AP mode and have the channel usable for AP on its band; no radio may
   take another's ESSID or channel (the one already running, else the first in
   the config, keeps it); channels less than 5 apart overlap and only warn.
+  The channel, country, ESSID and key rules are ha.config.regulatory's, the
+  same ones haconf checks before it commits.
 - ``hostapd_config()``: the hostapd.conf text. Open network as in the seed,
   WPA2-PSK (CCMP) when a key is set. ``country_code`` only when the kernel can
   read regulatory.db (wireless-regdb): without it hostapd fails to start.
@@ -25,11 +27,13 @@ import re
 import socket
 from dataclasses import dataclass
 
+from ha.config.regulatory import (NON_OVERLAP_DISTANCE, channel_frequency,
+                                  channel_rule, essid_rule, hw_mode_rule, is_hex_psk,
+                                  key_rule)
+
 log = logging.getLogger("denali.wireless")
 
 REGDB_PATHS = ("/lib/firmware/regulatory.db", "/usr/lib/firmware/regulatory.db")
-NON_OVERLAP_DISTANCE = 5
-FCC = ("US", "CA")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,36 +60,6 @@ class RadioSpec:
                    hw_mode=get("hw_mode") or "g", country=get("country") or "US",
                    txpower=None if get("txpower") is None else int(get("txpower")),
                    role=get("role") or "foreign", key=get("key") or None)
-
-
-def channel_frequency(channel: int) -> int:
-    """2.4 GHz channel to centre frequency in MHz (channel 14 is the odd one)."""
-    if channel == 14:
-        return 2484
-    if 1 <= channel <= 13:
-        return 2407 + 5 * channel
-    raise ValueError(f"channel {channel} is not a 2.4 GHz channel (1-14)")
-
-
-def key_rule(key: str | None) -> str | None:
-    if key is None or re.fullmatch(r"[0-9a-fA-F]{64}", key) or (
-            8 <= len(key) <= 63 and all(32 <= ord(c) < 127 for c in key)):
-        return None
-    return "a WPA2-PSK key is 8-63 printable ASCII characters or 64 hex digits"
-
-
-def country_channel_rule(channel: int, country: str, hw_mode: str) -> str | None:
-    """None when the channel is legal in the country (IEEE 802.11 Annex E), else why not."""
-    if not 1 <= channel <= 14:
-        return f"channel {channel} is not a 2.4 GHz channel: use 1-14"
-    if country == "JP":
-        if channel == 14 and hw_mode != "b":
-            return "channel 14 is allowed in JP only with hw_mode b"
-        return None
-    top = 11 if country in FCC else 13
-    if channel > top:
-        return f"channel {channel} is not allowed for country {country}: use 1-{top}"
-    return None
 
 
 @dataclass(slots=True)
@@ -118,14 +92,9 @@ def check_radios(specs, phys: dict, running=()) -> dict:
     taken: list[RadioSpec] = []
     for s in order:
         warnings = []
-        reason = country_channel_rule(s.channel, s.country, s.hw_mode)
         missing = False
-        if reason is None and s.hw_mode not in ("b", "g"):
-            reason = f"hw_mode {s.hw_mode!r} is not served: use b or g"
-        if reason is None and not 1 <= len(s.essid.encode("utf-8")) <= 32:
-            reason = f"ESSID {s.essid!r} is not 1-32 bytes of UTF-8"
-        if reason is None:
-            reason = key_rule(s.key)
+        reason = (channel_rule(s.channel, s.country, s.hw_mode) or hw_mode_rule(s.hw_mode)
+                  or essid_rule(s.essid) or key_rule(s.key))
         if reason is None:
             for t in taken:
                 if t.essid == s.essid:
@@ -191,7 +160,7 @@ def hostapd_config(spec: RadioSpec, ctrl_dir: str, *, country: bool = True) -> s
         why = key_rule(spec.key)
         if why:
             raise ValueError(why)
-        if len(spec.key) == 64:
+        if is_hex_psk(spec.key):
             lines.append(f"wpa_psk={spec.key.lower()}")
         else:
             lines.append(f"wpa_passphrase={spec.key}")

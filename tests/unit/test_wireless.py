@@ -56,7 +56,23 @@ def test_bad_key_or_essid_refused_by_the_checks():
     assert v["wlan1"].reason == ("a WPA2-PSK key is 8-63 printable ASCII characters "
                                  "or 64 hex digits")
     v = check_radios([RadioSpec("wlan0", "x" * 33, 3)], phys("wlan0"))
-    assert "not 1-32 bytes" in v["wlan0"].reason
+    assert "33 bytes: use 1-32 bytes" in v["wlan0"].reason
+
+
+@pytest.mark.parametrize("radio, key", [
+    ({"channel": "13"}, "channel"), ({"country": "JP", "channel": "14"}, "channel"),
+    ({"key": "short"}, "key"), ({"essid": "x" * 33}, "essid")])
+def test_config_check_and_radio_check_refuse_in_the_same_words(radio, key):
+    # one rule set: a radio the manager keeps down is one haconf would refuse, with the same reason
+    from ha.config import model
+    obj = model.parse_text(model.DEFAULT_TEXT, "denali.conf")
+    obj["radio"]["wlan0"].update(radio)
+    text = "\n".join(obj.write()) + "\n"
+    with pytest.raises(model.ConfigError) as e:
+        model.validate_text(text)
+    assert e.value.key == f"radio.wlan0.{key}"
+    spec = RadioSpec.of({"name": "wlan0", "essid": "home", "channel": 3} | radio)
+    assert check_radios([spec], phys("wlan0"))["wlan0"].reason == e.value.rule
 
 
 # --- channels ---------------------------------------------------------------------
