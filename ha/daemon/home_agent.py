@@ -29,6 +29,8 @@ from ha.net.iface import SCOPE_GLOBAL, interface_addresses
 
 log = logging.getLogger("denali.ha")
 
+WAIT_POLL = 0.5  # seconds between looks at a home interface that is not there yet
+
 
 class HomeAgent:
     """The home agent service of denalid on one home interface.
@@ -58,6 +60,8 @@ class HomeAgent:
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task] = set()
         self._store = None
+        self._waiter: asyncio.Task | None = None
+        self._waiting_for: str | None = None
         self._saved_generation = 0
         self._save_handle: asyncio.TimerHandle | None = None
 
@@ -76,7 +80,51 @@ class HomeAgent:
 
     # ------------------------------------------------------------ lifecycle
 
+    @property
+    def state(self) -> str:
+        """What `status` shows: up, or what it is waiting for."""
+        if self.core is not None:
+            return "up"
+        return f"waiting for {self.ifname}: {self._waiting_for or 'starting'}"
+
     async def start(self) -> None:
+        """Serve now if the home interface is ready, else as soon as it is.
+
+        A radio whose driver is late (or a card missing at boot) must not make
+        the daemon exit and the supervisor restart it forever: like the RA
+        sender, the home agent says once what it waits for and polls.
+        """
+        why = self._not_ready()
+        if why is None:
+            await self._serve()
+            return
+        self._waiting_for = why
+        log.warning("home interface %s %s, waiting for it", self.ifname, why)
+        self._waiter = asyncio.get_running_loop().create_task(self._wait_and_serve())
+
+    def _not_ready(self) -> str | None:
+        import socket
+        try:
+            socket.if_nametoindex(self.ifname)
+        except OSError:
+            return "does not exist"
+        if not any(a.scope == SCOPE_GLOBAL and a.usable for a in interface_addresses(self.ifname)):
+            return "has no global IPv6 address"  # or only a tentative one, still in DAD
+        return None
+
+    async def _wait_and_serve(self) -> None:
+        while (why := self._not_ready()) is not None:
+            if why != self._waiting_for:
+                log.warning("home interface %s %s, waiting for it", self.ifname, why)
+                self._waiting_for = why
+            await asyncio.sleep(WAIT_POLL)
+        try:
+            await self._serve()
+        except Exception as e:
+            log.error("home agent cannot start on %s: %s", self.ifname, e)
+            self._waiting_for = f"start failed: {e}"
+
+    async def _serve(self) -> None:
         import socket
         from ha.datapath.factory import open_datapath
         from ha.net.sockets import ICMPv6Socket, PacketTap, RawSender
@@ -146,11 +194,15 @@ class HomeAgent:
         if settings.ha_interface != self.ifname:
             log.warning("home interface change (%s -> %s) needs a restart",
                         self.ifname, settings.ha_interface)
+        if self.core is None:
+            return  # still waiting for the interface: _serve() reads the new settings
         self.core.reload(self._core_settings(self.core.settings.home_ifindex))
         log.info("home agent configuration reloaded")
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._waiter is not None:
+            self._waiter.cancel()
         if self._timer:
             self._timer.cancel()
         for t in list(self._tasks):
@@ -262,12 +314,22 @@ class HomeAgent:
     # ------------------------------------------------------------ console
 
     def register_commands(self, console) -> None:
-        console.register("bc", self.cmd_bc, "binding cache (bc json for machines)")
-        console.register("bc add", self.cmd_bc_add, "bc add hoa X coa Y lifetime N")
-        console.register("bc del", self.cmd_bc_del, "bc del hoa X")
-        console.register("hal", self.cmd_hal, "home agent list")
-        console.register("pl", self.cmd_pl, "prefix list")
-        console.register("stats", self.cmd_stats, "counters")
+        for name, handler, text in (
+                ("bc", self.cmd_bc, "binding cache (bc json for machines)"),
+                ("bc add", self.cmd_bc_add, "bc add hoa X coa Y lifetime N"),
+                ("bc del", self.cmd_bc_del, "bc del hoa X"),
+                ("hal", self.cmd_hal, "home agent list"),
+                ("pl", self.cmd_pl, "prefix list"),
+                ("stats", self.cmd_stats, "counters")):
+            console.register(name, self._when_serving(handler), text)
+
+    def _when_serving(self, handler):
+        def run(args):
+            if self.core is None:
+                from ha.daemon.console import ConsoleError
+                raise ConsoleError(f"home agent not serving yet: {self.state}")
+            return handler(args)
+        return run
 
     def cmd_bc(self, args: list[str]) -> str:
         now = self.clock()

@@ -156,10 +156,10 @@ class Daemon:
 
     async def _status(self, args) -> str:
         import json
-        services = {name: "up" for name, _ in self.components}
+        services = {name: getattr(comp, "state", "up") for name, comp in self.components}
         info = {"pid": os.getpid(), "services": services, "config": self.settings.source}
         ha = next((c for n, c in self.components if n == "ha"), None)
-        if ha is not None:
+        if ha is not None and ha.core is not None:
             info["bindings"] = len(ha.cache)
             info["home_agent"] = {"interface": ha.ifname, "address": str(ha.ha_address),
                                   "prefixes": [str(p) for p in ha.prefixes]}
@@ -170,7 +170,7 @@ class Daemon:
             return json.dumps(info)
         lines = [f"denalid pid {info['pid']}, config {info['config']}"]
         lines += [f"  {n:<10} {st}" for n, st in services.items()]
-        if ha is not None:
+        if "bindings" in info:
             lines.append(f"  bindings   {info['bindings']}")
         if wm is not None:
             from ha.wireless.manager import format_radios

@@ -137,3 +137,29 @@ def test_datapath_failure_is_refused_with_130_and_nothing_stays(lab):
     assert stats["registrations rolled back"] >= 1 and stats["BA 130"] >= 1
     # no proxy entry was left for the refused address
     assert "2001:db8::31" not in run(["ip", "-6", "neigh", "show", "proxy"], lab.ha).stdout
+
+
+def test_daemon_started_before_its_home_interface_serves_once_it_appears(tmp_path):
+    conf = tmp_path / "mip6d.conf"
+    shutil.copy(SEED_HA_CONF, conf)
+    with SeedLab() as lab:
+        # a radio driver that is late at boot: no wlan0 yet
+        run(["ip", "link", "set", "wlan0", "down"], lab.ha)
+        run(["ip", "link", "set", "wlan0", "name", "late0"], lab.ha)
+        lab.start_daemon(str(conf), log_path=str(tmp_path / "denalid.log"))
+        status = json.loads(lab.console("status json"))
+        assert status["services"]["ha"] == "waiting for wlan0: does not exist"
+        assert lab.daemon.poll() is None  # waiting, not exiting for the supervisor to loop
+        assert "not serving yet" in lab.console("bc")
+        run(["ip", "link", "set", "late0", "name", "wlan0"], lab.ha)
+        run(["ip", "link", "set", "wlan0", "up"], lab.ha)
+        time.sleep(1.0)
+        assert json.loads(lab.console("status json"))["services"]["ha"] == \
+            "waiting for wlan0: has no global IPv6 address"  # a down link lost it
+        run(["ip", "-6", "addr", "replace", f"{HA_HOME}/64", "dev", "wlan0", "nodad"], lab.ha)
+        wait_for(lambda: json.loads(lab.console("status json"))["services"]["ha"] == "up",
+                 timeout=15, what="the home agent serving on the interface that appeared")
+        lab.move_mn("remote")
+        assert bu(lab, MN_HOME, 1)[0]["status"] == 0
+        log = open(tmp_path / "denalid.log").read()
+        assert log.count("waiting for it") <= 2  # said once per reason, not every poll
