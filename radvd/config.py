@@ -26,7 +26,8 @@ takes exactly one value).  Defaults follow radvd.conf(5) of radvd 2.19;
 validation follows radvd's check_iface(), with MaxRtrAdvInterval and
 AdvDefaultLifetime allowed up to 65535 as RFC 8319 permits.
 
-Errors are ConfigError("file", line, "message"), str "file:line: message".
+Errors are RadvdConfError("file", line, "message"), str "file:line: message";
+it is an ha.config.errors.ConfigError like denali's other config readers'.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import glob
 import os
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
+
+from ha.config.errors import ConfigError as _ConfigError
 
 INFINITY = 0xFFFFFFFF
 
@@ -56,14 +59,15 @@ PREFERENCES = {"low": -1, "medium": 0, "high": 1}
 _PREFERENCE_NAMES = {v: k for k, v in PREFERENCES.items()}
 
 
-class ConfigError(ValueError):
-    """A configuration problem, naming the file, the line and the rule."""
+class RadvdConfError(_ConfigError):
+    """A radvd.conf problem, naming the file, the line and the rule."""
 
     def __init__(self, filename: str, line: int, message: str):
-        super().__init__(f"{filename}:{line}: {message}")
-        self.filename = filename
-        self.line = line
-        self.message = message
+        super().__init__(message, filename, line)
+
+
+# The name this error had before it joined ha.config.errors: kept for callers.
+ConfigError = RadvdConfError
 
 
 # --------------------------------------------------------------------------- model
@@ -340,7 +344,7 @@ def _tokenize(text: str, filename: str) -> list[_Token]:
         elif c == '"':
             j = text.find('"', i + 1)
             if j < 0 or "\n" in text[i + 1:j]:
-                raise ConfigError(filename, line, "unterminated quoted string")
+                raise RadvdConfError(filename, line, "unterminated quoted string")
             out.append(_Token(text[i + 1:j], line, quoted=True))
             i = j + 1
         else:
@@ -371,8 +375,8 @@ class _Parser:
         self.depth = depth
         self.interfaces: list[InterfaceConfig] = []
 
-    def error(self, line: int, message: str) -> ConfigError:
-        return ConfigError(self.filename, line, message)
+    def error(self, line: int, message: str) -> RadvdConfError:
+        return RadvdConfError(self.filename, line, message)
 
     def peek(self) -> _Token | None:
         return self.toks[self.pos] if self.pos < len(self.toks) else None
@@ -561,7 +565,7 @@ def _finish(interfaces: list[InterfaceConfig], filename: str) -> Config:
     seen: dict[str, InterfaceConfig] = {}
     for iface in interfaces:
         if iface.name in seen:
-            raise ConfigError(filename, iface.line,
+            raise RadvdConfError(filename, iface.line,
                               f"interface {iface.name} is defined twice (first at line "
                               f"{seen[iface.name].line})")
         seen[iface.name] = iface
@@ -574,7 +578,7 @@ def _finish(interfaces: list[InterfaceConfig], filename: str) -> Config:
 
 
 def parse(text: str, filename: str = "radvd.conf") -> Config:
-    """Parse and validate radvd.conf text; raise ConfigError on the first problem."""
+    """Parse and validate radvd.conf text; raise RadvdConfError on the first problem."""
     return _finish(_Parser(text, filename).parse(), filename)
 
 
@@ -593,8 +597,8 @@ def load(path: str) -> Config:
                     text = f.read()
             except (OSError, UnicodeDecodeError) as e:
                 if parent is None:
-                    raise ConfigError(m, 0, f"cannot read: {e.strerror if isinstance(e, OSError) else e}") from None
-                raise ConfigError(parent, line, f"cannot read include file {m}: "
+                    raise RadvdConfError(m, 0, f"cannot read: {e.strerror if isinstance(e, OSError) else e}") from None
+                raise RadvdConfError(parent, line, f"cannot read include file {m}: "
                                   f"{e.strerror if isinstance(e, OSError) else e}") from None
             ifaces = _Parser(text, m, read, depth).parse()
             for i in ifaces:
@@ -607,7 +611,7 @@ def load(path: str) -> Config:
     seen: dict[str, InterfaceConfig] = {}
     for iface in interfaces:
         if iface.name in seen:
-            raise ConfigError(files[id(iface)], iface.line,
+            raise RadvdConfError(files[id(iface)], iface.line,
                               f"interface {iface.name} is defined twice (first at "
                               f"{files[id(seen[iface.name])]}:{seen[iface.name].line})")
         seen[iface.name] = iface
@@ -622,23 +626,23 @@ def load(path: str) -> Config:
 
 # --------------------------------------------------------------------------- validation
 
-def validate(config: Config) -> list[ConfigError]:
-    out: list[ConfigError] = []
+def validate(config: Config) -> list[RadvdConfError]:
+    out: list[RadvdConfError] = []
     for iface in config.interfaces:
         out.extend(validate_interface(iface, config.filename))
     return out
 
 
 def validate_interface(iface: InterfaceConfig, filename: str = "radvd.conf",
-                       link_mtu: int | None = None) -> list[ConfigError]:
+                       link_mtu: int | None = None) -> list[RadvdConfError]:
     """Every radvd check_iface() rule; link_mtu given when the interface exists."""
     iface.resolve_defaults()
-    errs: list[ConfigError] = []
+    errs: list[RadvdConfError] = []
 
     def err(attr: str | None, message: str, line: int | None = None) -> None:
         if line is None:
             line = iface.lines.get(attr, iface.line) if attr else iface.line
-        errs.append(ConfigError(filename, line, message))
+        errs.append(RadvdConfError(filename, line, message))
 
     mip = iface.mobile_ipv6
     mx, mn, md = iface.max_rtr_adv_interval, iface.min_rtr_adv_interval, iface.min_delay_between_ras
@@ -788,5 +792,5 @@ def _fmt(attr: str, v) -> str:
 
 
 __all__ = ["Config", "ConfigError", "DNSSLConfig", "InterfaceConfig", "PrefixConfig",
-           "RDNSSConfig", "RouteConfig", "dump", "load", "parse", "validate",
+           "RadvdConfError", "RDNSSConfig", "RouteConfig", "dump", "load", "parse", "validate",
            "validate_interface", "INFINITY"]

@@ -16,15 +16,18 @@ from dataclasses import dataclass, field, fields, replace
 import ipaddress
 import re
 
+from ha.config.errors import ConfigError
 
-class Mip6dConfError(ValueError):
+
+class Mip6dConfError(ConfigError):
     """A mip6d.conf that does not parse: says file:line and what is wrong."""
 
     def __init__(self, filename, line, what):
-        super().__init__(f"{filename}:{line}: {what}")
-        self.filename = filename
-        self.line = line
-        self.what = what
+        super().__init__(what, filename, line)
+
+    @property
+    def what(self):
+        return self.message
 
 
 @dataclass(slots=True)

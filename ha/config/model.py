@@ -18,6 +18,7 @@ import ipaddress
 import os
 import re
 
+from ha.config import errors as _errors
 from ha.config.regulatory import (NON_OVERLAP_DISTANCE, channel_rule,
                                   country_rule, essid_rule, key_rule)
 
@@ -69,19 +70,22 @@ DEFAULT_TEXT = """\
 SECTIONS = ("ha", "ra", "radio")
 
 
-class ConfigError(ValueError):
-    """A configuration that breaks a rule.
+class DenaliConfError(_errors.ConfigError):
+    """A denali.conf that breaks rules: every broken rule, one line each.
 
     ``filename`` is the file, ``errors`` a list of (key, rule) where key is
     the dotted path (``radio.wlan0.channel``) and rule says what is allowed.
     """
 
     def __init__(self, filename, errors):
-        self.filename = filename
         self.errors = list(errors)
-        super().__init__("\n".join(f"{filename}: {k}: {r}" if k else
-                                   f"{filename}: {r}"
-                                   for k, r in self.errors))
+        super().__init__("\n".join(f"{k}: {r}" if k else r
+                                   for k, r in self.errors), filename)
+
+    def _text(self):
+        # the file in front of each rule, as the other readers print theirs
+        return "\n".join(f"{self.path}: {k}: {r}" if k else f"{self.path}: {r}"
+                         for k, r in self.errors)
 
     @property
     def key(self):
@@ -90,6 +94,10 @@ class ConfigError(ValueError):
     @property
     def rule(self):
         return self.errors[0][1]
+
+
+# The name this error had before ha.config.errors: kept for callers.
+ConfigError = DenaliConfError
 
 
 # ---------------------------------------------------------------- typed view
@@ -329,19 +337,19 @@ def _spec_entry(spec, path):
 
 
 def parse_text(text, filename):
-    """ConfigObj of *text*; configobj syntax errors become ConfigError."""
+    """ConfigObj of *text*; configobj syntax errors become DenaliConfError."""
     from configobj import ConfigObj, ConfigObjError
     try:
         return ConfigObj(text.splitlines(),
                          interpolation=False, file_error=False,
                          raise_errors=True)
     except ConfigObjError as e:
-        raise ConfigError(filename, [(None, f"not configobj syntax: {e}")]) \
+        raise DenaliConfError(filename, [(None, f"not configobj syntax: {e}")]) \
             from None
 
 
 def validate_text(text, filename="denali.conf"):
-    """Check configuration text; return DenaliConfig or raise ConfigError."""
+    """Check configuration text; return DenaliConfig or raise DenaliConfError."""
     return validate_obj(parse_text(text, filename), filename)
 
 
@@ -394,7 +402,7 @@ def validate_obj(raw, filename):
             errors.append((path, f"[{sections[0]}] holds one subsection per "
                            "interface, e.g. [[wlan0]]"))
     if errors:
-        raise ConfigError(filename, errors)
+        raise DenaliConfError(filename, errors)
     return _build(cfg, filename)
 
 
@@ -408,7 +416,7 @@ def _raw_value(raw, path):
 
 
 def _cross_checks(cfg, filename):
-    """Rules across settings; returns warnings, raises ConfigError."""
+    """Rules across settings; returns warnings, raises DenaliConfError."""
     errors, warnings = [], []
     ha = cfg["ha"]
     if ha["min_mob_pfx_adv_interval"] > ha["max_mob_pfx_adv_interval"]:
@@ -474,7 +482,7 @@ def _cross_checks(cfg, filename):
         warnings.append(f"ha.interface {iface} is a radio with role "
                         f"{cfg['radio'][iface]['role']}, not home")
     if errors:
-        raise ConfigError(filename, errors)
+        raise DenaliConfError(filename, errors)
     return warnings
 
 
@@ -567,12 +575,12 @@ def read_text(path):
 
 
 def load_config(path=None):
-    """Load and validate the committed configuration (ConfigError if bad)."""
+    """Load and validate the committed configuration (DenaliConfError if bad)."""
     path = config_path(path)
     try:
         text = read_text(path)
     except UnicodeDecodeError:
-        raise ConfigError(path, [(None, "not UTF-8 text")]) from None
+        raise DenaliConfError(path, [(None, "not UTF-8 text")]) from None
     return validate_text(text, path)
 
 

@@ -11,9 +11,11 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
+from ha.config.errors import ConfigError
 
-class SettingsError(Exception):
-    pass
+
+class SettingsError(ConfigError):
+    """denalid cannot run with this file: the reader's refusal, or a file it cannot read."""
 
 
 @dataclass(slots=True)
@@ -57,7 +59,7 @@ def load_settings(path: str, radvd_conf: str | None = None) -> Settings:
     except FileNotFoundError:
         text = None
     except OSError as e:
-        raise SettingsError(f"{path}: {e.strerror}") from None
+        raise SettingsError(e.strerror, path) from None
     if text is None or _looks_like_configobj(text):
         settings = _from_denali_conf(path if text is not None else None)
     else:
@@ -68,7 +70,7 @@ def load_settings(path: str, radvd_conf: str | None = None) -> Settings:
                 settings.radvd_text = f.read()
             settings.radvd_source = radvd_conf
         except OSError as e:
-            raise SettingsError(f"{radvd_conf}: {e.strerror}") from None
+            raise SettingsError(e.strerror, radvd_conf) from None
     return settings
 
 
@@ -78,15 +80,15 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
     try:
         cfg = parse_mip6d(text, path)
     except Mip6dConfError as e:
-        raise SettingsError(str(e)) from None
+        raise SettingsError(e.message, e.path, e.line) from None
     s = Settings(source=path, kind="mip6d")
     s.node = (cfg.node_config or "CN").upper()
     if s.node not in ("HA", "MN"):
-        raise SettingsError(f"{path}: NodeConfig {s.node} is not served: use HA or MN")
+        raise SettingsError(f"NodeConfig {s.node} is not served: use HA or MN", path)
     s.debug_level = cfg.debug_level or 0
     if s.node == "HA":
         if not cfg.interfaces:
-            raise SettingsError(f'{path}: a home agent needs Interface "name";')
+            raise SettingsError('a home agent needs Interface "name";', path)
         s.ha_interface = cfg.interfaces[0]
     if cfg.ha_max_binding_life is not None:
         s.max_binding_lifetime = cfg.ha_max_binding_life
@@ -99,21 +101,21 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
         s.send_mob_pfx_advs = cfg.send_mob_pfx_advs
     if s.node == "MN":
         if not cfg.home_links:
-            raise SettingsError(f'{path}: a mobile node needs MnHomeLink "if" {{ ... }}')
+            raise SettingsError('a mobile node needs MnHomeLink "if" { ... }', path)
         link = cfg.home_links[0]
         if not link.home_address or not link.home_agent_address:
-            raise SettingsError(f"{path}: MnHomeLink needs HomeAddress and HomeAgentAddress")
+            raise SettingsError("MnHomeLink needs HomeAddress and HomeAgentAddress", path)
         s.mobile_node = MobileNodeSettings(link.interface, IPv6Interface(link.home_address),
                                            IPv6Address(link.home_agent_address))
     return s
 
 
 def _from_denali_conf(path: str | None) -> Settings:
-    from ha.config.model import ConfigError, load_config
+    from ha.config.model import DenaliConfError, load_config
 
     try:
         cfg = load_config(path)
-    except ConfigError as e:
+    except DenaliConfError as e:
         raise SettingsError(str(e)) from None
     s = Settings(source=path or "(built-in default)", kind="denali")
     ha = cfg.ha

@@ -250,7 +250,7 @@ def _stage(paths, obj, done):
     text = "\n".join(obj.write()) + "\n"
     try:
         cfg = C.validate_text(text, paths.staged)
-    except C.ConfigError as e:
+    except C.DenaliConfError as e:
         fail_config(e)
     _write(paths.staged, text)
     for w in cfg.warnings:
@@ -298,7 +298,7 @@ def unset(paths, keys):
 def _load_obj(text, filename):
     try:
         return C.parse_text(text, filename)
-    except C.ConfigError as e:
+    except C.DenaliConfError as e:
         fail_config(e, EXIT_FAILED)
 
 
@@ -312,7 +312,7 @@ def _view(paths, committed):
     raw = _load_obj(text, name)
     try:
         cfg = C.validate_obj(raw, name)
-    except C.ConfigError as e:
+    except C.DenaliConfError as e:
         fail_config(e, EXIT_FAILED)
     return raw, cfg
 
@@ -419,7 +419,7 @@ def commit(paths):
     text = C.read_text(paths.staged)
     try:
         cfg = C.validate_text(text, paths.staged)
-    except C.ConfigError as e:
+    except C.DenaliConfError as e:
         fail_config(e)
     _write(paths.prev, paths.committed_text())
     _write(paths.conf, text)
@@ -637,7 +637,7 @@ def ha_as_mip6d(cfg):
 def _port_of(path):
     try:
         return C.load_config(path).ha.vt_port
-    except C.ConfigError:
+    except C.DenaliConfError:
         return 7777
 
 

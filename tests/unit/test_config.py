@@ -298,3 +298,34 @@ def test_config_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# ------------------------------------------------------------ one error family
+
+def test_every_config_reader_refuses_with_one_error_family(tmp_path):
+    # a caller catching ha.config.errors.ConfigError hears every reader, file:line first
+    from ha.config.errors import ConfigError
+    from ha.config.mip6d_conf import parse_mip6d
+    from ha.daemon.settings import load_settings
+    from radvd.config import parse as parse_radvd
+
+    def caught(fn, *args):
+        with pytest.raises(ConfigError) as e:
+            fn(*args)
+        return e.value
+
+    e = caught(parse_mip6d, "NodeConfig HA;\nDebugLevel loud;\n", "ha.conf")
+    assert (e.path, e.line) == ("ha.conf", 2) and str(e).startswith("ha.conf:2: ")
+    e = caught(parse_radvd, "interface wlan0 {\n  AdvSendAdvert maybe;\n};\n", "r.conf")
+    assert (e.path, e.line) == ("r.conf", 2)
+    assert str(e) == "r.conf:2: AdvSendAdvert expects on or off, got 'maybe'"
+    e = caught(C.validate_text, seed_with(radio__wlan0__channel="12"), "d.conf")
+    assert e.path == "d.conf" and e.line is None
+    assert str(e) == "d.conf: radio.wlan0.channel: channel 12 is not allowed " \
+                     "for country US: use 1-11"
+    mn = tmp_path / "mn.conf"
+    mn.write_text('NodeConfig MN;\nInterface "wlan0";\n')
+    e = caught(load_settings, str(mn))
+    assert str(e) == f'{mn}: a mobile node needs MnHomeLink "if" {{ ... }}'
+    e = caught(load_settings, str(tmp_path))
+    assert str(e) == f"{tmp_path}: Is a directory"
