@@ -185,9 +185,13 @@ class HomeAgent:
             max_binding_lifetime=s.max_binding_lifetime, acl_default_allow=s.acl_default_allow,
             acl=dict(s.acl), dad_enabled=s.dad, home_agent=True)
         every = self.prefix_lifetimes.get(None)  # radvd's `prefix ::/64`
-        lifetimes = {p: self.prefix_lifetimes.get(p, every) for p in self.prefixes}
+        lifetimes = {p: v for p in self.prefixes
+                     if (v := self.prefix_lifetimes.get(p, every)) is not None}
+        # section 10.3.1: no binding outlives the valid lifetime of its home prefix
+        rules.prefix_valid_lifetime = {p: valid for p, (valid, _) in lifetimes.items()
+                                       if valid != 0xFFFFFFFF}
         return HomeAgentSettings(ha_address=self.ha_address, home_ifindex=ifindex, rules=rules,
-                                 prefix_lifetimes={p: v for p, v in lifetimes.items() if v})
+                                 prefix_lifetimes=lifetimes)
 
     async def reload(self, settings) -> None:
         self.settings = settings

@@ -18,6 +18,16 @@ log = logging.getLogger("denali")
 
 
 class Daemon:
+    """denalid's one process: builds the components the settings ask for, runs them.
+
+    It owns the event loop's signal handlers (SIGTERM stops, SIGHUP reloads),
+    the console, and the order of things: the wireless manager first (the cells
+    must exist), then the RA sender, then the home agent or the mobile node;
+    stop runs the other way round. A reload that cannot be read keeps the
+    running configuration; a component's own failure to reload is reported,
+    not fatal. main() in ha/daemon/main.py creates it after reading the file.
+    """
+
     def __init__(self, settings, args):
         self.settings = settings
         self.args = args
@@ -122,13 +132,17 @@ class Daemon:
 
     async def reload(self) -> str:
         from ha.daemon.settings import SettingsError, load_settings
+        path = self.settings.source if self.settings.kind != "denali" \
+            or self.settings.source != "(built-in default)" else self.args.config
         try:
-            new = load_settings(self.settings.source if self.settings.kind != "denali"
-                                or self.settings.source != "(built-in default)"
-                                else self.args.config, radvd_conf=self.args.radvd_conf)
+            new = load_settings(path, radvd_conf=self.args.radvd_conf)
         except SettingsError as e:
             log.error("reload refused, running config kept: %s", e)
             return f"error: {e}"
+        except Exception as e:  # a reader that raised what it should have reported
+            log.error("reload refused, running config kept: %s: %s: %s", path,
+                      type(e).__name__, e)
+            return f"error: {path}: {e}"
         self.settings = new
         for name, comp in self.components:
             try:

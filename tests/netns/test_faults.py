@@ -163,3 +163,14 @@ def test_daemon_started_before_its_home_interface_serves_once_it_appears(tmp_pat
         assert bu(lab, MN_HOME, 1)[0]["status"] == 0
         log = open(tmp_path / "denalid.log").read()
         assert log.count("waiting for it") <= 2  # said once per reason, not every poll
+
+
+def test_a_reload_of_a_broken_file_keeps_the_running_config(lab):
+    assert bu(lab, MN_HOME, 1)[0]["status"] == 0
+    with open(lab.conf_path, "ab") as f:
+        f.write(b"\xff\xfe HaMaxBindingLife \xd9\xa3;\n")  # not UTF-8, an Arabic-Indic digit
+    lab.daemon.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in open(lab.log_path).read(), what="the refusal logged")
+    assert lab.daemon.poll() is None
+    assert str(MN_HOME) in bc(lab)
+    assert bu(lab, MN_HOME, 2)[0]["status"] == 0  # still serving, with the old rules
