@@ -11,25 +11,41 @@ Two rules about this file:
    ever tests a protocol field, the test belongs here instead.
 
 2. This file does no I/O. It does not read a clock, a socket or the kernel.
-   Like aioquic's QuicConnection, every input carries `now` (seconds from
-   the caller's monotonic clock); the caller asks get_timer() when to call
-   handle_timer(now) next, and takes the decisions out with next_action().
-   Actions are plain data (send this BU, bring the tunnel up, put the home
-   address on the link); the caller runs them in the order they come out.
+   Like aioquic's QuicConnection, bytes and `now` (seconds from the caller's
+   monotonic clock) go in, and datagrams and actions come out: the caller
+   sends what datagrams_to_send(now) gives, runs what next_action() gives
+   (plain data for kernel work: the home address on the link, the tunnel,
+   a lost router's routes), asks get_timer() when to call handle_timer(now)
+   next, and passes in the random source (`rng`) the first sequence number
+   comes from.
 
 Theory of operation
 -------------------
 
-Inputs, all decoded already:
+Inputs, as the sockets give them:
 
-  receive_router_advertisement(ra, src, now)  an RA heard on our interface
+  receive_packet(data, now)                   a whole IPv6 packet from the packet
+                                              socket: a BA or a BRR (a kernel
+                                              without MIP6 drops the BA's RH2)
+  receive_icmpv6(data, src, hop_limit, now)   an ICMPv6 message from the raw
+                                              socket on our interface (RAs)
   set_addresses(addresses, now)               the interface's global addresses
                                               (the kernel's SLAAC makes the CoA)
   link_up(now) / link_down(now)               layer-2 hints (section 11.5.1)
-  receive_binding_ack(ba, src, hoa, now)      a BA; `hoa` is the address in its
-                                              type 2 routing header (or its dst)
-  receive_binding_refresh_request(src, hoa, now)   a BRR (section 11.7.4)
   handle_timer(now)                           when get_timer() says so
+
+Outputs:
+
+  datagrams_to_send(now)   Datagram: BUs as whole IPv6 packets for a
+                           header-included raw socket (the Home Address
+                           option and the MH checksum are ours to get right),
+                           RSs and the NA of section 11.5.4 as ICMPv6
+                           messages for the raw ICMPv6 socket
+  next_action()            HomeAddressOnLink, TunnelUp, TunnelDown, ForgetRouter
+
+The decoded-message methods below those (receive_router_advertisement,
+receive_binding_ack, receive_binding_refresh_request) are where the rules
+are; the byte-level ones only decode, count what does not, and call them.
 
 Two parts, one below the other:
 
@@ -97,12 +113,24 @@ Choices where the RFC leaves room, and why
 from __future__ import annotations
 
 import enum
-import random
+import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
-from ha.wire.icmpv6 import INFINITY, AdvertisementInterval, PrefixInformation, RouterAdvertisement
-from ha.wire.mobility import BAStatus, BindingAck, BindingRefreshAdvice, BindingUpdate
+from ha.wire.errors import CodecError
+from ha.wire.icmpv6 import (INFINITY, AdvertisementInterval, NeighborAdvertisement,
+                            PrefixInformation, RouterAdvertisement, RouterSolicitation,
+                            TargetLinkLayerAddress, decode_icmpv6, encode_icmpv6, validate_nd)
+from ha.wire.ipv6 import IPv6Header, build_bu_packet
+from ha.wire.mobility import (BAStatus, BindingAck, BindingRefreshAdvice,
+                              BindingRefreshRequest, BindingUpdate, decode_mh_packet, encode_mh)
+
+log = logging.getLogger("denali.mn")
+
+ALL_NODES = IPv6Address("ff02::1")
+ALL_ROUTERS = IPv6Address("ff02::2")
+UNSPECIFIED = IPv6Address("::")
+IPPROTO_MH = 135
 
 # RFC 6275 section 12 constants, seconds
 INITIAL_BINDING_ACK_TIMEOUT = 1.0
@@ -151,6 +179,7 @@ class MobileNodeConfig:
     home_agent: IPv6Address
     interface: str = ""  # for the binding update list only
     max_lifetime: int = DEFAULT_MAX_LIFETIME  # seconds
+    link_layer_address: bytes = b""  # ours, for the NA of section 11.5.4
 
     @property
     def home_prefix(self) -> IPv6Network:
@@ -160,18 +189,20 @@ class MobileNodeConfig:
 # ================================================================ actions
 
 
-@dataclass(slots=True)
-class SendBindingUpdate:
-    """Send `message` from `source` to `destination`. The MH checksum is over
-    (home_address, destination) (section 6.1.1). With home_address_option
-    the packet carries a Home Address option (away, section 11.7.1); without
-    it the source is the home address itself (at home, section 11.5.4)."""
+@dataclass(slots=True, frozen=True)
+class Datagram:
+    """Bytes to send to `destination`. With icmpv6 False, `data` is a whole
+    IPv6 packet for a header-included raw socket (a BU); with icmpv6 True it
+    is an ICMPv6 message for the raw ICMPv6 socket on our interface, sent
+    from `source` (None: the kernel picks it), the kernel filling in the
+    checksum for the real addresses (RFC 3542 section 3.1). `what` says what
+    it is, for the log."""
 
-    message: BindingUpdate
-    source: IPv6Address
+    data: bytes
     destination: IPv6Address
-    home_address: IPv6Address
-    home_address_option: bool
+    source: IPv6Address | None = None
+    icmpv6: bool = False
+    what: str = ""
 
 
 @dataclass(slots=True)
@@ -208,21 +239,7 @@ class ForgetRouter:
     prefixes: tuple[IPv6Network, ...]
 
 
-@dataclass(slots=True)
-class AnnounceHomeAddress:
-    """Back home and deregistered: multicast a Neighbor Advertisement for the
-    home address with our link-layer address (section 11.5.4)."""
-
-    address: IPv6Address
-
-
-@dataclass(slots=True)
-class SolicitRouters:
-    """Send a Router Solicitation: the link changed (section 11.5.1)."""
-
-
-Action = (SendBindingUpdate | HomeAddressOnLink | TunnelUp | TunnelDown | ForgetRouter
-          | AnnounceHomeAddress | SolicitRouters)
+Action = HomeAddressOnLink | TunnelUp | TunnelDown | ForgetRouter
 
 
 # ======================================================= movement detection
@@ -315,8 +332,11 @@ _TRANSITIONS: dict[tuple[RegState, Event], tuple[RegState, tuple[str, ...]]] = {
 class MobileNode:
     """Sans-I/O mobile node for one home address and one home agent."""
 
-    def __init__(self, config: MobileNodeConfig, *, rng: random.Random | None = None,
+    def __init__(self, config: MobileNodeConfig, *, rng=None,
                  initial_sequence: int | None = None):
+        """`rng` is the caller's random source (anything with randrange(),
+        e.g. random.SystemRandom()); `initial_sequence` instead fixes the
+        first sequence number. One of the two is needed."""
         self.config = config
         self.hoa = config.home_address.ip
         self.state = RegState.IDLE
@@ -327,16 +347,62 @@ class MobileNode:
         self.care_of_address: IPv6Address | None = None  # the one in use while away
         self.home_prefix_valid_until: float | None = None  # as last heard at home
         if initial_sequence is None:
+            if rng is None:
+                raise TypeError("MobileNode needs rng or initial_sequence")
             # section 11.7.1 leaves the start open; random avoids 135 after a restart
-            initial_sequence = (rng or random.Random()).randrange(SEQUENCE_MODULUS)
+            initial_sequence = rng.randrange(SEQUENCE_MODULUS)
         self.bul = BindingUpdateListEntry(self.hoa, config.home_agent,
                                           sequence=(initial_sequence - 1) % SEQUENCE_MODULUS)
         self._actions: list = []
+        self._datagrams: list[Datagram] = []
         self.counters = dict.fromkeys(("bu_sent", "bu_retransmitted", "ba_accepted",
                                        "ba_refused", "ba_135", "ba_ignored", "ra_ignored",
-                                       "movements", "routers_lost"), 0)
+                                       "movements", "routers_lost", "malformed"), 0)
+
+    # ================================================================= bytes in
+
+    def receive_packet(self, data: bytes, now: float) -> None:
+        """A whole IPv6 packet from the packet socket; anything but a BA or a
+        BRR is left alone, and one that does not decode is counted."""
+        try:
+            got = decode_mh_packet(data)
+        except CodecError:
+            self.counters["malformed"] += 1
+            return
+        if got is None:
+            return
+        pkt, msg = got
+        # the home address is in the type 2 routing header, else the destination
+        hoa = pkt.routing_address or pkt.header.dst
+        if isinstance(msg, BindingAck):
+            log.info("BA status %d seq %d lifetime %d from %s", int(msg.status),
+                     msg.sequence, msg.lifetime_seconds, pkt.header.src)
+            self.receive_binding_ack(msg, pkt.header.src, hoa, now)
+        elif isinstance(msg, BindingRefreshRequest):
+            log.info("BRR from %s", pkt.header.src)
+            self.receive_binding_refresh_request(pkt.header.src, hoa, now)
+
+    def receive_icmpv6(self, data: bytes, src: IPv6Address, hop_limit: int | None,
+                       now: float) -> None:
+        """An ICMPv6 message from the raw socket (the kernel checked its
+        checksum); ND messages need hop limit 255 (RFC 4861 section 6.1.2)."""
+        if len(data) < 4 or validate_nd(data[0], data[1], hop_limit) is not None:
+            self.counters["ra_ignored"] += 1
+            return
+        try:
+            msg = decode_icmpv6(data)
+        except CodecError:
+            self.counters["malformed"] += 1
+            return
+        if isinstance(msg, RouterAdvertisement):
+            self.receive_router_advertisement(msg, src, now)
 
     # ================================================================ outputs
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        """Everything to send now, oldest first; each is returned once."""
+        out, self._datagrams = self._datagrams, []
+        return out
 
     def next_action(self):
         """The oldest action not yet taken, or None."""
@@ -437,7 +503,10 @@ class MobileNode:
         give each known router one interval to confirm it is still here."""
         for r in self.routers.values():
             r.deadline = min(r.deadline, now + (r.interval or HINT_GRACE))
-        self._actions.append(SolicitRouters())
+        # the kernel's raw ICMPv6 socket fixes the checksum for the real source
+        self._datagrams.append(Datagram(encode_icmpv6(RouterSolicitation(), UNSPECIFIED,
+                                                      ALL_ROUTERS), ALL_ROUTERS,
+                                        icmpv6=True, what="RS"))
 
     def link_down(self, now: float) -> None:
         """Layer 2 went down: every router heard on it is gone (the binding stays)."""
@@ -569,12 +638,18 @@ class MobileNode:
         b.retransmit_at = now + b.timeout
         bu = BindingUpdate(sequence=b.sequence, lifetime=lifetime // 4, ack=True,
                            home_registration=True)
+        mh = encode_mh(bu, self.hoa, b.home_agent)  # checksum over the HoA (section 6.1.1)
         if lifetime == 0:
             # section 11.5.4: from the home link, source = home address, no HAO
-            self._actions.append(SendBindingUpdate(bu, self.hoa, b.home_agent, self.hoa, False))
+            source = self.hoa
+            packet = IPv6Header(source, b.home_agent, IPPROTO_MH, len(mh)).encode() + mh
         else:
-            self._actions.append(SendBindingUpdate(bu, b.care_of_address, b.home_agent,
-                                                   self.hoa, True))
+            # away: from the CoA with a Home Address option (section 11.7.1)
+            source = b.care_of_address
+            packet = build_bu_packet(source, b.home_agent, self.hoa, mh)
+        self._datagrams.append(Datagram(
+            packet, b.home_agent, source,
+            what=f"BU to {b.home_agent} from {source} seq {b.sequence} lifetime {lifetime}"))
         self.counters["bu_sent"] += 1
 
     def _do_send_registration(self, now, ba) -> None:
@@ -643,7 +718,12 @@ class MobileNode:
         b.care_of_address = None
 
     def _do_announce_home(self, now, ba) -> None:
-        self._actions.append(AnnounceHomeAddress(self.hoa))
+        na = NeighborAdvertisement(self.hoa, router=False, solicited=False, override=True,
+                                   options=[TargetLinkLayerAddress(self.config.link_layer_address)]
+                                   if self.config.link_layer_address else [])
+        self._datagrams.append(Datagram(encode_icmpv6(na, self.hoa, ALL_NODES), ALL_NODES,
+                                        self.hoa, icmpv6=True,
+                                        what=f"NA for {self.hoa} to all nodes (back home)"))
 
     # =========================================================== the view
 

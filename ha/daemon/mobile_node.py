@@ -1,17 +1,19 @@
 """The mobile node component: sockets and kernel around ha/core/mobile_node.py.
 It runs inside denalid when the configuration says NodeConfig MN.
 
-Thin on purpose: every decision is the core's. What this file does:
+Thin on purpose: every decision is the core's, which takes bytes and gives
+bytes (aioquic's shape); this file reads sockets, calls the core, writes
+what it gives and runs its actions:
 
-  in   RAs from a raw ICMPv6 socket on the interface (hop limit 255 checked),
-       BAs from an AF_PACKET socket (a kernel without MIP6 drops a type 2
+  in   RAs as ICMPv6 messages from a raw socket on the interface, with
+       their hop limit (the core checks it), BAs and BRRs as whole packets
+       from an AF_PACKET socket (a kernel without MIP6 drops a type 2
        routing header with segments left 1 before any socket sees it),
        the interface's global addresses and carrier, polled every
        POLL_INTERVAL from /proc/net/if_inet6 and SIOCGIFFLAGS;
-  out  BUs through a header-included raw socket bound to the interface
-       (the whole packet: Destination Options with the Home Address option
-       when away, plain from the home address at home; MH checksum over the
-       home address and the home agent), rtnetlink requests (ha.net.rtnl's
+  out  the core's datagrams: BUs, whole packets built by the core, through a
+       header-included raw socket bound to the interface; RSs and the NA
+       back home through the ICMPv6 socket. Its actions: rtnetlink requests (ha.net.rtnl's
        builders through one RtnlBatch, never an `ip` subprocess: those block
        the event loop for milliseconds each during a handover) for addresses,
        routes and the source rule, and the user-space tunnel end.
@@ -36,7 +38,7 @@ import logging
 import os
 import socket
 import time
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv6Network
 
 from ha.core import mobile_node as core
 from ha.daemon.console import mip6d_address
@@ -49,8 +51,6 @@ TUN_NAME = "ip6tnl1"  # the name the seed's `ifconfig` shows on the mobile node
 TUNNEL_TABLE = 6276
 RULE_PRIORITY = 1001
 TUNNEL_METRIC = 128
-ALL_NODES = IPv6Address("ff02::1")
-ALL_ROUTERS = IPv6Address("ff02::2")
 
 def format_bul(entries: list[dict], ifname: str) -> str:
     """`bul` as mip6d prints it (the seed's listing), one block per entry."""
@@ -76,16 +76,6 @@ def format_bul(entries: list[dict], ifname: str) -> str:
     return "\n".join(lines)
 
 
-def bu_packet(a: core.SendBindingUpdate) -> bytes:
-    """The whole IPv6 packet for a header-included raw socket."""
-    from ha.wire.ipv6 import IPv6Header, build_bu_packet
-    from ha.wire.mobility import encode_mh
-    mh = encode_mh(a.message, a.home_address, a.destination)  # checksum: section 6.1.1
-    if a.home_address_option:
-        return build_bu_packet(a.source, a.destination, a.home_address, mh)
-    return IPv6Header(a.source, a.destination, 135, len(mh)).encode() + mh
-
-
 class MobileNodeService:
     """The daemon component for NodeConfig MN: start(), reload(), stop()."""
 
@@ -95,7 +85,10 @@ class MobileNodeService:
         self.clock = clock
         self.ifname = mns.interface
         self.config = core.MobileNodeConfig(mns.home_address, mns.home_agent, mns.interface)
-        self.node = core.MobileNode(self.config)
+        import random
+        # the first sequence number: section 11.7.1 leaves it open, and a
+        # random one avoids a 135 after a restart
+        self.node = core.MobileNode(self.config, rng=random.SystemRandom())
         self.hoa = mns.home_address.ip
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -109,7 +102,7 @@ class MobileNodeService:
         self._running: bool | None = None
         self.counters = dict.fromkeys(("tunnelled_packets", "decapsulated_packets",
                                        "dropped_not_home_address", "dropped_bad_source",
-                                       "send_errors", "malformed", "netlink_errors"), 0)
+                                       "send_errors", "netlink_errors"), 0)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -123,6 +116,7 @@ class MobileNodeService:
         self.ifindex = socket.if_nametoindex(self.ifname)
         self._rtnl = RtnlBatch(loop)
         self.mac = interface_mac(self.ifname)
+        self.config.link_layer_address = self.mac  # for the NA back home (11.5.4)
         # a host that learns its routers and CoA from RAs (the seed's accept_ra=1)
         write_sysctl(f"net.ipv6.conf.{self.ifname}.accept_ra", "1")
         self._ra = ICMPv6Socket(self.ifname, (134,), self._on_icmp)
@@ -193,55 +187,31 @@ class MobileNodeService:
         self._poller = self.loop.call_later(POLL_INTERVAL, self._poll)
 
     def _on_icmp(self, data: bytes, src, dst, hop_limit) -> None:
-        from ha.wire.errors import CodecError
-        from ha.wire.icmpv6 import RouterAdvertisement, decode_icmpv6, validate_nd
-        if len(data) < 4 or validate_nd(data[0], data[1], hop_limit) is not None:
-            return
-        try:
-            msg = decode_icmpv6(data)  # the kernel checked the checksum
-        except CodecError:
-            self.counters["malformed"] += 1
-            return
-        if isinstance(msg, RouterAdvertisement):
-            log.debug("md: RA from %s", src)
-            self.node.receive_router_advertisement(msg, src, self.clock())
-            self._service()
+        self.node.receive_icmpv6(data, src, hop_limit, self.clock())
+        self._service()
 
     def _on_ba_socket(self) -> None:
         self._ba.read_ready()
         self._service()
 
     def _on_mh_packet(self, data: bytes, _ifname: str) -> None:
-        from ha.wire.errors import CodecError
-        from ha.wire.mobility import BindingAck, BindingRefreshRequest, decode_mh_packet
-        try:
-            got = decode_mh_packet(data)
-        except CodecError:
-            self.counters["malformed"] += 1
-            return
-        if got is None:
-            return
-        pkt, msg = got
-        if isinstance(msg, BindingAck):
-            log.info("BA status %d seq %d lifetime %d from %s", int(msg.status),
-                     msg.sequence, msg.lifetime_seconds, pkt.header.src)
-            self.node.receive_binding_ack(msg, pkt.header.src,
-                                          pkt.routing_address or pkt.header.dst, self.clock())
-        elif isinstance(msg, BindingRefreshRequest):
-            log.info("BRR from %s", pkt.header.src)
-            self.node.receive_binding_refresh_request(
-                pkt.header.src, pkt.routing_address or pkt.header.dst, self.clock())
+        self.node.receive_packet(data, self.clock())
 
     # ------------------------------------------------------------ outputs
 
     def _service(self) -> None:
-        """Run every action the core decided, then re-arm its timer."""
+        """Run every action the core decided, send its datagrams, then re-arm
+        its timer. Kernel work goes first: the netlink batch of this turn then
+        follows in order, and the datagrams need none of it (the BU socket is
+        header-included and bound to the interface)."""
         while (action := self.node.next_action()) is not None:
             try:
                 self._run(action)
             except Exception as e:  # one failed effect must not stop the node
                 log.error("%s failed: %s", type(action).__name__, e,
                           exc_info=log.isEnabledFor(logging.DEBUG))
+        for d in self.node.datagrams_to_send(self.clock()):
+            self._send(d)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -255,9 +225,7 @@ class MobileNodeService:
         self._service()
 
     def _run(self, a) -> None:
-        if isinstance(a, core.SendBindingUpdate):
-            self._send_bu(a)
-        elif isinstance(a, core.HomeAddressOnLink):
+        if isinstance(a, core.HomeAddressOnLink):
             from ha.net.rtnl import RTM_DELADDR, RTM_NEWADDR, address_msg
             log.info("md: %s, %s %s %s", "at home" if a.present else "away from home",
                      a.address, "on" if a.present else "off", self.ifname)
@@ -269,22 +237,18 @@ class MobileNodeService:
             self._tunnel_down()
         elif isinstance(a, core.ForgetRouter):
             self._forget_router(a)
-        elif isinstance(a, core.AnnounceHomeAddress):
-            self._announce(a.address)
-        elif isinstance(a, core.SolicitRouters):
-            self._solicit()
 
-    def _send_bu(self, a: core.SendBindingUpdate) -> None:
-        pkt = bu_packet(a)
-        m = a.message
-        log.info("BU to %s from %s seq %d lifetime %d flags %s%s", a.destination, a.source,
-                 m.sequence, m.lifetime_seconds, "A" if m.ack else "-",
-                 "H" if m.home_registration else "-")
-        try:
-            self._raw.sendto(pkt, (str(a.destination), 0))
+    def _send(self, d: core.Datagram) -> None:
+        log.info("%s", d.what)
+        if d.icmpv6:  # RS, NA: the ICMPv6 socket on our interface
+            if not self._ra.send(d.data, d.destination, src=d.source):
+                self.counters["send_errors"] += 1
+            return
+        try:  # a BU: the whole packet, header included
+            self._raw.sendto(d.data, (str(d.destination), 0))
         except OSError as e:
             self.counters["send_errors"] += 1
-            log.warning("BU to %s not sent: %s", a.destination, e)
+            log.warning("%s not sent: %s", d.what, e)
 
     def _kernel(self, *msgs) -> None:
         """Queue rtnetlink requests for this loop turn's batch, one future each,
@@ -323,19 +287,6 @@ class MobileNodeService:
                 if addr in prefix and addr != self.hoa:
                     self._kernel(address_msg(RTM_DELADDR, addr, prefix.prefixlen,
                                              self.ifindex))
-
-    def _announce(self, address: IPv6Address) -> None:
-        log.info("NA for %s to all nodes on %s (back home)", address, self.ifname)
-        from ha.wire.icmpv6 import NeighborAdvertisement, TargetLinkLayerAddress, encode_icmpv6
-        na = NeighborAdvertisement(address, router=False, solicited=False, override=True,
-                                   options=[TargetLinkLayerAddress(self.mac)])
-        self._ra.send(encode_icmpv6(na, address, ALL_NODES), ALL_NODES, src=address)
-
-    def _solicit(self) -> None:
-        from ha.wire.icmpv6 import RouterSolicitation, encode_icmpv6
-        # the kernel's raw ICMPv6 socket fixes the checksum for the real source
-        rs = encode_icmpv6(RouterSolicitation(), IPv6Address("::"), ALL_ROUTERS)
-        self._ra.send(rs, ALL_ROUTERS)
 
     # ------------------------------------------------------------- tunnel
 
