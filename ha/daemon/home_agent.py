@@ -283,11 +283,11 @@ class HomeAgent:
         dp = self.datapath
         try:
             if isinstance(a, reg.AddBinding):
-                await dp.add_binding(a.hoa, a.coa)
+                await dp.add_binding(a.hoa, a.coa, a.link_local)
             elif isinstance(a, reg.MoveBinding):
                 await dp.move_binding(a.hoa, a.old_coa, a.new_coa)
             elif isinstance(a, reg.DeleteBinding):
-                await dp.remove_binding(a.hoa, a.coa)
+                await dp.remove_binding(a.hoa, a.coa, a.link_local)
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -29,15 +29,17 @@ class Datapath:
 
     counters: dict
 
-    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
-        """Route hoa/128 into the tunnel toward coa; proxy ND for hoa on the home link."""
+    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address,
+                          link_local: IPv6Address | None = None) -> None:
+        """Route hoa/128 into the tunnel toward coa; proxy ND for hoa (and link_local)."""
         raise NotImplementedError
 
     async def move_binding(self, hoa: IPv6Address, old_coa: IPv6Address,
                            new_coa: IPv6Address) -> None:
         raise NotImplementedError
 
-    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address,
+                             link_local: IPv6Address | None = None) -> None:
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -48,6 +50,23 @@ class Datapath:
     # daemon (not the kernel) answers for away home addresses
     home_ifindex: int
     responder = None
+    _link_local_of: dict  # home address -> its proxied link-local twin (L = 1)
+
+    # section 10.3.1, L = 1: the link-local address with the home address's
+    # interface identifier is defended on the home link too
+    def _proxied(self, hoa: IPv6Address, link_local: IPv6Address | None) -> list:
+        """Addresses to proxy for a new binding; remembers the link-local one."""
+        if link_local is None:
+            return [hoa]
+        self._link_local_of[hoa] = link_local
+        return [hoa, link_local]
+
+    def _unproxied(self, hoa: IPv6Address) -> list:
+        ll = self._link_local_of.pop(hoa, None)
+        return [hoa] if ll is None else [hoa, ll]
+
+    def _link_locals_proxied(self) -> list:
+        return list(self._link_local_of.values())
 
     def _proxy_msgs(self, add: bool, hoas) -> list:
         """Proxy entries to add or delete; none when the daemon answers NS itself."""

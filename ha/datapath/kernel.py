@@ -143,6 +143,7 @@ class KernelDatapath(Datapath):
         self._tunnels: dict[IPv6Address, _Tunnel] = {}
         self._pending: dict[IPv6Address, asyncio.Future] = {}  # tunnels being created
         self._bindings: dict[IPv6Address, IPv6Address] = {}
+        self._link_local_of = {}
         self.counters = {"tunnels_created": 0, "tunnels_deleted": 0}
         self.responder = None  # proxy="daemon": we answer NS (ha/datapath/proxy_nd.py)
         self.source_check = source_check
@@ -247,13 +248,14 @@ class KernelDatapath(Datapath):
             except OSError as e:  # the element was never there: nothing to undo
                 log.warning("source check: %s", e)
 
-    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address,
+                          link_local: IPv6Address | None = None) -> None:
         check_unicast_global(hoa)
         check_unicast_global(coa)
         tunnel = await self._tunnel_to(coa)
         tunnel.users += 1
         kernel = self.rtnl.submit([route_msg(RTM_NEWROUTE, hoa, tunnel.ifindex, self.table),
-                                   *self._proxy_msgs(True, [hoa])])
+                                   *self._proxy_msgs(True, self._proxied(hoa, link_local))])
         results = await asyncio.gather(kernel, self._allow(hoa, tunnel), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
@@ -282,12 +284,13 @@ class KernelDatapath(Datapath):
         await self._disallow(hoa, old_coa)
         await self.rtnl.submit(self._release(old_coa))
 
-    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address,
+                             link_local: IPv6Address | None = None) -> None:
         if self.na is not None:
             self.na.cancel(hoa)
         await self._disallow(hoa, coa)
         tunnel = self._tunnels.get(coa)
-        msgs = self._proxy_msgs(False, [hoa])
+        msgs = self._proxy_msgs(False, self._unproxied(hoa))
         if tunnel is not None and tunnel.users > 1:  # else the tunnel's deletion takes the route
             msgs.insert(0, route_msg(RTM_DELROUTE, hoa, tunnel.ifindex, self.table))
         msgs += self._release(coa)
@@ -302,7 +305,7 @@ class KernelDatapath(Datapath):
             self.responder.close()
         if self.na is not None:
             self.na.close()
-        msgs = self._proxy_msgs(False, list(self._bindings))
+        msgs = self._proxy_msgs(False, list(self._bindings) + self._link_locals_proxied())
         msgs += [link_del_msg(t.ifindex) for t in self._tunnels.values()]
         msgs.append(rule_msg(RTM_DELRULE, self.table, self.rule_priority))
         self.counters["tunnels_deleted"] += len(self._tunnels)

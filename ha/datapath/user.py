@@ -88,6 +88,7 @@ class UserDatapath(Datapath):
         self.rule_priority = rule_priority
         self._restore = restore
         self._bindings: dict[bytes, _Binding] = {}
+        self._link_local_of = {}
         self.responder: NSResponder | None = None  # proxy="daemon": we answer NS
         self.counters = dict.fromkeys((
             "tunnelled_packets", "tunnelled_bytes", "decapsulated_packets",
@@ -162,14 +163,15 @@ class UserDatapath(Datapath):
 
     # -- what the daemon calls ---------------------------------------------------------
 
-    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+    async def add_binding(self, hoa: IPv6Address, coa: IPv6Address,
+                          link_local: IPv6Address | None = None) -> None:
         check_unicast_global(hoa)
         check_unicast_global(coa)
         key = hoa.packed
         self._bindings[key] = _Binding(coa)
         try:
             await self.rtnl.submit([route_msg(RTM_NEWROUTE, hoa, self.tun_ifindex, self.table),
-                                    *self._proxy_msgs(True, [hoa])])
+                                    *self._proxy_msgs(True, self._proxied(hoa, link_local))])
         except BaseException:
             self._bindings.pop(key, None)
             raise
@@ -183,11 +185,12 @@ class UserDatapath(Datapath):
             raise KeyError(f"no binding for {hoa}")
         self._bindings[hoa.packed] = _Binding(new_coa)
 
-    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address) -> None:
+    async def remove_binding(self, hoa: IPv6Address, coa: IPv6Address,
+                             link_local: IPv6Address | None = None) -> None:
         self.na.cancel(hoa)
         try:
             await self.rtnl.submit([route_msg(RTM_DELROUTE, hoa, self.tun_ifindex, self.table),
-                                    *self._proxy_msgs(False, [hoa])])
+                                    *self._proxy_msgs(False, self._unproxied(hoa))])
         finally:
             self._bindings.pop(hoa.packed, None)
 
@@ -199,7 +202,8 @@ class UserDatapath(Datapath):
             self.responder.close()
         self.na.close()
         self.pump.close()  # and the protocol-41 socket with it
-        msgs = self._proxy_msgs(False, [IPv6Address(k) for k in self._bindings])
+        msgs = self._proxy_msgs(False, [IPv6Address(k) for k in self._bindings]
+                               + self._link_locals_proxied())
         msgs.append(rule_msg(RTM_DELRULE, self.table, self.rule_priority))
         try:
             await self.rtnl.submit(msgs)

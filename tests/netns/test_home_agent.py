@@ -336,3 +336,14 @@ def test_sigterm_leaves_nothing_behind_in_the_kernel(tmp_path):
             assert after[key] == before[key], key
         assert "denali0" not in after["links"]
         assert "2001:db8::beef" not in after["routes"] and "table 6275" not in after["routes"]
+
+
+def test_l_bit_binding_proxies_the_link_local_address_too(lab):
+    # section 10.3.1: with L = 1 the home agent defends fe80::<interface id> as well
+    hoa = "2001:db8::41"
+    assert bu(lab, hoa, 1, flags="AHL")[0]["status"] == 0
+    proxies = run(["ip", "-6", "neigh", "show", "proxy"], lab.ha).stdout
+    assert hoa in proxies and "fe80::41" in proxies
+    assert bu(lab, hoa, 2, lifetime=0, flags="AHL")[0]["status"] == 0
+    proxies = run(["ip", "-6", "neigh", "show", "proxy"], lab.ha).stdout
+    assert hoa not in proxies and "fe80::41" not in proxies
