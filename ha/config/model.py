@@ -4,6 +4,9 @@ The file is configobj syntax checked against ha/config/denali.spec (shipped in t
 package).  configobj checks each value alone; the rules across values
 (channel legal for the country, the two radios apart, RA timer ordering)
 live here, in ``_cross_checks``.  Every refusal says what is allowed.
+The RA sender's own rules (radvd.config) are passed in as ``ra_check`` by
+those that run it, haconf and denalid: this package does not import radvd,
+which imports it.
 
 No file yet means the seed article's setup (``DEFAULT_TEXT``): wlan0 "home"
 channel 3 serving as home agent on 2001:db8::/64, wlan1 "remote" channel 8
@@ -348,12 +351,19 @@ def parse_text(text, filename):
             from None
 
 
-def validate_text(text, filename="denali.conf"):
-    """Check configuration text; return DenaliConfig or raise DenaliConfError."""
-    return validate_obj(parse_text(text, filename), filename)
+def validate_text(text, filename="denali.conf", ra_check=None):
+    """Check configuration text; return DenaliConfig or raise DenaliConfError.
+
+    *ra_check(text, filename)* is the RA sender's own check of radvd.conf
+    text, raising a ConfigError (radvd.config.parse is one): each [ra]
+    interface is handed to it as the radvd.conf the daemon would run, so a
+    file that passes is one the RA sender accepts.  This package does not
+    import radvd; without *ra_check* only denali's checks here apply.
+    """
+    return validate_obj(parse_text(text, filename), filename, ra_check)
 
 
-def validate_obj(raw, filename):
+def validate_obj(raw, filename, ra_check=None):
     from configobj import ConfigObj, flatten_errors, get_extra_values
     from configobj.validate import Validator
 
@@ -403,7 +413,7 @@ def validate_obj(raw, filename):
                            "interface, e.g. [[wlan0]]"))
     if errors:
         raise DenaliConfError(filename, errors)
-    return _build(cfg, filename)
+    return _build(cfg, filename, ra_check)
 
 
 def _raw_value(raw, path):
@@ -415,7 +425,7 @@ def _raw_value(raw, path):
     return node
 
 
-def _cross_checks(cfg, filename):
+def _cross_checks(cfg, filename, ra_check=None):
     """Rules across settings; returns warnings, raises DenaliConfError."""
     errors, warnings = [], []
     ha = cfg["ha"]
@@ -452,8 +462,9 @@ def _cross_checks(cfg, filename):
                            f"{ra['AdvValidLifetime']}"))
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
             errors.append((f"ra.{name}", "not an interface name"))
-        elif not any(k.startswith(f"ra.{name}.") for k, _ in errors):
-            errors.extend(_radvd_rules(name, ra))
+        elif ra_check is not None and not any(
+                k.startswith(f"ra.{name}.") for k, _ in errors):
+            errors.extend(_ra_rules(ra_check, name, ra))
     radios = list(cfg["radio"].items())
     for name, r in radios:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
@@ -490,8 +501,8 @@ def _num(x):
     return f"{x:g}"
 
 
-def _build(cfg, filename):
-    warnings = _cross_checks(cfg, filename)
+def _build(cfg, filename, ra_check=None):
+    warnings = _cross_checks(cfg, filename, ra_check)
     ha = cfg["ha"]
     radios = [Radio(name=n, essid=r["essid"], channel=r["channel"],
                     hw_mode=r["hw_mode"], country=r["country"],
@@ -574,14 +585,17 @@ def read_text(path):
         return DEFAULT_TEXT
 
 
-def load_config(path=None):
-    """Load and validate the committed configuration (DenaliConfError if bad)."""
+def load_config(path=None, ra_check=None):
+    """Load and validate the committed configuration (DenaliConfError if bad).
+
+    *ra_check* as for validate_text.
+    """
     path = config_path(path)
     try:
         text = read_text(path)
     except UnicodeDecodeError:
         raise DenaliConfError(path, [(None, "not UTF-8 text")]) from None
-    return validate_text(text, path)
+    return validate_text(text, path, ra_check)
 
 
 # ------------------------------------------------------------ radvd.conf out
@@ -622,24 +636,10 @@ def ra_as_radvd_text(cfg):
                    for name, r in cfg.values["ra"].items())
 
 
-def ra_as_radvd_config(cfg):
-    """The [ra] part as a radvd.config.Config (imports radvd.config)."""
-    from radvd.config import parse
-    return parse(ra_as_radvd_text(cfg), cfg.path + " [ra]")
-
-
-def _radvd_rules(name, ra):
-    """radvd's own rules (radvd.config) across one interface's settings.
-
-    They are the RA sender's rules, so a config that passes here is one the
-    daemon can load; without radvd.config only our checks above apply.
-    """
+def _ra_rules(ra_check, name, ra):
+    """The RA sender's rules across one interface's settings, as (key, rule)."""
     try:
-        from radvd.config import ConfigError as RadvdError, parse
-    except ImportError:
-        return []
-    try:
-        parse(_radvd_iface_text(name, ra), "ra")
-    except RadvdError as e:
+        ra_check(_radvd_iface_text(name, ra), "ra")
+    except _errors.ConfigError as e:
         return [(f"ra.{name}", e.message)]
     return []

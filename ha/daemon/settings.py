@@ -2,7 +2,9 @@
 
 `denalid -c FILE` takes either format: a user coming from MIPL keeps the
 mip6d.conf they have. Both are turned into one Settings object here; the
-files' own parsers (ha/config/model.py, ha/config/mip6d_conf.py) do the validation.
+files' own parsers (ha/config/model.py, ha/config/mip6d_conf.py) do the validation,
+with radvd.config's rules handed to the denali.conf check: this is the daemon's
+wiring, where ha meets radvd (ha/config itself does not import it).
 """
 
 from __future__ import annotations
@@ -112,9 +114,12 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
 
 def _from_denali_conf(path: str | None) -> Settings:
     from ha.config.model import DenaliConfError, load_config
+    # the RA sender's rules too, so a file that loads is one it runs (and a
+    # reload that it would refuse keeps the running config)
+    from radvd.config import parse as ra_check
 
     try:
-        cfg = load_config(path)
+        cfg = load_config(path, ra_check)
     except DenaliConfError as e:
         raise SettingsError(str(e)) from None
     s = Settings(source=path or "(built-in default)", kind="denali")

@@ -24,6 +24,7 @@ import textwrap
 import click
 
 from ha.config import model as C
+from ha.haconf.translate import ra_check
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_RUNNING = 1, 2, 3
 WIDTH = 79
@@ -249,7 +250,7 @@ def _stage(paths, obj, done):
     """Check the edited ConfigObj; write it as the staged config or refuse."""
     text = "\n".join(obj.write()) + "\n"
     try:
-        cfg = C.validate_text(text, paths.staged)
+        cfg = C.validate_text(text, paths.staged, ra_check)
     except C.DenaliConfError as e:
         fail_config(e)
     _write(paths.staged, text)
@@ -311,7 +312,7 @@ def _view(paths, committed):
         name = paths.staged if os.path.exists(paths.staged) else paths.conf
     raw = _load_obj(text, name)
     try:
-        cfg = C.validate_obj(raw, name)
+        cfg = C.validate_obj(raw, name, ra_check)
     except C.DenaliConfError as e:
         fail_config(e, EXIT_FAILED)
     return raw, cfg
@@ -418,7 +419,7 @@ def commit(paths):
         return
     text = C.read_text(paths.staged)
     try:
-        cfg = C.validate_text(text, paths.staged)
+        cfg = C.validate_text(text, paths.staged, ra_check)
     except C.DenaliConfError as e:
         fail_config(e)
     _write(paths.prev, paths.committed_text())
@@ -636,7 +637,7 @@ def ha_as_mip6d(cfg):
 
 def _port_of(path):
     try:
-        return C.load_config(path).ha.vt_port
+        return C.load_config(path, ra_check).ha.vt_port
     except C.DenaliConfError:
         return 7777
 

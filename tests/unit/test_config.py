@@ -27,8 +27,10 @@ def seed_with(**changes):
 
 
 def refused(text):
+    # with the RA sender's rules, as haconf and denalid check
+    from radvd.config import parse as ra_check
     with pytest.raises(C.ConfigError) as e:
-        C.validate_text(text, "t.conf")
+        C.validate_text(text, "t.conf", ra_check)
     return e.value
 
 
@@ -232,8 +234,8 @@ def test_radvd_text_of_seed():
 
 
 def test_radvd_config_objects():
-    pytest.importorskip("radvd.config", reason="radvd/config.py not here")
-    rc = C.ra_as_radvd_config(C.validate_text(C.DEFAULT_TEXT))
+    from ha.haconf.translate import ra_as_radvd_config
+    rc = ra_as_radvd_config(C.validate_text(C.DEFAULT_TEXT))
     assert [i.name for i in rc.interfaces] == ["wlan0", "wlan1"]
     assert rc.interfaces[0].adv_home_agent_flag
 
@@ -289,6 +291,26 @@ def test_writer_killed_before_rename_leaves_old_file(tmp_path):
     assert C.load_config(str(f)).ha.vt_port == 7777
     leftovers = [n for n in os.listdir(tmp_path) if n != "denali.conf"]
     assert all(n.startswith(".denali.conf.") for n in leftovers)
+
+
+def test_the_config_wing_leaves_radvd_to_its_callers():
+    # radvd imports ha; ha.config checks the RA sender's rules only when handed them
+    code = ("import sys\n"
+            "from ha.config import model as C\n"
+            "text = C.DEFAULT_TEXT.replace('[[wlan1]]', 'AdvLinkMTU = 1000\\n[[wlan1]]', 1)\n"
+            "C.validate_text(text)\n"
+            "print('radvd' in sys.modules)\n"
+            "from radvd.config import parse\n"
+            "try:\n"
+            "    C.validate_text(text, 'd.conf', parse)\n"
+            "except C.ConfigError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.stdout.splitlines() == [
+        "False",
+        "d.conf: ra.wlan0: AdvLinkMTU (1000) must be 0 or at least 1280"], \
+        out.stderr
 
 
 def test_config_import_is_light():
