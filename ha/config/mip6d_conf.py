@@ -183,7 +183,8 @@ def _value(kind, tok, filename, line, keyword):
         raise Mip6dConfError(filename, line,
                              f"{keyword} {v}: use enabled or disabled")
     if kind == "int":
-        if t == "word" and v.isdigit():
+        # ASCII digits only: str.isdigit() also takes '²' (int() refuses) and '٣'
+        if t == "word" and v.isascii() and v.isdigit():
             return int(v)
         raise Mip6dConfError(filename, line,
                              f"{keyword} {v}: use a non-negative integer")

@@ -62,6 +62,8 @@ def load_settings(path: str, radvd_conf: str | None = None) -> Settings:
         text = None
     except OSError as e:
         raise SettingsError(e.strerror, path) from None
+    except UnicodeDecodeError:
+        raise SettingsError("not UTF-8 text", path) from None
     if text is None or _looks_like_configobj(text):
         settings = _from_denali_conf(path if text is not None else None)
     else:
@@ -73,6 +75,8 @@ def load_settings(path: str, radvd_conf: str | None = None) -> Settings:
             settings.radvd_source = radvd_conf
         except OSError as e:
             raise SettingsError(e.strerror, radvd_conf) from None
+        except UnicodeDecodeError:
+            raise SettingsError("not UTF-8 text", radvd_conf) from None
     return settings
 
 

@@ -351,3 +351,18 @@ def test_every_config_reader_refuses_with_one_error_family(tmp_path):
     assert str(e) == f'{mn}: a mobile node needs MnHomeLink "if" {{ ... }}'
     e = caught(load_settings, str(tmp_path))
     assert str(e) == f"{tmp_path}: Is a directory"
+
+
+def test_denalid_refuses_a_file_that_is_not_utf8(tmp_path):
+    from ha.daemon.settings import SettingsError, load_settings
+    for name in ("mip6d.conf", "denali.conf"):
+        f = tmp_path / name
+        f.write_bytes(b"NodeConfig HA;\n\xff\xfe HaMaxBindingLife 1;\n")
+        with pytest.raises(SettingsError) as e:
+            load_settings(str(f))
+        assert str(e.value) == f"{f}: not UTF-8 text"
+    ok = tmp_path / "ok.conf"
+    ok.write_text(C.DEFAULT_TEXT)
+    with pytest.raises(SettingsError) as e:
+        load_settings(str(ok), radvd_conf=str(f))
+    assert str(e.value) == f"{f}: not UTF-8 text"

@@ -98,6 +98,8 @@ def test_defaults_give_meaning():
     ('MnHomeLink "wlan0";', 1, "needs a '{ ... }' block"),
     ("DebugLevel 1 { }", 1, "takes no"),
     ("MinMobPfxAdvInterval 10; MaxMobPfxAdvInterval 5;", 0, "min <= max"),
+    ("DebugLevel \u00b2;", 1, "use a non-negative integer"),
+    ("HaMaxBindingLife \u0663;", 1, "use a non-negative integer"),
 ])
 def test_refusals(text, line, what):
     with pytest.raises(Mip6dConfError) as e:
