@@ -37,40 +37,12 @@ def _arguments(argv):
 
 
 def _setup_logging(level: int, method: str) -> None:
-    from radvd.service import TRACE
-    logging.addLevelName(TRACE, "TRACE")
-    logger = logging.getLogger("denali.radvd")
-    logger.setLevel(logging.INFO if level <= 0 else logging.DEBUG if level < 3 else TRACE)
-    logger.propagate = False
-    if method == "none":
-        logger.addHandler(logging.NullHandler())
-        return
-    if method == "syslog":
-        from logging.handlers import SysLogHandler
-        try:
-            h = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_DAEMON)
-        except OSError:
-            h = logging.NullHandler()
-        h.setFormatter(logging.Formatter("radvd[%(process)d]: %(message)s"))
-    else:
-        # radvd's own stderr style: "[Nov 27 10:37:35] radvd (19642): message"
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("[%(asctime)s] radvd (%(process)d): %(message)s",
-                                         "%b %d %H:%M:%S"))
-    logger.addHandler(h)
-
-
-def _daemonize() -> None:
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    os.chdir("/")
-    fd = os.open(os.devnull, os.O_RDWR)
-    for i in (0, 1, 2):
-        os.dup2(fd, i)
-    os.close(fd)
+    from ha.daemon.process import radvd_level, setup_logging
+    # radvd's own stderr style: "[Nov 27 10:37:35] radvd (19642): message"
+    setup_logging(radvd_level(level), method, logger="denali.radvd",
+                  stderr_format="[%(asctime)s] radvd (%(process)d): %(message)s",
+                  date_format="%b %d %H:%M:%S",
+                  syslog_format="radvd[%(process)d]: %(message)s")
 
 
 async def _serve(args, config) -> int:
@@ -126,7 +98,8 @@ def main(argv=None) -> int:
     foreground = args.nodaemon
     _setup_logging(args.debug, args.logmethod or ("stderr" if foreground else "syslog"))
     if not foreground:
-        _daemonize()
+        from ha.daemon.process import detach
+        detach()
     pidfile = args.pidfile or (None if foreground else DEFAULT_PIDFILE)
     if pidfile:
         try:

@@ -25,11 +25,11 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
+from ha.daemon.process import TRACE     # per-packet logging, `-d 3` and up
 from radvd.config import Config, InterfaceConfig, validate_interface
 from radvd.scheduler import Link, RAScheduler
 
 log = logging.getLogger("denali.radvd")
-TRACE = 5                          # per-packet logging, `-d 3` and up
 
 ICMP6_FILTER = 1                   # <netinet/icmp6.h>, level IPPROTO_ICMPV6
 ND_ROUTER_SOLICIT = 133

@@ -20,6 +20,8 @@ import logging
 import os
 import sys
 
+from ha.daemon import process
+
 log = logging.getLogger("denali")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,36 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def setup_logging(level: int, foreground: bool) -> None:
-    # mip6d's -d scale: 0 quiet (warnings), 1..3 info, 4+ debug
-    py_level = logging.WARNING if level <= 0 else logging.INFO if level < 4 else logging.DEBUG
-    root = logging.getLogger()
-    root.setLevel(py_level)
-    if foreground:
-        h: logging.Handler = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-    else:
-        from logging.handlers import SysLogHandler
-        try:
-            h = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_DAEMON)
-        except OSError:
-            h = logging.NullHandler()
-        h.setFormatter(logging.Formatter("denalid[%(process)d]: %(name)s: %(message)s"))
-    root.addHandler(h)
+    """The root logger at mip6d's -d `level`: stderr in the foreground, else syslog."""
+    process.setup_logging(process.mip6d_level(level), "stderr" if foreground else "syslog",
+                          stderr_format="%(asctime)s %(name)s: %(message)s",
+                          date_format="%H:%M:%S",
+                          syslog_format="denalid[%(process)d]: %(name)s: %(message)s")
     from ha.daemon.logbuffer import RecentLog
-    root.addHandler(RecentLog.install())
-
-
-def detach() -> None:
-    """Classic double fork: the daemon leaves the terminal and the session."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    os.chdir("/")
-    fd = os.open(os.devnull, os.O_RDWR)
-    for std in (0, 1, 2):
-        os.dup2(fd, std)
+    logging.getLogger().addHandler(RecentLog.install())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.vt_port = args.vt_port
     foreground = level > 0 or args.foreground
     if not foreground:
-        detach()
+        process.detach()
     setup_logging(level, foreground)
     if args.pidfile:
         from ha.config.atomic import atomic_write
