@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from ha.daemon.process import TRACE     # per-packet logging, `-d 3` and up
+from ha.net.iface import SCOPE_GLOBAL, SCOPE_LINK, if_inet6 as interface_addresses
 from radvd.config import Config, InterfaceConfig, validate_interface
 from radvd.scheduler import Link, RAScheduler
 
@@ -85,24 +86,14 @@ def read_link_state(name: str, if_inet6: str | None = None) -> LinkState:
         mac = None
     if mac is not None and not any(mac):
         mac = None                 # loopback and tunnels: no link-layer address to tell
-    if if_inet6 is None:
-        if_inet6 = _read("/proc/net/if_inet6") or ""
     link_local, globals_ = None, []
-    for line in if_inet6.splitlines():
-        parts = line.split()
-        if len(parts) != 6 or parts[5] != name:
+    for a in interface_addresses(if_inet6):
+        if a.ifname != name or not a.usable:   # tentative or DAD-failed: not ours to use yet
             continue
-        try:
-            addr = IPv6Address(bytes.fromhex(parts[0]))
-            scope, aflags = int(parts[3], 16), int(parts[4], 16)
-        except ValueError:
-            continue
-        if aflags & (0x40 | 0x08):           # IFA_F_TENTATIVE, IFA_F_DADFAILED
-            continue
-        if scope == 0x20 and link_local is None:
-            link_local = addr
-        elif scope == 0x00:
-            globals_.append(addr)
+        if a.scope == SCOPE_LINK and link_local is None:
+            link_local = a.address
+        elif a.scope == SCOPE_GLOBAL:
+            globals_.append(a.address)
     link = Link(name, link_local, mac, mtu, tuple(globals_)) if link_local else None
     return LinkState(True, up, index, mtu, link)
 
