@@ -97,13 +97,11 @@ class NftSourceCheck:
                     fut.set_result(None)
 
     async def _nft(self, script: str) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            "nft", "-f", "-", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate(script.encode())
+        # in-process through libnftables: no fork per batch, and an error at once
+        # (ha/net/nft.py); the set changes of one loop turn are one transaction
+        from ha.net.nft import apply
         self.runs += 1
-        if proc.returncode != 0:
-            raise OSError(f"nft failed: {err.decode().strip()}")
+        apply(script)
 
 
 class _Tunnel:

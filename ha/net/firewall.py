@@ -24,7 +24,6 @@ kernel, and no probing of the kernel's configuration is needed.
 
 from __future__ import annotations
 
-import subprocess
 
 TABLE = "denali"
 IPPROTO_MH = 135
@@ -58,10 +57,8 @@ table inet {TABLE} {{
 
 
 def _nft(script: str) -> None:
-    r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
-                       timeout=10)
-    if r.returncode != 0:
-        raise OSError(f"nft failed: {r.stderr.strip()}")
+    from ha.net.nft import apply
+    apply(script)
 
 
 class Firewall:
