@@ -250,23 +250,28 @@ class MobileNodeService:
             self.counters["send_errors"] += 1
             log.warning("%s not sent: %s", d.what, e)
 
-    def _kernel(self, *msgs) -> None:
+    def _kernel(self, *msgs, quiet: bool = False) -> None:
         """Queue rtnetlink requests for this loop turn's batch, one future each,
-        so a request that fails (a route already gone) costs only itself; a
-        failure is logged at debug and counted, as the `ip` calls' were."""
+        so a request that fails (a route the kernel already removed) costs only
+        itself. A failure is logged at debug, as the `ip` calls' were, and
+        counted in netlink_errors unless `quiet` (a delete that may find nothing)."""
+        done = self._kernel_done_quiet if quiet else self._kernel_done
         for msg in msgs:
             fut = self._rtnl.submit([msg])
             self._pending.add(fut)
-            fut.add_done_callback(self._kernel_done)
+            fut.add_done_callback(done)
 
-    def _kernel_done(self, fut: asyncio.Future) -> None:
+    def _kernel_done(self, fut: asyncio.Future, count: bool = True) -> None:
         self._pending.discard(fut)
         if fut.cancelled():
             return
         e = fut.exception()
         if e is not None:
-            self.counters["netlink_errors"] += 1
+            self.counters["netlink_errors"] += count
             log.debug("netlink: %s", e)
+
+    def _kernel_done_quiet(self, fut: asyncio.Future) -> None:
+        self._kernel_done(fut, count=False)
 
     def _forget_router(self, a: core.ForgetRouter) -> None:
         from ha.net.iface import default_gateways
@@ -300,8 +305,6 @@ class MobileNodeService:
         if add:
             return [address_msg(RTM_NEWADDR, a.home_address, 128, tun),
                     prefix_route_msg(RTM_NEWROUTE, default, tun, table=TUNNEL_TABLE),
-                    # a leftover rule (a crashed run) would make the add fail: delete first
-                    source_rule_msg(RTM_DELRULE, a.home_address, TUNNEL_TABLE, RULE_PRIORITY),
                     source_rule_msg(RTM_NEWRULE, a.home_address, TUNNEL_TABLE, RULE_PRIORITY),
                     prefix_route_msg(RTM_NEWROUTE, default, tun, metric=TUNNEL_METRIC)]
         return [prefix_route_msg(RTM_DELROUTE, default, tun, metric=TUNNEL_METRIC),
@@ -317,6 +320,10 @@ class MobileNodeService:
         self._ha_str = socket.inet_ntop(socket.AF_INET6, a.home_agent.packed)
         self._pump.attach(open_tunnel_socket(str(a.care_of_address), self.ifname))
         self._tunnel = a
+        from ha.net.rtnl import RTM_DELRULE, source_rule_msg
+        # a leftover rule (a crashed run) would make the add fail: delete it first
+        self._kernel(source_rule_msg(RTM_DELRULE, a.home_address, TUNNEL_TABLE, RULE_PRIORITY),
+                     quiet=True)
         self._kernel(*self._tunnel_requests(a, True))
         log.info("tunnel up: %s via %s -> %s", a.home_address, a.care_of_address, a.home_agent)
 

@@ -131,6 +131,10 @@ def test_seed_scenario_move_register_tunnel_return_home(lab):
                                        lab.mn).stdout
     assert "metric 128" in run(["ip", "-6", "route", "show", "default", "dev", "ip6tnl1"],
                                lab.mn).stdout
+    # the home address's own traffic goes to the tunnel's table (netlink, no `ip`)
+    assert "from 2001:db8::beef lookup 6276" in run(["ip", "-6", "rule", "show"], lab.mn).stdout
+    assert "default dev ip6tnl1" in run(["ip", "-6", "route", "show", "table", "6276"],
+                                        lab.mn).stdout
 
     # the correspondent reaches the home address through the tunnel, both ways
     r = run(["ping", "-6", "-c", "3", "-i", "0.2", "-w", "10", str(MN_HOME)], lab.cn,
@@ -168,3 +172,6 @@ def test_seed_scenario_move_register_tunnel_return_home(lab):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2001:db8::beef" not in run(["ip", "-6", "addr", "show", "dev", "ip6tnl1"],
                                        lab.mn).stdout
+    assert "2001:db8::beef" not in run(["ip", "-6", "rule", "show"], lab.mn).stdout
+    assert "metric 128" not in run(["ip", "-6", "route", "show", "default"], lab.mn).stdout
+    assert mn_json(lab, "stats json")["netlink_errors"] == 0
