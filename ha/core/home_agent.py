@@ -59,6 +59,7 @@ likely free. No entry stays DAD_PENDING longer than one probe.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
 import random
 from collections import Counter, deque
@@ -84,6 +85,8 @@ DUP_ADDR_DETECT_TRANSMITS = 1  # RFC 4862 section 5.1 default
 MAX_CONCURRENT_DAD = 64  # probes; each holds 1-2 groups of the ~180 a socket may join
 DEFAULT_VALID_LIFETIME = 86400  # radvd's AdvValidLifetime default, seconds
 DEFAULT_PREFERRED_LIFETIME = 14400  # radvd's AdvPreferredLifetime default
+MIN_MOB_PFX_ADV_INTERVAL = 600  # seconds, RFC 6275 section 13
+MAX_MOB_PFX_ADV_INTERVAL = 86400  # section 12
 ND_HOP_LIMIT = 255  # RFC 4861 section 6.1: ND from off-link is ignored
 HOP_LIMIT = 64
 
@@ -100,6 +103,10 @@ class HomeAgentSettings:
     rules: reg.HomeAgentConfig = dataclasses.field(default_factory=reg.HomeAgentConfig)
     # prefix -> (valid, preferred) lifetime in seconds, for Mobile Prefix Advertisements
     prefix_lifetimes: dict = dataclasses.field(default_factory=dict)
+    # section 10.6.2: unsolicited Mobile Prefix Advertisements to away mobile nodes
+    send_mob_pfx_advs: bool = True
+    min_mob_pfx_adv_interval: float = MIN_MOB_PFX_ADV_INTERVAL
+    max_mob_pfx_adv_interval: float = MAX_MOB_PFX_ADV_INTERVAL
     dad_retrans_timer: float = RETRANS_TIMER
     dad_transmits: int = DUP_ADDR_DETECT_TRANSMITS
     max_concurrent_dad: int = MAX_CONCURRENT_DAD
@@ -178,13 +185,23 @@ class HomeAgentCore:
         # bumped on every change of a registered binding: the adapter saves the
         # cache when it moves (crash recovery, see restore())
         self.generation = 0
+        self._mpa_heap: list = []  # (when, hoa): next unsolicited MPA, stale ones skipped
+        self._mpa_due: dict[IPv6Address, float] = {}
 
     # ------------------------------------------------------------ settings
 
-    def reload(self, settings: HomeAgentSettings) -> None:
-        """New rules for new registrations; bindings in the cache stay as they are."""
+    def reload(self, settings: HomeAgentSettings, now: float | None = None) -> None:
+        """New rules for new registrations; bindings in the cache stay as they are.
+
+        Section 10.6.2: when the home prefixes or their lifetimes change, every
+        mobile node away from home hears it at once in an unsolicited MPA.
+        """
+        old = self._home_prefixes()
         self.settings = settings
         self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
+        if now is not None and settings.send_mob_pfx_advs and self._home_prefixes() != old:
+            for b in self.registered():
+                self._send_unsolicited_mpa(b, now)
 
     @property
     def rules(self) -> reg.HomeAgentConfig:
@@ -241,6 +258,8 @@ class HomeAgentCore:
         held = self._held.pop(id(action), None)
         if held is not None:
             self._send_ack(held.decision)
+        if isinstance(action, reg.AddBinding):
+            self._schedule_mpa(action.hoa, now)
 
     def action_failed(self, action, error: BaseException, now: float) -> None:
         """The datapath or a socket could not do `action`: roll back and say 130."""
@@ -273,6 +292,14 @@ class HomeAgentCore:
         if expiry is not None:
             times.append(expiry)
         times.extend(e.expires_at for e in self.home_agents)
+        heap = self._mpa_heap
+        while heap and (self._mpa_due.get(heap[0][1]) != heap[0][0]
+                        or heap[0][1] not in self.cache):
+            when, hoa = heapq.heappop(heap)  # rescheduled, or its binding is gone
+            if self._mpa_due.get(hoa) == when:
+                del self._mpa_due[hoa]
+        if heap:
+            times.append(heap[0][0])
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
@@ -285,6 +312,15 @@ class HomeAgentCore:
             self.stats["bindings expired"] += 1
             self._carry_out(decision, None, now)
         self.home_agents.expire(now)
+        heap = self._mpa_heap
+        while heap and heap[0][0] <= now:
+            when, hoa = heapq.heappop(heap)
+            if self._mpa_due.get(hoa) != when:
+                continue
+            del self._mpa_due[hoa]
+            b = self.cache.get(hoa)
+            if b is not None and b.state is BindingState.REGISTERED:
+                self._send_unsolicited_mpa(b, now)
 
     # ------------------------------------------------------------- console
 
@@ -388,6 +424,29 @@ class HomeAgentCore:
             self.stats["MPA sent"] += 1
         else:
             self.stats["HAO packets not served"] += 1
+
+    def _schedule_mpa(self, hoa: IPv6Address, now: float) -> None:
+        """Section 10.6.2's schedule: MinMobPfxAdvInterval plus a random part up to
+        MIN(MaxMobPfxAdvInterval, the shortest preferred lifetime)."""
+        s = self.settings
+        if not s.send_mob_pfx_advs:
+            return
+        preferred = min((p.preferred_lifetime for p in self._home_prefixes()),
+                        default=s.max_mob_pfx_adv_interval)
+        top = min(s.max_mob_pfx_adv_interval, preferred)
+        low = s.min_mob_pfx_adv_interval
+        when = now + low + self.rng.random() * abs(top - low)
+        self._mpa_due[hoa] = when
+        heapq.heappush(self._mpa_heap, (when, hoa))
+
+    def _send_unsolicited_mpa(self, b, now: float) -> None:
+        # an answer to nobody's solicitation: a fresh identifier
+        msg = nd.MobilePrefixSolicitation(identifier=self.rng.getrandbits(16))
+        mpa = answer_mobile_prefix_solicitation(msg, self._home_prefixes(),
+                                                self.settings.ha_address)
+        self._send_via_rh2(mpa, b.local or self.settings.ha_address, b.coa, b.hoa)
+        self.stats["MPA sent unsolicited"] += 1
+        self._schedule_mpa(b.hoa, now)
 
     def _home_prefixes(self) -> list[HomePrefix]:
         """Section 10.6.1: the MPA carries each prefix with the lifetimes the home link has."""

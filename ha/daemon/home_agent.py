@@ -190,8 +190,11 @@ class HomeAgent:
         # section 10.3.1: no binding outlives the valid lifetime of its home prefix
         rules.prefix_valid_lifetime = {p: valid for p, (valid, _) in lifetimes.items()
                                        if valid != 0xFFFFFFFF}
-        return HomeAgentSettings(ha_address=self.ha_address, home_ifindex=ifindex, rules=rules,
-                                 prefix_lifetimes=lifetimes)
+        return HomeAgentSettings(
+            ha_address=self.ha_address, home_ifindex=ifindex, rules=rules,
+            prefix_lifetimes=lifetimes, send_mob_pfx_advs=s.send_mob_pfx_advs,
+            min_mob_pfx_adv_interval=getattr(s, "min_mob_pfx_adv_interval", 600),
+            max_mob_pfx_adv_interval=getattr(s, "max_mob_pfx_adv_interval", 86400))
 
     async def reload(self, settings) -> None:
         self.settings = settings
@@ -200,7 +203,8 @@ class HomeAgent:
                         self.ifname, settings.ha_interface)
         if self.core is None:
             return  # still waiting for the interface: _serve() reads the new settings
-        self.core.reload(self._core_settings(self.core.settings.home_ifindex))
+        self.core.reload(self._core_settings(self.core.settings.home_ifindex), self.clock())
+        self._flush()  # unsolicited MPAs when the home prefixes changed
         log.info("home agent configuration reloaded")
 
     async def stop(self) -> None:

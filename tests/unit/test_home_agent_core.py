@@ -4,6 +4,7 @@ What goes in is wire bytes built by our encoders; what comes out is read
 back by scapy (an independent dissector) as well as by our own parser.
 """
 
+import dataclasses
 import os
 from ipaddress import IPv6Address, IPv6Network
 
@@ -386,3 +387,45 @@ def test_a_damaged_state_file_is_ignored(tmp_path):
     with open(store.path, "w") as f:
         f.write('{"version": 1, "bindings": [{"hoa": "not an address"}]}')
     assert store.load() == []
+
+
+def registered_core(**kw):
+    c = core(**kw)
+    c.receive_packet(bu_bytes(1, lifetime=0xFFFF), IFINDEX, 0.0)
+    c.action_done(actions(c)[0], 0.0)
+    c.datagrams_to_send(0.0)
+    return c
+
+
+def mpa_of(d: Datagram):
+    p = ScapyIPv6(d.data)
+    assert p.dst == str(COA) and p["IPv6ExtHdrRouting"].addresses == [str(HOA)]
+    pio = p["ICMPv6NDOptPrefixInfo"]
+    return pio.prefix, pio.validlifetime, pio.preferredlifetime
+
+
+def test_unsolicited_mpas_follow_the_schedule_of_10_6_2():
+    c = registered_core(prefix_lifetimes={HOME: (7200, 3600)})
+    due = c.get_timer()
+    # MinMobPfxAdvInterval (600) plus up to MIN(MaxMobPfxAdvInterval, preferred) - 600
+    assert 600.0 <= due <= 3600.0
+    c.handle_timer(due - 1)
+    assert c.datagrams_to_send(due - 1) == []
+    c.handle_timer(due)
+    (d,) = c.datagrams_to_send(due)
+    assert mpa_of(d) == (str(HA), 7200, 3600)
+    assert due + 600 <= c.get_timer() <= due + 3600  # and the next one is scheduled
+
+
+def test_changed_prefix_lifetimes_reach_away_nodes_at_once():
+    c = registered_core(prefix_lifetimes={HOME: (7200, 3600)})
+    c.reload(dataclasses.replace(c.settings, prefix_lifetimes={HOME: (600, 0)}), 5.0)
+    (d,) = c.datagrams_to_send(5.0)
+    assert mpa_of(d) == (str(HA), 600, 0)  # a deprecated home prefix
+    c.reload(dataclasses.replace(c.settings), 6.0)  # nothing changed: nothing sent
+    assert c.datagrams_to_send(6.0) == []
+
+
+def test_no_unsolicited_mpa_when_send_mob_pfx_advs_is_off():
+    c = registered_core(send_mob_pfx_advs=False)
+    assert c.get_timer() == c.cache.get(HOA).expires_at
