@@ -77,7 +77,7 @@ print(json.dumps({"sent": sent, "acked": acked, "refused": refused,
 IMPORT_FLOOR = r"""
 import asyncio, resource
 import ha.daemon.main, ha.daemon.service, ha.daemon.settings, ha.config.model, ha.daemon.home_agent, ha.core.registration
-import ha.datapath.base, ha.datapath.user, ha.net.sockets, ha.net.dad, ha.daemon.console
+import ha.datapath.base, ha.datapath.user, ha.net.sockets, ha.core.home_agent, ha.daemon.console
 import ha.wire.ipv6, ha.wire.mobility, ha.wire.icmpv6, radvd.service, radvd.config
 print(int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]))
 """
