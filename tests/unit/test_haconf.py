@@ -589,3 +589,24 @@ def test_passwd_refuses_a_short_or_mismatched_password(box):
     r = box.run("passwd", input="secret99\nsecret98\nsecret99\nsecret99\n")
     assert r.exit_code == 0  # click asks again after a mismatch
     assert os.path.exists(path)
+
+
+def test_the_grammar_and_the_staging_raise_and_write_nothing(tmp_path):
+    # only the click layer prints and exits: below it a refusal is an exception
+    from ha.haconf import grammar, staging
+    from ha.haconf.errors import EXIT_REFUSED, ConfigRefused, HaconfError
+    obj = C.parse_text(C.DEFAULT_TEXT, "x")
+    assert grammar.parse_words(["wlan1", "essid", "remote", "channel", "8"], obj) == [
+        (("radio", "wlan1", "essid"), "remote"), (("radio", "wlan1", "channel"), "8")]
+    with pytest.raises(HaconfError) as e:
+        grammar.parse_words(["channel"], obj)
+    assert (e.value.message, e.value.code) == (
+        "channel: missing value, e.g. haconf set channel <value>", EXIT_REFUSED)
+    paths = staging.Paths(str(tmp_path / "denali.conf"))
+    with pytest.raises(ConfigRefused) as e:
+        staging.set_values(paths, ["channel", "13"])
+    assert e.value.error.key == "radio.wlan0.channel"
+    assert os.listdir(tmp_path) == []
+    cfg, done = staging.set_values(paths, ["channel", "6"])
+    assert done == ["radio.wlan0.channel = 6"] and cfg.radio("wlan0").channel == 6
+    assert os.listdir(tmp_path) == ["denali.conf.staged"]

@@ -1,0 +1,89 @@
+"""haconf's output: 79 columns, no colour, no pager (a serial console at 19200).
+
+Long lines wrap with a four-space indent; values print as they are typed in
+denali.conf (on/off, infinity); a shell line folds with backslash-newline.
+"""
+
+import textwrap
+
+import click
+
+from ha.config.model import INFINITY
+
+WIDTH = 79
+
+
+def wrap(text):
+    out = []
+    for line in text.splitlines() or [""]:
+        out.extend(textwrap.wrap(line, WIDTH, subsequent_indent="    ",
+                                 break_on_hyphens=False) or [""])
+    return "\n".join(out)
+
+
+def say(text=""):
+    click.echo(wrap(text))
+
+
+def warn(text):
+    click.echo(wrap("warning: " + text), err=True)
+
+
+def report(error):
+    """A HaconfError on stderr, each of its lines wrapped."""
+    for line in error.lines():
+        click.echo(wrap(line), err=True)
+
+
+def fmt(v):
+    """A checked value as denali.conf spells it."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return ", ".join(v) if v else "(none)"
+    if v is None:
+        return "(unset)"
+    if v == INFINITY:
+        return "infinity"
+    return str(v)
+
+
+def show_tree(values, raw, path, want, depth=0):
+    """The checked tree as configobj text, defaults marked; *want* a path prefix."""
+    for key, v in values.items():
+        here = path + [key]
+        n = min(len(here), len(want))
+        if here[:n] != want[:n]:
+            continue
+        sub_raw = raw.get(key) if raw is not None and hasattr(
+            raw, "get") else None
+        if isinstance(v, dict):
+            say("    " * depth + "[" * (depth + 1) + key + "]" * (depth + 1))
+            show_tree(v, sub_raw, here, want, depth + 1)
+        else:
+            mark = "" if raw is not None and key in raw else "  # default"
+            say("    " * depth + f"{key} = {fmt(v)}{mark}")
+
+
+def fold_shell_line(line, width=WIDTH):
+    """Fold a long shell line with backslash-newline, outside '...' only.
+
+    A backslash-newline is removed by bash, zsh and fish alike, in or out
+    of double quotes, so the script means the same once folded.
+    """
+    out = []
+    while len(line) > width:
+        cut, quoted = -1, False
+        for i, ch in enumerate(line[:width - 2]):
+            if ch == "'":
+                quoted = not quoted
+            elif ch == " " and not quoted and line[:i].strip():
+                cut = i
+        if cut <= 0:
+            break
+        out.append(line[:cut] + " \\")
+        line = "        " + line[cut + 1:]
+    out.append(line)
+    return "\n".join(out)

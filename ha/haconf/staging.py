@@ -1,0 +1,234 @@
+"""haconf's files: the config, its staged edit, and the rollback of ``apply --confirm``.
+
+    <config>           what denalid runs (after haconf apply)
+    <config>.staged    set/unset/import edit this; commit checks and moves it
+    <config>.prev      the config before the last commit
+    <config>.rollback  what apply --confirm restores unless confirmed
+    <config>.confirm   "pid token" of the waiter that will restore it
+
+Every write is atomic (ha.config.atomic) and comes after the check: a
+refused edit raises ConfigRefused or HaconfError and leaves every file as it
+was.  Printing is the caller's (cli.py).
+"""
+
+import os
+
+from ha.config import model as C
+from ha.haconf import grammar
+from ha.haconf.errors import EXIT_FAILED, ConfigRefused, HaconfError
+from ha.haconf.translate import ra_check
+
+
+class Paths:
+    def __init__(self, conf):
+        self.conf = conf
+        self.staged = conf + ".staged"
+        self.prev = conf + ".prev"
+        self.rollback = conf + ".rollback"
+        self.confirm = conf + ".confirm"
+
+    def committed_text(self):
+        return C.read_text(self.conf)
+
+    def staged_text(self):
+        """Staged text if any, else the committed text."""
+        if os.path.exists(self.staged):
+            return C.read_text(self.staged)
+        return self.committed_text()
+
+
+def write(path, text):
+    from ha.config.atomic import atomic_write
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, text)
+
+
+def check(text, filename):
+    """The DenaliConfig of *text* with every rule, RA sender's included."""
+    try:
+        return C.validate_text(text, filename, ra_check)
+    except C.DenaliConfError as e:
+        raise ConfigRefused(e) from None
+
+
+def load_obj(text, filename):
+    """The ConfigObj of *text* as written (syntax only: the file is there)."""
+    try:
+        return C.parse_text(text, filename)
+    except C.DenaliConfError as e:
+        raise ConfigRefused(e, EXIT_FAILED) from None
+
+
+def view(paths, committed):
+    """(ConfigObj as written, DenaliConfig) for show, get and export."""
+    if committed:
+        text, name = paths.committed_text(), paths.conf
+    else:
+        text = paths.staged_text()
+        name = paths.staged if os.path.exists(paths.staged) else paths.conf
+    raw = load_obj(text, name)
+    try:
+        cfg = C.validate_obj(raw, name, ra_check)
+    except C.DenaliConfError as e:
+        raise ConfigRefused(e, EXIT_FAILED) from None
+    return raw, cfg
+
+
+def editable(paths):
+    """The staged view as a ConfigObj to edit and hand to stage()."""
+    return load_obj(paths.staged_text(), paths.staged)
+
+
+def stage(paths, obj):
+    """Check the edited ConfigObj and write it as the staged config."""
+    text = "\n".join(obj.write()) + "\n"
+    cfg = check(text, paths.staged)
+    write(paths.staged, text)
+    return cfg
+
+
+def set_values(paths, words):
+    """Stage ``[IFACE] KEY VALUE...``: (DenaliConfig, ["path = value", ...])."""
+    obj = editable(paths)
+    done = []
+    for path, value in grammar.parse_words(words, obj):
+        grammar.node(obj, path, True)[path[-1]] = value
+        done.append(f"{'.'.join(path)} = {value}")
+    return stage(paths, obj), done
+
+
+def unset_values(paths, words):
+    """Stage the removal of ``[IFACE] KEY...``: (DenaliConfig, ["path unset", ...])."""
+    obj = editable(paths)
+    done = []
+    for path, _ in grammar.parse_words(words, obj, want_values=False):
+        node = grammar.node(obj, path, False)
+        if node is None or path[-1] not in node:
+            raise HaconfError(f"{'.'.join(path)} is not set")
+        del node[path[-1]]
+        done.append(f"{'.'.join(path)} unset")
+    return stage(paths, obj), done
+
+
+def _raw_get(raw, path):
+    node = grammar.node(raw, path, False)
+    if node is None or path[-1] not in node:
+        return None
+    v = node[path[-1]]
+    return ", ".join(v) if isinstance(v, list) else v
+
+
+def get_values(paths, words, committed):
+    """Each setting as typed in the file, else its checked default, as text."""
+    from ha.haconf.output import fmt
+    raw, cfg = view(paths, committed)
+    out = []
+    for path, _ in grammar.parse_words(words, raw, want_values=False):
+        v = _raw_get(raw, path)
+        if v is None:
+            node = cfg.values
+            for p in path:
+                node = node.get(p) if isinstance(node, dict) else None
+            if node is None and path[0] in ("ra", "radio") and \
+                    path[1] not in cfg.values.get(path[0], {}):
+                raise HaconfError(f"no interface {path[1]} in [{path[0]}]")
+            v = fmt(node)
+        out.append(v)
+    return out
+
+
+def changes(paths):
+    """The staged edit as unified diff lines ([] when there is none)."""
+    import difflib
+    if not os.path.exists(paths.staged):
+        return []
+    old = paths.committed_text().splitlines(keepends=True)
+    new = C.read_text(paths.staged).splitlines(keepends=True)
+    # file names, not paths: a long path would not fit the serial console's 80 columns
+    return [line.rstrip("\n") for line in difflib.unified_diff(
+        old, new, os.path.basename(paths.conf), os.path.basename(paths.staged))]
+
+
+def commit(paths):
+    """Make the staged config the config (old one kept as .prev); None if none staged."""
+    if not os.path.exists(paths.staged):
+        return None
+    text = C.read_text(paths.staged)
+    cfg = check(text, paths.staged)
+    write(paths.prev, paths.committed_text())
+    write(paths.conf, text)
+    os.unlink(paths.staged)
+    return cfg
+
+
+def revert(paths):
+    """Drop the staged edit; False if there was none."""
+    try:
+        os.unlink(paths.staged)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# ------------------------------------------------------ apply --confirm
+
+def prepare_rollback(paths):
+    """Keep .prev as the config to restore, before denalid reloads the new one."""
+    if os.path.exists(paths.confirm):
+        raise HaconfError("a rollback is already pending: haconf confirm first")
+    if not os.path.exists(paths.prev):
+        raise HaconfError("no previous configuration to roll back to: commit "
+                          "first")
+    write(paths.rollback, C.read_text(paths.prev))
+
+
+def arm_rollback(paths, token, pid=0):
+    write(paths.confirm, f"{pid} {token}\n")
+
+
+def read_marker(path):
+    """(pid, token) of a .confirm file, (None, None) without one."""
+    try:
+        with open(path) as f:
+            pid, token = f.read().split()
+        return int(pid), token
+    except (FileNotFoundError, ValueError):
+        return None, None
+
+
+def fire_rollback(paths, token):
+    """Restore the rollback copy if *token* still waits; True when restored.
+
+    The waiter claims the marker by renaming it, so a confirm that comes
+    later finds it gone (too late) and one that came first has removed it.
+    """
+    if read_marker(paths.confirm)[1] != token:
+        return False
+    claimed = paths.confirm + ".firing"
+    try:
+        os.rename(paths.confirm, claimed)  # confirm lost the race from here
+    except FileNotFoundError:
+        return False
+    try:
+        write(paths.conf, C.read_text(paths.rollback))
+        os.unlink(paths.rollback)
+    finally:
+        os.unlink(claimed)
+    return True
+
+
+def cancel_rollback(paths):
+    """Remove the pending rollback: (pid, token) of its waiter, to be stopped."""
+    pid, token = read_marker(paths.confirm)
+    try:
+        os.unlink(paths.confirm)
+    except FileNotFoundError:
+        if os.path.exists(paths.confirm + ".firing"):
+            raise HaconfError("too late: the rollback has started",
+                              EXIT_FAILED) from None
+        raise HaconfError("no rollback pending", EXIT_FAILED) from None
+    try:
+        os.unlink(paths.rollback)
+    except FileNotFoundError:
+        pass
+    return pid, token
