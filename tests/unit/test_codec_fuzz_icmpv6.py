@@ -1,8 +1,10 @@
 """Property tests for the ICMPv6 / ND codec.
 
 - Any bytes into decode_icmpv6 / decode_nd_options: a result or CodecError, nothing else.
-- Every valid message round-trips, and every truncation of it is refused when the
-  checksum is checked (the pseudo-header carries the length, RFC 8200 section 8.1).
+- Every valid message round-trips, and a truncation of it is refused when the
+  checksum is checked (the pseudo-header carries the length, RFC 8200 section 8.1),
+  unless the cut-off octets happen to balance the length in the 16-bit sum: then
+  what is left must be a whole message of its own, exactly those bytes.
 - Without the checksum, a truncation either fails or decodes to a message that encodes
   back to exactly the truncated bytes (cut on an option or address boundary).
 """
@@ -147,11 +149,14 @@ def test_message_round_trip_and_every_truncation(msg):
     for cut in range(len(wire)):
         short = wire[:cut]
         try:
-            decode_icmpv6(short, SRC, DST)
+            same_sum = decode_icmpv6(short, SRC, DST)
         except CodecError:
             pass
         else:
-            raise AssertionError(f"truncation to {cut} passed the checksum")
+            # a 16-bit sum misses one cut in 65,535 (hypothesis found a Parameter
+            # Problem whose dropped invoking octets did); that must still be a message
+            assert encode_icmpv6(same_sum, SRC, DST) == short, \
+                f"truncation to {cut} passed the checksum as a malformed message"
         got = decode_or_codec_error(decode_icmpv6, short)
         if got is not None:
             back = encode_icmpv6(got, SRC, DST)
