@@ -29,6 +29,18 @@ class MobileNodeSettings:
 
 @dataclass(slots=True)
 class Settings:
+    """What one run of denalid does, whichever file it came from: plain values.
+
+    load_settings() makes it from denali.conf (kind "denali") or a MIPL
+    mip6d.conf (kind "mip6d", with -C radvd.conf for the RA sender), after the
+    file's own reader has checked it; it owns no socket, task or file.  main()
+    (ha/daemon/main.py) reads it at start (``--vt-port`` may override
+    vt_port), and the Daemon (ha/daemon/service.py) builds a new one on every
+    reload, keeping the old one if that fails, then hands the parts out:
+    radios to the WirelessManager, radvd_text to the RA sender, the ha_* and
+    ACL fields to the HomeAgent when node is HA, mobile_node when it is MN.
+    """
+
     source: str
     kind: str  # "denali" or "mip6d"
     node: str = "HA"  # HA or MN

@@ -147,6 +147,19 @@ def _set_link_down(ifname: str) -> None:
 
 
 class WirelessManager:
+    """The radios of the board: one supervised hostapd per radio allowed to start.
+
+    It owns a HostapdChild per running radio (the process, its restarts, its
+    control socket), the hostapd.conf files and control directory under
+    *runtime_dir*, each radio's verdict (why one is down: bad config, missing,
+    no AP mode, channel not usable), and the task that polls /sys for radios
+    that come and go.  It reads no config file: the daemon (ha/daemon/
+    service.py's Daemon) builds it from Settings.radios (denali.conf [radio]),
+    calls start() before the RA sender, reload(radios) on SIGHUP or haconf
+    apply (only radios whose settings changed restart) and stop() last, and
+    registers its ``radios`` console command; status() is what that shows.
+    """
+
     def __init__(self, radios, *, runtime_dir: str = RUNTIME_DIR, hostapd: str = "hostapd",
                  poll: float = 2.0, backoff: float = 1.0, read_phys=read_phys,
                  sysfs: str = "/sys/class/net"):
@@ -270,8 +283,6 @@ class WirelessManager:
             if s.txpower is not None:
                 asyncio.get_running_loop().create_task(self._set_txpower(s, child),
                                                        name=f"txpower-{s.name}")
-            log.warning("radio %s: hostapd started for ESSID %r channel %d", s.name, s.essid,
-                        s.channel)
 
     async def _set_txpower(self, s: RadioSpec, child: HostapdChild, wait: float = 30.0) -> None:
         """hostapd has no transmit power setting: once it beacons, set it over nl80211."""
