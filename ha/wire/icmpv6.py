@@ -106,6 +106,7 @@ class AdvertisementInterval:
 class HomeAgentInformation:
     preference: int  # signed 16 bit, higher is preferred (section 7.4)
     lifetime: int  # seconds, unsigned 16 bit
+    mobile_router: bool = False  # R: the HA supports mobile routers (RFC 3963 section 7.1)
 
 
 @dataclass(slots=True, frozen=True)
@@ -278,7 +279,8 @@ _ID_FLAGS = struct.Struct("!HBx")
 _OPT_HEAD = struct.Struct("!BB")
 _PIO = struct.Struct("!BBBBII4x16s")  # type, len, plen, flags, valid, pref, res2, prefix
 _MTU = struct.Struct("!BB2xI")
-_HAINFO = struct.Struct("!BB2xhH")
+_HAINFO = struct.Struct("!BBBxhH")
+_HAINFO_R = 0x80  # RFC 3963 section 7.1: top bit of the first reserved octet
 _RIO = struct.Struct("!BBBBI")  # type, len, plen, flags, lifetime; prefix follows
 _LIFETIME_OPT = struct.Struct("!BB2xI")  # RDNSS and DNSSL head
 
@@ -352,7 +354,8 @@ def _encode_option(opt) -> bytes:
     if isinstance(opt, AdvertisementInterval):
         return _MTU.pack(7, 1, opt.interval_ms)
     if isinstance(opt, HomeAgentInformation):
-        return _HAINFO.pack(8, 1, opt.preference, opt.lifetime)
+        return _HAINFO.pack(8, 1, _HAINFO_R if opt.mobile_router else 0, opt.preference,
+                            opt.lifetime)
     if isinstance(opt, RouteInformation):
         # RFC 4191 section 2.3: length 1 for ::/0, 2 up to /64, else 3
         plen = opt.prefix.prefixlen
@@ -422,8 +425,8 @@ def _decode_advint(data, start, units):
 
 def _decode_hainfo(data, start, units):
     _fixed(units, 1, "Home Agent Information", start)
-    _, _, preference, lifetime = _HAINFO.unpack_from(data, start)
-    return HomeAgentInformation(preference, lifetime)
+    _, _, flags, preference, lifetime = _HAINFO.unpack_from(data, start)
+    return HomeAgentInformation(preference, lifetime, bool(flags & _HAINFO_R))
 
 
 def _decode_rio(data, start, units):

@@ -85,6 +85,12 @@ OPTION_VECTORS = [
         ff fe              # home agent preference -2 (signed)
         07 08              # home agent lifetime 1800 s
      """)),
+    (HomeAgentInformation(3, 600, mobile_router=True), h("""
+        08 01              # type 8, length 1
+        80 00              # R: mobile router support (RFC 3963 section 7.1), rest reserved
+        00 03              # home agent preference 3
+        02 58              # home agent lifetime 600 s
+     """)),
     (RouteInformation(IPv6Network("::/0"), -1, 0xFFFFFFFF), h("""
         18 01              # type 24, length 1 (prefix length 0), RFC 4191 section 2.3
         00                 # prefix length 0

@@ -268,3 +268,18 @@ def test_tshark_dissects_ours(tmp_path):
     assert mpa["icmpv6.type"] == "147" and flag(mpa["icmpv6.mip6.flag.m"])
     assert flag(mpa["icmpv6.opt.prefix.flag.r"])
     assert flag(na["icmpv6.nd.na.flag.r"]) and flag(na["icmpv6.nd.na.flag.o"])
+
+
+def test_home_agent_information_r_flag_both_ways():
+    # RFC 3963 section 7.1: scapy keeps the flags in its 16-bit "res" field, R is its top bit
+    ra = RouterAdvertisement(64, False, False, True, 0, 1800, 0, 0, [
+        HomeAgentInformation(2, 900, mobile_router=True)])
+    pkt, _ = to_scapy(ra, LL, ALL_NODES)
+    assert pkt[ICMPv6NDOptHAInfo].res == 0x8000
+    assert (pkt[ICMPv6NDOptHAInfo].pref, pkt[ICMPv6NDOptHAInfo].lifetime) == (2, 900)
+    pkt, _ = to_scapy(RouterAdvertisement(64, False, False, True, 0, 1800, 0, 0, [
+        HomeAgentInformation(2, 900)]), LL, ALL_NODES)
+    assert pkt[ICMPv6NDOptHAInfo].res == 0
+    theirs = (IPv6(src=str(LL), dst=str(ALL_NODES)) / ICMPv6ND_RA(H=1)
+              / ICMPv6NDOptHAInfo(res=0x8000, pref=1, lifetime=60))
+    assert from_scapy(theirs).options == [HomeAgentInformation(1, 60, mobile_router=True)]
