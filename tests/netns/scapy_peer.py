@@ -10,6 +10,7 @@ Prints one JSON object with what scapy decoded.
   sniff   sniff for `seconds` with a BPF filter, return the packets scapy decoded
 """
 
+import ipaddress
 import json
 import sys
 import threading
@@ -89,6 +90,22 @@ def cmd_bu(a):
         elif MIP6MH_BE in p:
             be = p[MIP6MH_BE]
             out.append({"type": "BE", "status": be.status, "hoa": be.ha, "dst": p[IPv6].dst})
+    return out
+
+
+def cmd_burst(a):
+    """BUs for `count` home addresses from `first` upward, sent back to back; the BAs by home address."""
+    base = int(ipaddress.IPv6Address(a["first"]))
+    hoas = [str(ipaddress.IPv6Address(base + i)) for i in range(a["count"])]
+    sn = _sniffer("ip6 and ip6[6] == 43", a.get("iface"))
+    send([IPv6(src=a["coa"], dst=a["ha"]) / IPv6ExtHdrDestOpt(options=[HAO(hoa=h)])
+          / MIP6MH_BU(seq=a.get("seq", 1), flags="AH", mhtime=a.get("lifetime", 3600) // 4)
+          for h in hoas])
+    time.sleep(a.get("wait", 4.0))
+    out = {}
+    for p in sn.stop():
+        if MIP6MH_BA in p and IPv6ExtHdrRouting in p:
+            out[p[IPv6ExtHdrRouting].addresses[0]] = p[MIP6MH_BA].status
     return out
 
 

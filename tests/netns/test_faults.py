@@ -174,3 +174,21 @@ def test_a_reload_of_a_broken_file_keeps_the_running_config(lab):
     assert lab.daemon.poll() is None
     assert str(MN_HOME) in bc(lab)
     assert bu(lab, MN_HOME, 2)[0]["status"] == 0  # still serving, with the old rules
+
+
+def test_concurrent_dad_is_bounded_and_the_refused_retry_later(lab):
+    # 100 new home addresses at once: at most 64 DAD probes run, the rest hear 130 at
+    # once instead of waiting on a probe that could never start (issue: group limit)
+    got = peer(lab.mn, "burst", coa=str(MN_COA), ha=str(HA_HOME), first="2001:db8::1:0",
+               count=100, wait=4.0)
+    statuses = sorted(got.values())
+    assert len(got) == 100, f"{len(got)} BAs for 100 BUs"
+    assert statuses.count(0) == 64 and statuses.count(130) == 36, statuses
+    assert len(bc(lab)) == 64
+    stats = json.loads(lab.console("stats json"))
+    assert stats["DAD refused, too many running"] == 36
+    # the refused ones, retransmitted once the probes are over, are registered
+    again = peer(lab.mn, "burst", coa=str(MN_COA), ha=str(HA_HOME), first="2001:db8::1:0",
+                 count=100, seq=2, wait=4.0)
+    assert sorted(again.values()).count(0) == 100
+    assert len(bc(lab)) == 100
