@@ -1,11 +1,11 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="denali",
     version="0.1.0",
     description="Mobile IPv6 home agent firmware: HA, RA sender, radios, haconf",
-    packages=["ha", "radvd"],
-    package_data={"ha": ["*.spec"]},
+    packages=find_packages(include=["ha", "ha.*", "radvd", "radvd.*"]),
+    package_data={"ha.config": ["denali.spec"]},
     python_requires=">=3.11",
     install_requires=[
         "pyroute2>=0.9,<0.10",
