@@ -596,10 +596,11 @@ def load(path: str) -> Config:
                 with open(m, encoding="utf-8") as f:
                     text = f.read()
             except (OSError, UnicodeDecodeError) as e:
+                why = e.strerror if isinstance(e, OSError) else e
                 if parent is None:
-                    raise RadvdConfError(m, 0, f"cannot read: {e.strerror if isinstance(e, OSError) else e}") from None
-                raise RadvdConfError(parent, line, f"cannot read include file {m}: "
-                                  f"{e.strerror if isinstance(e, OSError) else e}") from None
+                    raise RadvdConfError(m, 0, f"cannot read: {why}") from None
+                raise RadvdConfError(parent, line,
+                                     f"cannot read include file {m}: {why}") from None
             ifaces = _Parser(text, m, read, depth).parse()
             for i in ifaces:
                 files.setdefault(id(i), m)
