@@ -30,6 +30,13 @@ The rules, all in this file:
   lifetime 0, spaced by MinDelayBetweenRAs.
 * Reload (`reconfigure`) keeps the schedule: the next RA stays where it was,
   brought forward if the new MaxRtrAdvInterval is shorter.
+* radvd.conf(5) DecrementLifetimes: a prefix's valid and preferred lifetimes
+  count down from when the scheduler started advertising it (whole seconds of
+  `now`; infinity stays infinity, RFC 4861 §4.6.2); once the preferred lifetime
+  is 0 that RA goes out once more, so hosts deprecate at once, and the prefix is
+  then left out.  A reload that keeps a prefix's stanza keeps its countdown.
+* radvd's `prefix ::/64` (any all-zero prefix) stands for every global prefix on
+  the interface, each with the stanza's options (radvd's add_auto_prefixes).
 
 What goes in an RA is `build_ra()`, a pure function of the interface's
 configuration and its Link (addresses, MAC) below.
@@ -39,7 +46,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, IPv6Interface
 
 from radvd.config import InterfaceConfig
 
@@ -63,6 +70,8 @@ class Link:
     mac: bytes | None = None
     mtu: int = 1500
     addresses: tuple[IPv6Address, ...] = ()     # global addresses on the interface
+    # the same addresses with their prefix lengths, for `prefix ::/64`
+    networks: tuple[IPv6Interface, ...] = ()
 
 
 @dataclass(slots=True)
@@ -93,24 +102,57 @@ def router_address(prefix_config, link: Link) -> IPv6Address | None:
     return None
 
 
-def build_ra(config: InterfaceConfig, link: Link, *, final: bool = False):
-    """The RouterAdvertisement for this interface; `final` for the stop RAs (§6.2.5)."""
+def is_auto_prefix(prefix_config) -> bool:
+    """radvd's `prefix ::/64`: an all-zero prefix means the interface's own prefixes."""
+    return prefix_config.prefix.network_address == UNSPECIFIED and prefix_config.address is None
+
+
+def prefixes_of(prefix_config, link: Link, listed=frozenset()):
+    """(network, router address) pairs one prefix stanza advertises on this link.
+
+    An auto prefix yields each global prefix of the interface once, in the
+    kernel's order, minus those another stanza lists itself (its own options win);
+    the R flag carries the interface's address in it (RFC 6275 §7.2).
+    """
+    if not is_auto_prefix(prefix_config):
+        router = router_address(prefix_config, link) if prefix_config.adv_router_addr else None
+        return [(prefix_config.prefix, router)]
+    out, seen = [], set(listed)
+    for a in link.networks:
+        if a.network in seen:
+            continue
+        seen.add(a.network)
+        out.append((a.network, a.ip if prefix_config.adv_router_addr else None))
+    return out
+
+
+def build_ra(config: InterfaceConfig, link: Link, *, final: bool = False, lifetimes=None):
+    """The RouterAdvertisement for this interface; `final` for the stop RAs (§6.2.5).
+
+    `lifetimes`, one per prefix stanza, is (valid, preferred) or None to leave the
+    prefix out (DecrementLifetimes ran it down); by default the configured ones.
+    """
     from ha.wire.icmpv6 import (AdvertisementInterval, DNSSearchList, HomeAgentInformation, MTU,
                            PrefixInformation, RecursiveDNSServer, RouteInformation,
                            RouterAdvertisement, SourceLinkLayerAddress)
     config.resolve_defaults()
     options: list = []
-    for p in config.prefixes:
-        valid, preferred = p.adv_valid_lifetime, p.adv_preferred_lifetime
+    if lifetimes is None:
+        lifetimes = [(p.adv_valid_lifetime, p.adv_preferred_lifetime) for p in config.prefixes]
+    listed = frozenset(p.prefix for p in config.prefixes if not is_auto_prefix(p))
+    for p, lt in zip(config.prefixes, lifetimes):
+        if lt is None:
+            continue
+        valid, preferred = lt
         if final and p.deprecate_prefix:
             # radvd.conf(5) DeprecatePrefix; RFC 4862 §5.5.3 e) keeps 2 hours anyway
             preferred, valid = 0, min(valid, 7201)
-        router = router_address(p, link) if p.adv_router_addr else None
-        options.append(PrefixInformation(p.prefix, on_link=p.adv_on_link,
-                                         autonomous=p.adv_autonomous,
-                                         router_address=p.adv_router_addr,
-                                         valid_lifetime=valid, preferred_lifetime=preferred,
-                                         router=router))
+        for network, router in prefixes_of(p, link, listed):
+            options.append(PrefixInformation(network, on_link=p.adv_on_link,
+                                             autonomous=p.adv_autonomous,
+                                             router_address=p.adv_router_addr,
+                                             valid_lifetime=valid, preferred_lifetime=preferred,
+                                             router=router))
     for r in config.routes:
         lifetime = 0 if final and r.remove_route else r.adv_route_lifetime
         options.append(RouteInformation(r.prefix, r.adv_route_preference, lifetime))
@@ -135,7 +177,8 @@ def build_ra(config: InterfaceConfig, link: Link, *, final: bool = False):
                  or config.home_agent_lifetime != router_lifetime
                  or config.adv_mob_rtr_support_flag)):
         options.append(HomeAgentInformation(config.home_agent_preference,
-                                            config.home_agent_lifetime))
+                                            config.home_agent_lifetime,
+                                            mobile_router=config.adv_mob_rtr_support_flag))
     return RouterAdvertisement(
         cur_hop_limit=config.adv_cur_hop_limit,
         managed=config.adv_managed_flag,
@@ -164,8 +207,13 @@ class RAScheduler:
         self._stopping = False
         self._solicited_at: float | None = None
         self._outbox: list[Transmit] = []
-        # the RA only changes with the configuration or the link: build and encode it once
-        self._cache: dict[tuple[bool, IPv6Address], tuple[object, bytes]] = {}
+        # the RA only changes with the configuration, the link or a counting-down
+        # lifetime: build and encode it once per such state
+        self._cache: dict[tuple, tuple[object, bytes]] = {}
+        # DecrementLifetimes: when each prefix stanza's countdown began, and those run out
+        self._countdown: dict[tuple, float] = {}
+        self._ceased: set[tuple] = set()
+        self._start_countdowns(now)
         self.ras_sent = 0
         self.rs_received = 0
         self.rs_dropped_malformed = 0
@@ -174,6 +222,44 @@ class RAScheduler:
             self._next_multicast = now    # §6.2.4: advertise as soon as the interface is up
 
     # ------------------------------------------------------------------ state
+
+    @staticmethod
+    def _countdown_key(p) -> tuple:
+        return (p.prefix, p.address, p.adv_valid_lifetime, p.adv_preferred_lifetime)
+
+    def _start_countdowns(self, now: float) -> None:
+        # a stanza that is still there unchanged keeps counting (SIGHUP is no reset)
+        old, self._countdown = self._countdown, {}
+        for p in self.config.prefixes:
+            if p.decrement_lifetimes:
+                key = self._countdown_key(p)
+                self._countdown[key] = old.get(key, now)
+        self._ceased &= set(self._countdown)
+
+    def prefix_lifetimes(self, now: float) -> list:
+        """(valid, preferred) per prefix stanza at `now`, None for one that has run out."""
+        from radvd.config import INFINITY
+        out = []
+        for p in self.config.prefixes:
+            valid, preferred = p.adv_valid_lifetime, p.adv_preferred_lifetime
+            if p.decrement_lifetimes:
+                key = self._countdown_key(p)
+                if key in self._ceased:
+                    out.append(None)
+                    continue
+                gone = max(0, int(now - self._countdown[key]))
+                if valid != INFINITY:
+                    valid = max(0, valid - gone)
+                if preferred != INFINITY:
+                    preferred = max(0, preferred - gone)
+            out.append((valid, preferred))
+        return out
+
+    def _lifetimes_sent(self, lifetimes: list) -> None:
+        # radvd.conf(5): after an RA with preferred lifetime 0 the prefix is no longer sent
+        for p, lt in zip(self.config.prefixes, lifetimes):
+            if p.decrement_lifetimes and lt is not None and lt[1] == 0:
+                self._ceased.add(self._countdown_key(p))
 
     @property
     def _advertises_multicast(self) -> bool:
@@ -211,7 +297,9 @@ class RAScheduler:
         for dst, due in list(self._pending_unicast.items()):
             if now >= due:
                 del self._pending_unicast[dst]
-                self._emit(dst, "unicast")
+                lifetimes = self.prefix_lifetimes(now)
+                self._emit(dst, "unicast", lifetimes)
+                self._lifetimes_sent(lifetimes)
 
     def receive_rs(self, data: bytes, src: IPv6Address, hop_limit: int, now: float,
                    dst: IPv6Address | None = None) -> None:
@@ -290,6 +378,7 @@ class RAScheduler:
         was = self._advertises_multicast
         self.config = config
         self._cache.clear()
+        self._start_countdowns(now)
         if self._stopping:
             return
         if not self._advertises_multicast:
@@ -317,13 +406,15 @@ class RAScheduler:
 
     def _send_multicast(self, now: float, kind: str) -> None:
         c = self.config
+        lifetimes = self.prefix_lifetimes(now)
         if c.clients:
             # radvd.conf(5) clients: no multicast, the same RA to each listed client
             for client in c.clients:
-                self._emit(client, kind)
+                self._emit(client, kind, lifetimes)
         else:
-            self._emit(ALL_NODES, kind)
+            self._emit(ALL_NODES, kind, lifetimes)
             self._pending_unicast.clear()   # the soliciters hear this one
+        self._lifetimes_sent(lifetimes)
         # Count the next interval from when this RA was due, not from when the caller
         # got round to it, so that timer lateness does not add up into longer gaps;
         # a caller that was very late (suspended, busy) starts afresh from now.
@@ -340,18 +431,19 @@ class RAScheduler:
 
     def _send_final(self, now: float) -> None:
         c = self.config
+        lifetimes = self.prefix_lifetimes(now)
         for dst in (c.clients or [ALL_NODES]):
-            self._emit(dst, "final", final=True)
+            self._emit(dst, "final", lifetimes, final=True)
         self._last_multicast = now
         self._finals_left -= 1
         self._next_multicast = (now + c.min_delay_between_ras) if self._finals_left else None
 
-    def _emit(self, dst: IPv6Address, kind: str, final: bool = False) -> None:
-        key = (final, dst)
+    def _emit(self, dst: IPv6Address, kind: str, lifetimes: list, final: bool = False) -> None:
+        key = (final, dst, tuple(lifetimes))
         cached = self._cache.get(key)
         if cached is None:
             from ha.wire.icmpv6 import encode_icmpv6
-            ra = build_ra(self.config, self.link, final=final)
+            ra = build_ra(self.config, self.link, final=final, lifetimes=lifetimes)
             cached = (ra, encode_icmpv6(ra, self.link.link_local, dst))
             if len(self._cache) > 64:          # unicast destinations come and go
                 self._cache.clear()

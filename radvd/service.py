@@ -23,7 +23,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, IPv6Interface
 
 from ha.daemon.process import TRACE     # per-packet logging, `-d 3` and up
 from ha.net.iface import SCOPE_GLOBAL, SCOPE_LINK, if_inet6 as interface_addresses
@@ -93,8 +93,9 @@ def read_link_state(name: str, if_inet6: str | None = None) -> LinkState:
         if a.scope == SCOPE_LINK and link_local is None:
             link_local = a.address
         elif a.scope == SCOPE_GLOBAL:
-            globals_.append(a.address)
-    link = Link(name, link_local, mac, mtu, tuple(globals_)) if link_local else None
+            globals_.append(IPv6Interface(f"{a.address}/{a.prefix_len}"))
+    link = Link(name, link_local, mac, mtu, tuple(a.ip for a in globals_),
+                tuple(globals_)) if link_local else None
     return LinkState(True, up, index, mtu, link)
 
 

@@ -38,3 +38,10 @@ def test_no_usable_link_local_means_not_ready():
 
 def test_a_missing_interface_is_reported_as_such():
     assert not read_link_state("nosuch0", IF_INET6).exists
+
+
+def test_global_addresses_keep_their_prefix_length():
+    # `prefix ::/64` advertises the interface's prefixes: it needs their lengths
+    from ipaddress import IPv6Interface
+    state = read_link_state("lo", IF_INET6)
+    assert state.link.networks == (IPv6Interface("2001:db8:5::2/64"),)
