@@ -1,19 +1,22 @@
 """The home agent's Binding Cache (RFC 6275 section 9.1): home address -> binding.
 
 This file only stores; it decides nothing. Whether a Binding Update may
-create, refresh, move or delete an entry is decided in ha/core/registration.py,
-which is the only writer of this cache besides the console going through it.
+create, refresh, move or delete an entry is decided in ha/core/registration.py
+(the console's `bc add` / `bc del` go through the same rules). The one other
+writer is HomeAgentCore (ha/core/home_agent.py), for what is not a Binding
+Update: rolling an entry back when its datapath action failed, refusing one
+whose DAD cannot run, restoring the saved cache at start, emptying it at stop.
 
 Time is never read here: every call that needs it takes `now` (seconds, a
 float from whatever monotonic clock the caller owns).
 
-Expiry is a min-heap of (expires_at, hoa) with lazy deletion: a refresh
-pushes a new heap entry and leaves the old one behind; when an entry is
-popped it counts only if the binding still exists and still expires at that
-very moment. Refreshing is therefore O(log n) and never searches the heap.
-Stale entries are dropped in one O(n) rebuild whenever they outnumber the
-live bindings, so the heap stays within a small multiple of len(cache) even
-when 100,000 mobile nodes refresh over and over.
+Expiry is a min-heap of (expires_at, int(hoa), hoa) with lazy deletion: a
+refresh pushes a new heap entry and leaves the old one behind; when an entry
+is popped it counts only if the binding still exists and still expires at
+that very moment. Refreshing is therefore O(log n) and never searches the
+heap. Stale entries are dropped in one O(n) rebuild once they outnumber the
+live bindings by more than 64, so the heap stays within a small multiple of
+len(cache) even when 100,000 mobile nodes refresh over and over.
 """
 
 from __future__ import annotations
