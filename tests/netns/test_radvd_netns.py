@@ -421,3 +421,89 @@ def test_seed_radvd_conf_unchanged_on_two_links(tmp_path):
                 p.kill()
                 p.wait()
         topo.teardown()
+
+
+AUTO_CONFIG = """\
+interface wlan0 {
+    AdvSendAdvert on;
+    MaxRtrAdvInterval 1; MinRtrAdvInterval 0.3; MinDelayBetweenRAs 0.1;
+    AdvHomeAgentFlag on;
+    AdvHomeAgentInfo on;
+    AdvMobRtrSupportFlag on;
+    prefix ::/64 {
+        AdvRouterAddr on;
+        DecrementLifetimes on;
+        AdvValidLifetime 600;
+        AdvPreferredLifetime 300;
+    };
+};
+"""
+
+
+def test_auto_prefix_decrementing_lifetimes_and_mobile_router_flag(tmp_path):
+    """`prefix ::/64` is every prefix of wlan0, counting down; the HA option has R set.
+
+    Checked by radvdump (radvd's own decoder) and by the receiving kernel's SLAAC.
+    """
+    if shutil.which("radvdump") is None:
+        pytest.skip("needs radvdump (package radvd)")
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(AUTO_CONFIG)
+    topo = Topology()
+    procs = []
+    try:
+        rtr, mn = topo.host("rtr"), topo.host("mn")
+        topo.link(rtr, "wlan0", mn, "wlan0")
+        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
+        mn.sysctl("net.ipv6.conf.all.forwarding", "0")
+        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "1")
+        for a in ("2001:db8:1::1/64", "2001:db8:2::1/64"):
+            rtr.run("ip", "addr", "add", a, "dev", "wlan0", "nodad")
+        dump_path = tmp_path / "radvdump.txt"
+        dump_out = open(dump_path, "w")
+        procs.append(mn.popen("radvdump", stdout=dump_out, stderr=subprocess.STDOUT))
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        log_path = tmp_path / "router.log"
+        log_file = open(log_path, "w")
+        router = rtr.popen(sys.executable, "-m", "radvd", "-C", str(conf), "-n", "-d", "1",
+                           stderr=log_file, env=env, cwd=ROOT)
+        procs.append(router)
+
+        def valid_lifetimes():
+            # radvdump prints one block per RA; the lifetimes of our first prefix, in order
+            out, inside = [], False
+            for line in dump_path.read_text().splitlines():
+                line = line.strip()
+                if line.startswith("prefix "):
+                    inside = line.startswith("prefix 2001:db8:1::1/64")
+                elif inside and line.startswith("AdvValidLifetime "):
+                    out.append(int(line.split()[1].rstrip(";")))
+            return out
+
+        def slaac(prefix):
+            out = mn.run("ip", "-6", "-o", "addr", "show", "dev", "wlan0").stdout
+            return any(IPv6Address(w.split("/")[0]) in IPv6Network(prefix)
+                       for w in out.split() if "/" in w and w.startswith("2001:"))
+        wait_for(lambda: slaac("2001:db8:1::/64") and slaac("2001:db8:2::/64"), timeout=10,
+                 what="SLAAC addresses in both of the router's prefixes")
+        wait_for(lambda: len(set(valid_lifetimes())) >= 3, timeout=10,
+                 what="the valid lifetime to count down in radvdump")
+        router.send_signal(signal.SIGTERM)
+        assert router.wait(timeout=15) == 0
+        text = dump_path.read_text()
+        # the R flag carries the router's own address in each prefix (RFC 6275 §7.2)
+        assert "prefix 2001:db8:1::1/64" in text and "prefix 2001:db8:2::1/64" in text
+        assert "prefix ::/64" not in text
+        assert "AdvMobRtrSupportFlag on;" in text         # RFC 3963 §7.1
+        lifetimes = valid_lifetimes()
+        assert lifetimes[0] == 600 and lifetimes == sorted(lifetimes, reverse=True), lifetimes
+        assert lifetimes[-1] < 600
+        print(f"\nvalid lifetimes seen by radvdump: {lifetimes[:3]} ... {lifetimes[-3:]}")
+        log_file.close()
+        assert "Traceback" not in log_path.read_text()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        topo.teardown()
