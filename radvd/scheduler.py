@@ -260,6 +260,8 @@ class RAScheduler:
         for p, lt in zip(self.config.prefixes, lifetimes):
             if p.decrement_lifetimes and lt is not None and lt[1] == 0:
                 self._ceased.add(self._countdown_key(p))
+                log.info("%s: prefix %s ran down to preferred lifetime 0 (DecrementLifetimes), "
+                         "no longer advertised", self.config.name, p.prefix)
 
     @property
     def _advertises_multicast(self) -> bool:
