@@ -242,15 +242,7 @@ RADVD_ALLOWED = ("ha.daemon.service", "ha.daemon.settings", "ha.haconf")
 WINGS = sorted({".".join(m.split(".")[:2]) for m in GRAPH if m.startswith("ha.")} | {"ha"})
 
 
-def _wing_param(wing: str):
-    if wing == "ha.config":
-        return pytest.param(wing, marks=pytest.mark.xfail(
-            strict=False, reason="ha/config/model.py still reads radvd.conf through radvd.config; "
-                                 "moving that out of ha/config is in progress"))
-    return wing
-
-
-@pytest.mark.parametrize("wing", [_wing_param(w) for w in WINGS])
+@pytest.mark.parametrize("wing", WINGS)
 def test_only_the_daemon_wiring_and_haconf_use_radvd(wing):
     offenders = sorted(
         f"{m} imports {n}"
