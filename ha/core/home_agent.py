@@ -516,7 +516,14 @@ class HomeAgentCore:
         b = self.cache.get(d.hoa)
         src = (b.local if b is not None and b.local else None) or self.settings.ha_address
         mh = encode_mh(d.ack, src, d.hoa)
-        self._datagrams.append(Datagram(build_ba_packet(src, d.ack_to, d.hoa, mh), d.ack_to))
+        if d.ack_to == d.hoa:
+            # at home (section 11.5.4: the BU came from the home address, no HAO) there is
+            # no care-of address to route through: a type 2 routing header naming the
+            # destination itself is dropped by a MIP6 kernel that holds no binding any more
+            packet = IPv6Header(src, d.hoa, Proto.MH, len(mh), HOP_LIMIT).encode() + mh
+        else:
+            packet = build_ba_packet(src, d.ack_to, d.hoa, mh)
+        self._datagrams.append(Datagram(packet, d.ack_to))
         log.debug("BA status %d seq %d lifetime %d to %s", d.ack.status, d.ack.sequence,
                   d.ack.lifetime_seconds, d.ack_to)
 

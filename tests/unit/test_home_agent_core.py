@@ -429,3 +429,20 @@ def test_changed_prefix_lifetimes_reach_away_nodes_at_once():
 def test_no_unsolicited_mpa_when_send_mob_pfx_advs_is_off():
     c = registered_core(send_mob_pfx_advs=False)
     assert c.get_timer() == c.cache.get(HOA).expires_at
+
+
+def test_ba_to_a_mobile_node_back_home_has_no_routing_header():
+    c = core()
+    c.receive_packet(bu_bytes(1), IFINDEX, 0.0)
+    c.action_done(actions(c)[0], 0.0)
+    c.datagrams_to_send(0.0)
+    # section 11.5.4: from the home address itself, no Home Address option
+    bu = BindingUpdate(sequence=2, lifetime=0, ack=True, home_registration=True)
+    mh = encode_mh(bu, HOA, HA)
+    c.receive_packet(IPv6Header(HOA, HA, Proto.MH, len(mh), 64).encode() + mh, IFINDEX, 1.0)
+    (d,) = c.datagrams_to_send(1.0)
+    p = ScapyIPv6(d.data)
+    assert p.dst == str(HOA) and p.nh == 135 and "IPv6ExtHdrRouting" not in p
+    assert p[MIP6MH_BA].status == 0 and p[MIP6MH_BA].seq == 2
+    pkt = parse_packet(d.data)
+    assert decode_mh(pkt.payload, *pkt.pseudo_header_addresses()).sequence == 2  # checksum ok
