@@ -79,3 +79,21 @@ class Datapath:
 def check_unicast_global(addr: IPv6Address) -> None:
     if addr.is_multicast or addr.is_link_local or addr.is_unspecified or addr.is_loopback:
         raise ValueError(f"{addr} cannot be tunnelled (not global unicast)")
+
+
+async def undo_open(rtnl, firewall, restore: dict, table: int, rule_priority: int) -> None:
+    """What a backend's open() did before it failed, undone: the rule, the netlink
+    socket, the firewall table, the sysctls (a rule that was never added is fine)."""
+    from ha.net.iface import write_sysctl
+    from ha.net.rtnl import RTM_DELRULE, NetlinkError, rule_msg
+    if rtnl is not None:
+        try:
+            await rtnl.submit([rule_msg(RTM_DELRULE, table, rule_priority)])
+        except NetlinkError:
+            pass
+        rtnl.close()
+    if firewall is not None:
+        firewall.remove()
+    for key, old in restore.items():
+        if old is not None:
+            write_sysctl(key, old)

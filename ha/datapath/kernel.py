@@ -27,7 +27,7 @@ import logging
 import socket
 from ipaddress import IPv6Address
 
-from ha.datapath.base import Datapath, check_unicast_global
+from ha.datapath.base import Datapath, check_unicast_global, undo_open
 from ha.net.iface import write_sysctl
 from ha.net.rtnl import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE,
                          RULE_PRIORITY, NetlinkError, RtnlBatch, ip6tnl_add_msg, link_del_msg,
@@ -177,17 +177,7 @@ class KernelDatapath(Datapath):
         except BaseException:
             if check is not None:
                 await check.remove()
-            if rtnl is not None:
-                try:
-                    await rtnl.submit([rule_msg(RTM_DELRULE, table, rule_priority)])
-                except NetlinkError:
-                    pass
-                rtnl.close()
-            if fw is not None:
-                fw.remove()
-            for k, old in restore.items():
-                if old is not None:
-                    write_sysctl(k, old)
+            await undo_open(rtnl, fw, restore, table, rule_priority)
             raise
         dp = cls(socket.if_nametoindex(home_ifname), ha_address, rtnl=rtnl, na=na,
                  firewall=fw, table=table, rule_priority=rule_priority, restore=restore,

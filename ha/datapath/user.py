@@ -30,7 +30,7 @@ import os
 import socket
 from ipaddress import IPv6Address
 
-from ha.datapath.base import Datapath, check_unicast_global
+from ha.datapath.base import Datapath, check_unicast_global, undo_open
 from ha.net.iface import interface_mtu, open_tun, write_sysctl
 from ha.net.tunnel import OUTER_HEADER, TunnelPump, open_tunnel_socket
 from ha.net.rtnl import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE,
@@ -147,18 +147,7 @@ class UserDatapath(Datapath):
                 sock41.close()
             if tun_fd is not None:
                 os.close(tun_fd)
-                if rtnl is not None:
-                    try:
-                        await rtnl.submit([rule_msg(RTM_DELRULE, table, rule_priority)])
-                    except NetlinkError:
-                        pass
-            if rtnl is not None:
-                rtnl.close()
-            if fw is not None:
-                fw.remove()
-            for key, old in restore.items():
-                if old is not None:
-                    write_sysctl(key, old)
+            await undo_open(rtnl, fw, restore, table, rule_priority)
             raise
 
     # -- what the daemon calls ---------------------------------------------------------
