@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 
-from ha.wire.checksum import upper_layer_checksum
+from ha.wire.checksum import checksum_valid, upper_layer_checksum
 from ha.wire.errors import CodecError
 
 ICMPV6 = 58
@@ -674,9 +674,8 @@ def decode_icmpv6(data: bytes, src: IPv6Address | None = None,
     if len(data) < 4:
         raise CodecError(f"ICMPv6 message shorter than 4 octets ({len(data)})", len(data))
     if src is not None and dst is not None:
-        # Summing over the received checksum gives zero when it is right
-        # (RFC 4443 section 2.3).
-        if upper_layer_checksum(src, dst, ICMPV6, bytes(data)) != 0:
+        # RFC 4443 section 2.3: the sum over the received checksum is then all ones
+        if not checksum_valid(src, dst, ICMPV6, data):
             raise CodecError("ICMPv6 checksum mismatch", 2)
     type_, code = data[0], data[1]
     decoder = _MESSAGE_DECODERS.get(type_)
