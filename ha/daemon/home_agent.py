@@ -275,8 +275,8 @@ class HomeAgent:
         self._arm_timer()
         if core.generation != self._saved_generation and self._save_handle is None \
                 and self._store is not None:
-            from ha.daemon.binding_store import SAVE_DELAY
-            self._save_handle = asyncio.get_running_loop().call_later(SAVE_DELAY, self._save)
+            self._save_handle = asyncio.get_running_loop().call_later(
+                self._store.next_delay(), self._save)
 
     def _save(self) -> None:
         self._save_handle = None

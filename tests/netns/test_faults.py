@@ -103,10 +103,10 @@ def test_killed_daemon_keeps_its_bindings_and_traffic_resumes_without_a_new_bu(l
 
 def test_clean_stop_leaves_nothing_to_restore(lab):
     assert bu(lab, MN_HOME, 1)[0]["status"] == 0
-    wait_for(lambda: os.path.exists(os.path.join(lab.state_dir, "bindings.json")),
+    wait_for(lambda: os.path.exists(os.path.join(lab.state_dir, "bindings")),
              what="the binding cache saved")
     assert lab.stop_daemon() == 0
-    assert not os.path.exists(os.path.join(lab.state_dir, "bindings.json"))
+    assert not os.path.exists(os.path.join(lab.state_dir, "bindings"))
     lab.start_daemon(lab.conf_path, log_path=lab.log_path + ".2")
     assert bc(lab) == {}
 

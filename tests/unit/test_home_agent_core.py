@@ -385,7 +385,10 @@ def test_a_damaged_state_file_is_ignored(tmp_path):
     from ha.daemon.binding_store import BindingStore
     store = BindingStore(str(tmp_path))
     with open(store.path, "w") as f:
-        f.write('{"version": 1, "bindings": [{"hoa": "not an address"}]}')
+        f.write("denali-bindings 2\nnot-an-address 2001:db8:1::5 4000 1.0 0.0 1 HA -\n")
+    assert store.load() == []
+    with open(store.path, "w") as f:
+        f.write('{"version": 1, "bindings": []}')  # a file of another format
     assert store.load() == []
 
 
