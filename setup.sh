@@ -22,4 +22,13 @@ $PY -m pip install -q --disable-pip-version-check -e '.[test]'
 # qemu, Debian's stock kernel (mac80211_hwsim, ip6_tunnel, mip6), hostapd, iw:
 # the radio and kernel-datapath floors (tests/qemu)
 PYTHON=$PY bash tests/qemu/prepare.sh
+# UMIP's mip6d in a qemu guest: the third-party peer of tests/qemu/test_umip_interop.py
+U=${DENALI_UMIP_DIR:-../shared/peers/umip}
+if [ -f "$U/build.sh" ]; then
+    echo "setup: UMIP peer (build cached after the first run)"
+    { bash "$U/build.sh" && bash "$U/guest.sh" initrd; } >/dev/null ||
+        echo "setup: the UMIP peer did not build: its interop tests will say why and skip"
+else
+    echo "setup: no UMIP peer at $U: its interop tests will skip"
+fi
 echo "setup: done"
