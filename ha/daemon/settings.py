@@ -113,7 +113,11 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
     if cfg.default_binding_acl_policy is not None:
         s.acl_default_allow = cfg.default_binding_acl_policy == "allow"
     for rule in cfg.binding_acl:
-        s.acl[IPv6Address(rule.hoa)] = rule.allow
+        # a rule naming a care-of address holds for that pair only (the registration
+        # rules prefer it to a rule for the home address alone): never wider
+        key = IPv6Address(rule.hoa) if rule.coa is None \
+            else (IPv6Address(rule.hoa), IPv6Address(rule.coa))
+        s.acl[key] = rule.allow
     s.served_prefixes = [IPv6Network(p, strict=False) for p in cfg.ha_served_prefixes]
     if cfg.send_mob_pfx_advs is not None:
         s.send_mob_pfx_advs = cfg.send_mob_pfx_advs

@@ -135,3 +135,26 @@ _int = st.none() | st.integers(0, 10**6)
         st.none() | _addr), max_size=2)))
 def test_dump_parse_round_trip(cfg):
     assert parse_mip6d(dump_mip6d(cfg), "d") == cfg
+
+
+def test_a_care_of_address_rule_never_widens_the_policy(tmp_path):
+    # BindingAclPolicy HOA COA allow: that pair only, not the home address from anywhere
+    from ipaddress import IPv6Address as A, IPv6Network
+    from ha.core.binding_cache import BindingCache
+    from ha.core.registration import BUContext, HomeAgentConfig, process_binding_update
+    from ha.daemon.settings import load_settings
+    from ha.wire.mobility import BAStatus, BindingUpdate
+    f = tmp_path / "mip6d.conf"
+    f.write_text('NodeConfig HA;\nInterface "wlan0";\nDefaultBindingAclPolicy deny;\n'
+                 'BindingAclPolicy 2001:db8::beef 2001:db8:1::5 allow;\n')
+    s = load_settings(str(f))
+    assert s.acl == {(A("2001:db8::beef"), A("2001:db8:1::5")): True}
+    cfg = HomeAgentConfig(served_prefixes=(IPv6Network("2001:db8::/64"),), ha_addresses=(A("2001:db8::"),), acl=s.acl,
+                          acl_default_allow=s.acl_default_allow, dad_enabled=False)
+
+    def status(coa):
+        bu = BindingUpdate(sequence=1, lifetime=100, ack=True, home_registration=True)
+        ctx = BUContext(bu, src=A(coa), dst=A("2001:db8::"), hoa=A("2001:db8::beef"))
+        return process_binding_update(ctx, BindingCache(4), cfg, 0.0).status
+    assert status("2001:db8:1::5") is BAStatus.ACCEPTED
+    assert status("2001:db8:2::9") is BAStatus.ADMINISTRATIVELY_PROHIBITED
