@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import hmac
 import struct
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
 from ha.wire.checksum import upper_layer_checksum
@@ -142,3 +143,24 @@ def encode_signed(msg, key: bytes, spi: int, coa: IPv6Address, ha: IPv6Address,
     unsigned = encode_mh(dataclasses.replace(msg, options=[*msg.options, placeholder]),
                          pseudo_src, pseudo_dst)
     return sign_mh(unsigned, key, coa, ha, pseudo_src, pseudo_dst)
+
+
+@dataclass(slots=True, frozen=True)
+class MnHaSecret:
+    """One mobile node's MN-HA security association (RFC 4285 section 5.1):
+    the Mobility SPI both ends put in the option and the shared key."""
+
+    spi: int
+    key: bytes = field(repr=False)  # never in a log line or a traceback
+
+    def __post_init__(self):
+        if not 0 <= self.spi <= 0xFFFFFFFF:
+            raise ValueError(f"Mobility SPI {self.spi} is not a 32-bit number")
+        if not self.key:
+            raise ValueError("an MN-HA key may not be empty")
+
+
+# RFC 4285 section 6 asks that the timestamp be close to the receiver's clock
+# without fixing how close: ours is a setting, 7 seconds by default (an NTP-
+# synchronised MN is far closer; a BU in flight takes well under a second).
+DEFAULT_REPLAY_WINDOW = 7.0
