@@ -437,7 +437,11 @@ class HomeAgentCore:
             # section 5.2: an authenticator that does not check out (or none
             # at all) is refused with MIPV6-AUTH-FAIL; nothing in the cache moves
             self.stats["BU authentication failed"] += 1
-            self._auth_refuse(bu, hoa, src, BAStatus.MIPV6_AUTH_FAIL, why, now, None)
+            # the BA echoes the BU's timestamp, so that the mobile node can
+            # tell it answers this BU (an attacker learns nothing from it)
+            rp = bu.option(ReplayProtection)
+            self._auth_refuse(bu, hoa, src, BAStatus.MIPV6_AUTH_FAIL, why, now,
+                              rp.timestamp if rp is not None else 0)
             return False
         if wall is None:
             self.stats["BU dropped, no wall clock"] += 1
