@@ -19,7 +19,7 @@ import time
 from scapy.all import AsyncSniffer, conf, raw, send  # noqa: E402
 from scapy.layers.inet6 import (HAO, ICMPv6HAADReply, ICMPv6HAADRequest, ICMPv6MPAdv,
                                 ICMPv6MPSol, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
-from scapy.layers.inet6 import MIP6MH_BA, MIP6MH_BE, MIP6MH_BU
+from scapy.layers.inet6 import MIP6MH_BA, MIP6MH_BE, MIP6MH_BU, MIP6OptAltCoA
 
 conf.verb = 0
 
@@ -57,8 +57,10 @@ def cmd_bu(a):
     flags = a.get("flags", "AH")
 
     def bu_packet(seq):
+        # "alt_coa": an Alternate Care-of Address option (RFC 6275 section 6.2.5)
+        opts = [MIP6OptAltCoA(acoa=a["alt_coa"])] if a.get("alt_coa") else []
         bu = MIP6MH_BU(seq=seq, flags="".join(c for c in flags if c in "AHLK") or 0,
-                       mhtime=a["lifetime"] // 4)
+                       mhtime=a["lifetime"] // 4, options=opts)
         return (IPv6(src=a["coa"], dst=a["ha"])
                 / IPv6ExtHdrDestOpt(options=[HAO(hoa=a["hoa"])]) / bu)
 
