@@ -167,4 +167,6 @@ def _from_denali_conf(path: str | None) -> Settings:
     s.radvd_text = cfg.ra_as_radvd_text()
     s.radvd_source = f"{s.source} [ra]"
     s.radios = list(cfg.radios)
+    s.auth = {IPv6Address(h): MnHaSecret(spi, bytes.fromhex(key))
+              for h, (spi, key) in cfg.auth.items()}
     return s

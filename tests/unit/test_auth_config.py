@@ -39,3 +39,58 @@ def test_mip6d_key_line_round_trips_and_bad_ones_say_why():
                      (LINE + LINE, "twice")):
         with pytest.raises(Mip6dConfError, match=why):
             parse_mip6d(HA + bad)
+
+
+# ------------------------------------------------------------ denali.conf / haconf
+
+HEX = "c0ffee" * 6 + "beef"  # 40 hex digits, 20 octets
+
+
+def haconf(tmp_path, *args):
+    from click.testing import CliRunner
+
+    from ha.haconf import cli
+
+    r = CliRunner().invoke(cli.cli, ["--config", str(tmp_path / "denali.conf"), *args])
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    return r.stdout + r.stderr
+
+
+def test_haconf_sets_a_key_never_prints_it_and_writes_it_0600(tmp_path):
+    import stat
+
+    out = haconf(tmp_path, "set", "auth.2001:db8::beef.spi", "256",
+                 "auth.2001:db8::beef.key", HEX.upper())
+    assert HEX not in out.lower() and "********" in out
+    staged = tmp_path / "denali.conf.staged"
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o600
+    assert HEX not in haconf(tmp_path, "changes").lower()
+    haconf(tmp_path, "commit")
+    conf = tmp_path / "denali.conf"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    shown = haconf(tmp_path, "show", "auth")
+    assert "[[2001:db8::beef]]" in shown and "spi = 256" in shown
+    assert "key = ********" in shown and HEX not in shown
+    # the daemon gets the key itself
+    s = load_settings(str(conf))
+    assert s.auth == {IPv6Address("2001:db8::beef"): MnHaSecret(256, bytes.fromhex(HEX))}
+
+
+def test_haconf_refuses_a_short_key_without_echoing_it(tmp_path):
+    from click.testing import CliRunner
+
+    from ha.haconf import cli
+
+    r = CliRunner().invoke(cli.cli, ["--config", str(tmp_path / "denali.conf"), "set",
+                                     "auth.2001:db8::beef.spi", "1",
+                                     "auth.2001:db8::beef.key", "ab12cd34"])
+    assert r.exit_code != 0
+    assert "32 hex digits" in r.stdout + r.stderr and "ab12cd34" not in r.stdout + r.stderr
+    assert not (tmp_path / "denali.conf.staged").exists()
+
+
+def test_a_conf_without_auth_keeps_its_mode(tmp_path):
+    import stat
+
+    haconf(tmp_path, "set", "ha.dad", "off")
+    assert stat.S_IMODE((tmp_path / "denali.conf.staged").stat().st_mode) == 0o644
