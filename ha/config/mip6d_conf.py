@@ -10,6 +10,21 @@ with file:line and what was wrong.
 
 Fields left at None were not in the file; ``with_defaults()`` fills UMIP's
 defaults so two files can be compared by meaning.
+
+One keyword is denali's own, not UMIP's (UMIP protects BUs with IPsec only
+and has no word for RFC 4285): ``DenaliMnHaKey <home address> <SPI> "<hex>";``
+at the top level, for example
+
+    DenaliMnHaKey 2001:db8::beef 256 "6a1c0e5d9b7f33a1c4e2d8f07b5a9c11";
+
+In a home agent's file it protects that home address: only BUs carrying the
+MN-HA authentication option made with this SPI and key, and a fresh replay
+protection timestamp, are served, and its BAs are signed. In a mobile node's
+file, the line for its own HomeAddress makes it sign its BUs and check the
+home agent's BAs. Put the line before a MnHomeLink block that is left open
+at the end of the file (the seed's), or it lands inside the block. UMIP
+refuses the line: keep it out of files meant for UMIP. A file holding it
+should be readable by root only (chmod 600).
 """
 
 from dataclasses import dataclass, field, fields, replace

@@ -19,7 +19,8 @@ import time
 from scapy.all import AsyncSniffer, conf, raw, send  # noqa: E402
 from scapy.layers.inet6 import (HAO, ICMPv6HAADReply, ICMPv6HAADRequest, ICMPv6MPAdv,
                                 ICMPv6MPSol, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
-from scapy.layers.inet6 import MIP6MH_BA, MIP6MH_BE, MIP6MH_BU, MIP6OptAltCoA
+from scapy.layers.inet6 import (MIP6MH_BA, MIP6MH_BE, MIP6MH_BU, MIP6OptAltCoA,
+                                MIP6OptReplayProtection)
 
 conf.verb = 0
 
@@ -113,7 +114,9 @@ def cmd_burst(a):
 
 def cmd_raw(a):
     pkt = IPv6(src=a["src"], dst=a["dst"], nh=a["nh"]) / bytes.fromhex(a["payload"])
-    sn = _sniffer("ip6 and ip6[6] == 135", a.get("iface")) if a.get("sniff") else None
+    # BAs come with a type 2 routing header (43), BEs without (135)
+    sn = (_sniffer("ip6 and (ip6[6] == 43 or ip6[6] == 135)", a.get("iface"))
+          if a.get("sniff") else None)
     send(pkt)
     time.sleep(a.get("wait", 0.5))
     if sn is None:
@@ -122,6 +125,10 @@ def cmd_raw(a):
     for p in sn.stop():
         if MIP6MH_BE in p:
             out.append({"type": "BE", "status": p[MIP6MH_BE].status, "hoa": p[MIP6MH_BE].ha})
+        elif MIP6MH_BA in p:
+            rp = p[MIP6OptReplayProtection] if MIP6OptReplayProtection in p else None
+            out.append({"type": "BA", "status": p[MIP6MH_BA].status, "seq": p[MIP6MH_BA].seq,
+                        "timestamp": rp.timestamp if rp is not None else None})
     return out
 
 

@@ -3,8 +3,9 @@
 The seed's two mip6d.conf files, each with denali's DenaliMnHaKey line for
 the mobile node's home address (the MN's file with the HA's key, or with a
 wrong one). The hijack of issue 12 is sent by scapy (tests/netns/scapy_peer.py)
-from the correspondent's namespace, a third host. Waits poll for states and
-never time anything.
+from the correspondent's namespace, a third host. Replayed, stale and
+unstamped BUs are scapy's too, signed in this file with Python's hmac.
+Waits poll for states and never time anything.
 """
 
 import json
@@ -18,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from nslib import have_netns, wait_for  # noqa: E402
 from tests.netns.test_mobile_node import RADVD_CONF, bc, mn_command, mn_console, mn_json  # noqa: E402
 
-from ha.lab.topology import CN_ADDRESS, HA_HOME, MN_HOME, SeedLab, run  # noqa: E402
+from ha.lab.topology import CN_ADDRESS, HA_HOME, MN_COA, MN_HOME, SeedLab, run  # noqa: E402
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
@@ -151,3 +152,89 @@ def test_mobile_node_with_a_wrong_key_gets_no_binding(lab_wrong_key):
     assert mn_json(lab, "stats json")["ba_auth_failed"] >= 1
     assert str(MN_HOME) not in bc(lab)
     assert all(e["state"] != "registered" for e in mn_json(lab, "bul json") or [])
+
+
+# ----------------------------------------------- scapy's BUs, signed in this test
+
+SCAPY_HOA = "2001:db8::a5"
+NTP_OFFSET = 2208988800  # 1900 -> 1970, RFC 4285's NTP-format timestamps
+
+
+@pytest.fixture
+def ha_lab(tmp_path):
+    """Our home agent alone; the mobile node is scapy at MN_COA."""
+    lab = SeedLab()
+    lab.build()
+    lab.procs = []
+    try:
+        conf = tmp_path / "mip6d.ha.conf"
+        conf.write_text(open(os.path.join(DATA, "mip6d.ha.conf")).read() + "\n"
+                        + f'DenaliMnHaKey {SCAPY_HOA} {SPI} "{KEY}";\n')
+        lab.start_daemon(str(conf), log_path=str(tmp_path / "ha.log"))
+        lab.move_mn("remote")
+        yield lab
+    finally:
+        stop_lab(lab, tmp_path)
+
+
+def scapy_bu(seq, stamp, *, sign=True):
+    """A BU as scapy lays it out, the authenticator computed here from RFC 4285
+    section 5.2 with Python's hmac (not denali's code). Returns the bytes
+    after the IPv6 header."""
+    import hashlib
+    import hmac
+
+    from scapy.layers.inet6 import (HAO, IPv6, IPv6ExtHdrDestOpt, MIP6MH_BU, MIP6OptMsgAuth,
+                                    MIP6OptReplayProtection)
+    opts = []
+    if stamp is not None:
+        opts.append(MIP6OptReplayProtection(timestamp=int((stamp + NTP_OFFSET) * 2**32)))
+    if sign:
+        opts.append(MIP6OptMsgAuth(subtype=1, mspi=SPI, authdata=b"\0" * 12))
+    pkt = (IPv6(src=str(MN_COA), dst=str(HA_HOME))
+           / IPv6ExtHdrDestOpt(options=[HAO(hoa=SCAPY_HOA)])
+           / MIP6MH_BU(seq=seq, flags="AH", mhtime=900, options=opts))
+    if sign:
+        mh = bytes(pkt[MIP6MH_BU])
+        at = mh.index(bytes((9, 17, 1)) + SPI.to_bytes(4, "big"))
+        data = mh[:4] + b"\0\0" + mh[6:at + 7]  # up to the SPI, checksum zero
+        pkt[MIP6OptMsgAuth].authdata = hmac.new(
+            bytes.fromhex(KEY), MN_COA.packed + HA_HOME.packed + data, hashlib.sha1).digest()[:12]
+    return bytes(pkt)[40:]
+
+
+def send_raw(lab, payload):
+    r = run([sys.executable, PEER, "raw", json.dumps(dict(
+        src=str(MN_COA), dst=str(HA_HOME), nh=60, payload=payload.hex(), sniff=True,
+        wait=1.5))], lab.mn, timeout=60)
+    return [p for p in json.loads(r.stdout.strip().splitlines()[-1]) if p["type"] == "BA"]
+
+
+def test_replayed_stale_or_unstamped_bus_are_refused_with_145(ha_lab):
+    import time
+
+    lab = ha_lab
+    now = time.time()  # a timestamp, not a wait: the HA's wall clock is this machine's
+    good = scapy_bu(100, now)
+    (ba,) = send_raw(lab, good)
+    assert (ba["status"], ba["seq"]) == (0, 100)
+    wait_for(lambda: bc(lab).get(SCAPY_HOA, {}).get("status") == "registered", 10, 0.2,
+             "the binding")
+    # the very same packet again: the timestamp is not newer than the last one
+    (ba,) = send_raw(lab, good)
+    assert ba["status"] == 145 and ba["timestamp"]  # MIPV6-MESG-ID-REQD, the HA's clock
+    assert abs(ba["timestamp"] / 2**32 - NTP_OFFSET - time.time()) < 60
+    # an hour old, then no replay option at all
+    (ba,) = send_raw(lab, scapy_bu(101, now - 3600))
+    assert ba["status"] == 145
+    (ba,) = send_raw(lab, scapy_bu(102, None))
+    assert ba["status"] == 145
+    # and no authentication option: 146
+    (ba,) = send_raw(lab, scapy_bu(103, time.time(), sign=False))
+    assert ba["status"] == 146
+    s = ha_stats(lab)
+    assert s["BU replay check failed"] == 3 and s["BU authentication failed"] == 1
+    assert bc(lab)[SCAPY_HOA]["status"] == "registered"
+    # a fresh signed BU still works
+    (ba,) = send_raw(lab, scapy_bu(104, time.time()))
+    assert ba["status"] == 0
