@@ -9,6 +9,7 @@ from ha.core.home_agent import HomeAgentCore, HomeAgentSettings
 from ha.wire import auth
 from ha.wire.ipv6 import build_ba_packet, parse_packet
 from ha.wire.mobility import BAStatus, BindingAck, ReplayProtection, decode_mh, encode_mh
+from tests.unit import test_mobile_node as mn_tests
 from tests.unit.test_mobile_node import COA, HA, HOA, R_FOREIGN, at_home, hear, ra
 
 HOME = IPv6Network("2001:db8::/64")
@@ -99,3 +100,17 @@ def test_a_forged_or_replayed_ba_is_ignored():
     node.receive_packet(build_ba_packet(HA, COA, HOA.ip, mh), 3.0)
     assert node.state is mn.RegState.REGISTERING
     assert node.counters["ba_auth_failed"] == 2 and node.counters["ba_accepted"] == 0
+
+
+def test_deregistration_from_home_is_signed_and_its_ba_verified():
+    # section 11.5.4: from the home address, no HAO; RFC 4285's care-of address
+    # is then the home address at both ends
+    node, ha = away_node(), home_agent()
+    assert exchange(node, ha, 2.6, WALL + 2.6) == [BAStatus.ACCEPTED]
+    hear(node, ra(HOME, home_agent=True), mn_tests.R_HOME, 10.0)
+    node.handle_timer(11.5)
+    while node.next_action() is not None:
+        pass
+    assert exchange(node, ha, 11.5, WALL + 11.5) == [BAStatus.ACCEPTED]
+    assert HOA.ip not in ha.cache
+    assert node.state is mn.RegState.IDLE and node.counters["ba_auth_failed"] == 0
