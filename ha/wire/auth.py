@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
 from ha.wire.checksum import upper_layer_checksum
-from ha.wire.errors import CodecError
 from ha.wire.mobility import MessageAuthentication, encode_mh
 
 AUTH_LEN = 12  # First(96, ...): octets of authenticator
@@ -85,13 +84,14 @@ def auth_option_offset(mh: bytes) -> int | None:
     return found
 
 
-def mobility_data_end(mh: bytes, offset: int) -> int:
-    """End of MH Data: just after the SPI (type, length, subtype, 4 SPI octets)."""
+def mobility_data_end(offset: int) -> int:
+    """End of MH Data for the option at `offset`: just after its SPI (type,
+    length, subtype, 4 SPI octets)."""
     return offset + 7
 
 
 def _mh_data(mh: bytes, offset: int) -> bytes:
-    data = bytearray(mh[:mobility_data_end(mh, offset)])
+    data = bytearray(mh[:mobility_data_end(offset)])
     data[4] = data[5] = 0  # section 5.2: checksum zero while computing
     return bytes(data)
 
@@ -105,7 +105,7 @@ def sign_mh(mh: bytes, key: bytes, coa: IPv6Address, ha: IPv6Address,
     if off is None or mh[off + 1] != 5 + AUTH_LEN:
         raise ValueError("the message's last option is not a 12-octet authentication option")
     out = bytearray(mh)
-    end = mobility_data_end(mh, off)
+    end = mobility_data_end(off)
     out[end:end + AUTH_LEN] = compute_authenticator(key, coa, ha, _mh_data(mh, off))
     out[4] = out[5] = 0
     csum = upper_layer_checksum(pseudo_src, pseudo_dst, _IPPROTO_MH, out)
@@ -116,10 +116,7 @@ def sign_mh(mh: bytes, key: bytes, coa: IPv6Address, ha: IPv6Address,
 def verify_mh(mh: bytes, key: bytes, spi: int, coa: IPv6Address, ha: IPv6Address) -> str | None:
     """None when `mh` ends with an MN-HA authentication option for `spi`
     whose authenticator is right; otherwise why not, in a few words."""
-    try:
-        off = auth_option_offset(mh)
-    except IndexError:
-        raise CodecError("truncated options", len(mh)) from None
+    off = auth_option_offset(mh)  # never reads past the end: lengths checked as it walks
     if off is None:
         return "no authentication option last"
     subtype, got_spi = struct.unpack_from("!BI", mh, off + 2)
@@ -127,7 +124,7 @@ def verify_mh(mh: bytes, key: bytes, spi: int, coa: IPv6Address, ha: IPv6Address
         return f"authentication subtype {subtype}, not MN-HA"
     if got_spi != spi:
         return f"SPI {got_spi}, expected {spi}"
-    end = mobility_data_end(mh, off)
+    end = mobility_data_end(off)
     got = bytes(mh[end:off + 2 + mh[off + 1]])
     want = compute_authenticator(key, coa, ha, _mh_data(mh, off))
     if not hmac.compare_digest(got, want):
