@@ -10,6 +10,21 @@ with file:line and what was wrong.
 
 Fields left at None were not in the file; ``with_defaults()`` fills UMIP's
 defaults so two files can be compared by meaning.
+
+One keyword is denali's own, not UMIP's (UMIP protects BUs with IPsec only
+and has no word for RFC 4285): ``DenaliMnHaKey <home address> <SPI> "<hex>";``
+at the top level, for example
+
+    DenaliMnHaKey 2001:db8::beef 256 "6a1c0e5d9b7f33a1c4e2d8f07b5a9c11";
+
+In a home agent's file it protects that home address: only BUs carrying the
+MN-HA authentication option made with this SPI and key, and a fresh replay
+protection timestamp, are served, and its BAs are signed. In a mobile node's
+file, the line for its own HomeAddress makes it sign its BUs and check the
+home agent's BAs. Put the line before a MnHomeLink block that is left open
+at the end of the file (the seed's), or it lands inside the block. UMIP
+refuses the line: keep it out of files meant for UMIP. A file holding it
+should be readable by root only (chmod 600).
 """
 
 from dataclasses import dataclass, field, fields, replace
@@ -45,6 +60,15 @@ class BindingAcl:
 
 
 @dataclass(slots=True)
+class MnHaKey:
+    """denali's own `DenaliMnHaKey <hoa> <spi> "<hex key>";` (UMIP has no
+    keyword for RFC 4285): the MN-HA SPI and key of one home address."""
+    hoa: str
+    spi: int
+    key: str = field(repr=False)  # hex
+
+
+@dataclass(slots=True)
 class Mip6dConfig:
     node_config: str | None = None          # "HA", "MN" or "CN"
     debug_level: int | None = None
@@ -65,6 +89,7 @@ class Mip6dConfig:
     max_mob_pfx_adv_interval: int | None = None
     ha_served_prefixes: list = field(default_factory=list)  # "p/len"
     home_links: list = field(default_factory=list)     # HomeLink
+    mn_ha_keys: list = field(default_factory=list)     # MnHaKey (denali's own)
     warnings: list = field(default_factory=list, compare=False)
 
     def with_defaults(self):
@@ -110,7 +135,7 @@ _SCALARS = {
     "MaxMobPfxAdvInterval": ("max_mob_pfx_adv_interval", "int"),
 }
 _KEYWORDS = sorted(list(_SCALARS) + [
-    "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix"])
+    "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix", "DenaliMnHaKey"])
 
 _TOKEN = re.compile(r'\s+|#[^\n]*|"(?P<str>[^"\n]*)"|(?P<punct>[{};])'
                     r'|(?P<word>[^\s{};"#]+)|(?P<bad>.)')
@@ -302,6 +327,20 @@ def parse_mip6d(text, filename="mip6d.conf"):
             _arity(words, {1}, filename, line, "HaServedPrefix <prefix>/<len>")
             cfg.ha_served_prefixes.append(
                 _value("prefix", words[1], filename, line, kw))
+        elif kw == "DenaliMnHaKey":
+            usage = 'DenaliMnHaKey <home address> <SPI> "<key in hex>"'
+            _arity(words, {3}, filename, line, usage)
+            hoa = _value("addr", words[1], filename, line, kw)
+            spi = _value("int", words[2], filename, line, kw)
+            key = _value("string", words[3], filename, line, kw)
+            if not 0 <= spi <= 0xFFFFFFFF:
+                raise Mip6dConfError(filename, line, f"{kw}: SPI {spi} is not 32-bit")
+            if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", key):
+                raise Mip6dConfError(filename, line, f"{kw}: the key must be hex "
+                                     "digits, an even number of them")
+            if any(k.hoa == hoa for k in cfg.mn_ha_keys):
+                raise Mip6dConfError(filename, line, f"{kw}: {hoa} given twice")
+            cfg.mn_ha_keys.append(MnHaKey(hoa, spi, key.lower()))
     if (cfg.min_mob_pfx_adv_interval is not None
             and cfg.max_mob_pfx_adv_interval is not None
             and cfg.min_mob_pfx_adv_interval > cfg.max_mob_pfx_adv_interval):
@@ -340,6 +379,8 @@ def dump_mip6d(cfg):
         coa = f" {acl.coa}" if acl.coa else ""
         out.append(f"BindingAclPolicy {acl.hoa}{coa} "
                    f"{'allow' if acl.allow else 'deny'};")
+    for k in cfg.mn_ha_keys:
+        out.append(f'DenaliMnHaKey {k.hoa} {k.spi} "{k.key}";')
     for link in cfg.home_links:
         out.append(f'MnHomeLink "{link.interface}" {{')
         if link.home_address:

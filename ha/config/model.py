@@ -70,7 +70,8 @@ DEFAULT_TEXT = """\
         address = 2001:db8:1::/64
 """
 
-SECTIONS = ("ha", "ra", "radio")
+SECTIONS = ("ha", "ra", "radio", "auth")
+MIN_MN_HA_KEY = 16  # octets: RFC 4285's HMAC-SHA1 is no stronger than its key; 128 bits at least
 
 
 class DenaliConfError(_errors.ConfigError):
@@ -177,6 +178,8 @@ class DenaliConfig:
     ra_interfaces: list
     radios: list
     warnings: list = field(default_factory=list)
+    # RFC 4285: home address -> (Mobility SPI, key as hex)
+    auth: dict = field(default_factory=dict, repr=False)
     values: dict = field(default_factory=dict, repr=False)  # validated tree
 
     def radio(self, name):
@@ -284,11 +287,20 @@ def _checks():
                           "0-4294967295 or infinity")
         return v
 
+    def mn_ha_key(value):
+        if not isinstance(value, str) or not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value) \
+                or len(value) < 2 * MIN_MN_HA_KEY:
+            # never echo the value: it may be most of a real key
+            raise Refused(f"not an MN-HA key: use at least {2 * MIN_MN_HA_KEY} hex "
+                          "digits, an even number (e.g. from: openssl rand -hex 20)")
+        return value.lower()
+
     return Refused, {
         "ipv6_address": ipv6_address, "ipv6_prefix": ipv6_prefix,
         "ipv6_prefix_list": ipv6_prefix_list,
         "ipv6_interface": ipv6_interface, "essid": essid, "country": country,
-        "wpa_psk": wpa_psk, "ifname": ifname, "lifetime": lifetime}
+        "wpa_psk": wpa_psk, "ifname": ifname, "lifetime": lifetime,
+        "mn_ha_key": mn_ha_key}
 
 
 def spec_path():
@@ -443,6 +455,17 @@ def _cross_checks(cfg, filename, ra_check=None):
         if same != hoa:
             errors.append((f"ha.acl.{hoa}", f"the same address as {same}: "
                            "give each home address once"))
+    seen = {}
+    for hoa in cfg.get("auth", {}):
+        try:
+            same = seen.setdefault(ipaddress.IPv6Address(hoa), hoa)
+        except ValueError:
+            errors.append((f"auth.{hoa}", "not an IPv6 address: the subsections "
+                           "of [auth] are home addresses, e.g. [[2001:db8::beef]]"))
+            continue
+        if same != hoa:
+            errors.append((f"auth.{hoa}", f"the same address as {same}: "
+                           "give each home address once"))
     for name, ra in cfg["ra"].items():
         maxi, mini = ra["MaxRtrAdvInterval"], ra["MinRtrAdvInterval"]
         # radvd.conf(5): MinRtrAdvInterval <= 0.75 * MaxRtrAdvInterval
@@ -566,7 +589,9 @@ def _build(cfg, filename, ra_check=None):
             max_mob_pfx_adv_interval=ha["max_mob_pfx_adv_interval"],
             debug_level=ha["debug_level"]),
         ra_interfaces=ras, radios=radios, warnings=warnings,
-        values=cfg.dict())
+        values=cfg.dict(),
+        auth={str(ipaddress.IPv6Address(h)): (a["spi"], a["key"])
+              for h, a in cfg.get("auth", {}).items()})
 
 
 # ------------------------------------------------------------------- loading

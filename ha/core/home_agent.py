@@ -71,11 +71,13 @@ from ha.core.binding_cache import BindingCache, BindingState
 from ha.core.discovery import (HomeAgentList, HomePrefix, answer_dhaad,
                                answer_mobile_prefix_solicitation, home_agents_anycast)
 from ha.core.error_limits import ErrorLimiter
+from ha.wire import auth as rfc4285
 from ha.wire import icmpv6 as nd
 from ha.wire.errors import CodecError
 from ha.wire.ipv6 import IPv6Header, Packet, Proto, RoutingHeaderType2, build_ba_packet, parse_packet
 from ha.wire.mobility import (BAStatus, BEStatus, BindingAck, BindingError, BindingUpdate,
-                              UnknownMobilityMessage, decode_mh, encode_mh, mh_parameter_problem)
+                              ReplayProtection, UnknownMobilityMessage, decode_mh, encode_mh,
+                              mh_parameter_problem)
 
 log = logging.getLogger("denali.ha")
 
@@ -110,6 +112,10 @@ class HomeAgentSettings:
     dad_retrans_timer: float = RETRANS_TIMER
     dad_transmits: int = DUP_ADDR_DETECT_TRANSMITS
     max_concurrent_dad: int = MAX_CONCURRENT_DAD
+    # RFC 4285: home address -> MnHaSecret. A home address listed here is
+    # protected: only BUs it authenticates are served, and its BAs are signed.
+    auth: dict = dataclasses.field(default_factory=dict)
+    replay_window: float = rfc4285.DEFAULT_REPLAY_WINDOW  # seconds either side of our clock
 
     @property
     def prefixes(self) -> tuple[IPv6Network, ...]:
@@ -187,6 +193,11 @@ class HomeAgentCore:
         self.generation = 0
         self._mpa_heap: list = []  # (when, hoa): next unsolicited MPA, stale ones skipped
         self._mpa_due: dict[IPv6Address, float] = {}
+        # RFC 4285 section 6: per protected home address, the newest timestamp
+        # accepted (a replayed BU carries an older or equal one); it is also
+        # what the BA echoes back
+        self._last_stamp: dict[IPv6Address, int] = {}
+        self._auth_logged: dict[IPv6Address, float] = {}  # source -> when last logged
 
     # ------------------------------------------------------------ settings
 
@@ -209,8 +220,13 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------- receive
 
-    def receive_packet(self, data: bytes, ifindex: int, now: float) -> None:
-        """A packet from the tap: Mobility Header, or one carrying a Home Address option."""
+    def receive_packet(self, data: bytes, ifindex: int, now: float,
+                       wall: float | None = None) -> None:
+        """A packet from the tap: Mobility Header, or one carrying a Home Address option.
+
+        `wall` is the wall clock (Unix seconds): RFC 4285 timestamps are
+        compared with it. Without it a BU for a protected home address is dropped.
+        """
         try:
             pkt = parse_packet(data)
         except CodecError as e:
@@ -220,7 +236,7 @@ class HomeAgentCore:
         if pkt.header.dst not in self._ours:
             return  # passing through, or for another node
         if pkt.protocol == Proto.MH:
-            self._on_mh(pkt, data, now)
+            self._on_mh(pkt, data, now, wall)
         elif pkt.home_address is not None:
             self._on_hao_packet(pkt, now)
 
@@ -372,7 +388,7 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------ mobility
 
-    def _on_mh(self, pkt: Packet, data: bytes, now: float) -> None:
+    def _on_mh(self, pkt: Packet, data: bytes, now: float, wall: float | None = None) -> None:
         try:
             msg = decode_mh(pkt.payload, *pkt.pseudo_header_addresses())
         except CodecError as e:
@@ -389,6 +405,8 @@ class HomeAgentCore:
             log.debug("BU from %s hoa %s seq %d lifetime %d flags %s", pkt.header.src, hoa,
                       msg.sequence, msg.lifetime_seconds, bu_flags(msg))
             ctx = reg.BUContext(msg, src=pkt.header.src, dst=pkt.header.dst, hoa=hoa)
+            if not self._authenticated(pkt, msg, reg.home_address_of(ctx), now, wall):
+                return
             before = self._snapshot(reg.home_address_of(ctx))
             self._carry_out(reg.process_binding_update(ctx, self.cache, self.rules, now),
                             before, now)
@@ -398,6 +416,68 @@ class HomeAgentCore:
             self._binding_error(BEStatus.UNRECOGNIZED_MH_TYPE_VALUE, pkt, now)
         else:
             self.stats[f"MH {type(msg).__name__} ignored"] += 1
+
+    # ------------------------------------------------------------ RFC 4285
+
+    def _authenticated(self, pkt: Packet, bu: BindingUpdate, hoa: IPv6Address, now: float,
+                       wall: float | None) -> bool:
+        """True when the BU may go on to the registration rules: its home
+        address is unprotected, or the BU carries the right MN-HA
+        authenticator and a fresh timestamp. Otherwise it is answered (or
+        dropped) here, before any rule can leak state such as the last
+        sequence number in a 135."""
+        secret = self.settings.auth.get(hoa)
+        if secret is None:
+            return True
+        src = pkt.header.src
+        # RFC 4285 section 5.2: the care-of address is the packet's source (it
+        # is the home address itself for a BU sent from home)
+        why = rfc4285.verify_mh(pkt.payload, secret.key, secret.spi, src, pkt.header.dst)
+        if why is not None:
+            # section 5.2: an authenticator that does not check out (or none
+            # at all) is refused with MIPV6-AUTH-FAIL; nothing in the cache moves
+            self.stats["BU authentication failed"] += 1
+            # the BA echoes the BU's timestamp, so that the mobile node can
+            # tell it answers this BU (an attacker learns nothing from it)
+            rp = bu.option(ReplayProtection)
+            self._auth_refuse(bu, hoa, src, BAStatus.MIPV6_AUTH_FAIL, why, now,
+                              rp.timestamp if rp is not None else 0)
+            return False
+        if wall is None:
+            self.stats["BU dropped, no wall clock"] += 1
+            return False
+        rp = bu.option(ReplayProtection)
+        last = self._last_stamp.get(hoa)
+        if rp is None:
+            why = "no replay protection option"
+        elif abs(rfc4285.unix_from_ntp(rp.timestamp) - wall) > self.settings.replay_window:
+            why = (f"timestamp {rfc4285.unix_from_ntp(rp.timestamp) - wall:+.1f} s off our clock, "
+                   f"window {self.settings.replay_window:g} s")
+        elif last is not None and rp.timestamp <= last:
+            why = "timestamp not newer than the last accepted (a replay)"
+        else:
+            self._last_stamp[hoa] = rp.timestamp
+            self.stats["BU authenticated"] += 1
+            return True
+        # section 6: MIPV6-MESG-ID-REQD, with our own time in the BA's replay
+        # option so that the mobile node can correct its clock offset
+        self.stats["BU replay check failed"] += 1
+        self._auth_refuse(bu, hoa, src, BAStatus.MIPV6_MESG_ID_REQD, why, now,
+                          rfc4285.ntp_from_unix(wall))
+        return False
+
+    def _auth_refuse(self, bu: BindingUpdate, hoa: IPv6Address, src: IPv6Address,
+                     status: BAStatus, why: str, now: float, stamp: int | None) -> None:
+        seen = self._auth_logged.get(src)
+        if seen is None or now - seen >= 60.0:  # once per source per minute
+            if len(self._auth_logged) >= 4096:
+                self._auth_logged.clear()
+            self._auth_logged[src] = now
+            log.warning("BU for protected %s from %s refused %d: %s", hoa, src, int(status), why)
+        d = reg.Decision(ack=BindingAck(status=status, sequence=bu.sequence, lifetime=0),
+                         ack_to=src, hoa=hoa, coa=src,
+                         reason=f"refused {int(status)} {status.name}: {why}")
+        self._send_ack(d, stamp)
 
     def _on_hao_packet(self, pkt: Packet, now: float) -> None:
         b = self.cache.get(pkt.home_address)
@@ -507,7 +587,7 @@ class HomeAgentCore:
         log.info("%s %s: %s", d.hoa, d.coa, refused.reason)
         self._send_ack(refused)
 
-    def _send_ack(self, d: reg.Decision) -> None:
+    def _send_ack(self, d: reg.Decision, stamp: int | None = None) -> None:
         if d.ack is None:
             return
         self.stats[f"BA {int(d.ack.status)}"] += 1
@@ -515,7 +595,17 @@ class HomeAgentCore:
             return  # from the console: nothing goes on the wire
         b = self.cache.get(d.hoa)
         src = (b.local if b is not None and b.local else None) or self.settings.ha_address
-        mh = encode_mh(d.ack, src, d.hoa)
+        secret = self.settings.auth.get(d.hoa)
+        if secret is None:
+            mh = encode_mh(d.ack, src, d.hoa)
+        else:
+            # RFC 4285 sections 5 and 6: a BA to a protected home address
+            # carries a timestamp (the BU's, echoed, or our clock for a 145)
+            # and is signed with the same key, its care-of address being
+            # where the BA goes
+            stamp = stamp if stamp is not None else self._last_stamp.get(d.hoa, 0)
+            ack = dataclasses.replace(d.ack, options=[*d.ack.options, ReplayProtection(stamp)])
+            mh = rfc4285.encode_signed(ack, secret.key, secret.spi, d.ack_to, src, src, d.hoa)
         if d.ack_to == d.hoa:
             # at home (section 11.5.4: the BU came from the home address, no HAO) there is
             # no care-of address to route through: a type 2 routing header naming the

@@ -108,6 +108,14 @@ Choices where the RFC leaves room, and why
   is left alone: losing the link is not movement.
 * An RA whose source is not link-local is ignored (RFC 4861 section 6.1.2);
   an RA with router lifetime 0 removes that router as a default router.
+* With an MN-HA secret in the config (RFC 4285), every BU carries a replay
+  protection timestamp and the authentication option last, and a BA is
+  taken only when its authenticator checks out and it echoes the timestamp
+  of the BU it answers; anything else is counted in ba_auth_failed and
+  ignored, as if lost. A 145 (MIPV6-MESG-ID-REQD) carries the home agent's
+  clock: the offset is learnt from it and the BU goes again at once, once
+  per BU. The wall clock comes in through set_wall_clock(); without it the
+  first BU is stamped with `now` and the home agent's 145 corrects it.
 """
 
 from __future__ import annotations
@@ -117,13 +125,15 @@ import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
+from ha.wire import auth as rfc4285
 from ha.wire.errors import CodecError
 from ha.wire.icmpv6 import (INFINITY, AdvertisementInterval, NeighborAdvertisement,
                             PrefixInformation, RouterAdvertisement, RouterSolicitation,
                             TargetLinkLayerAddress, decode_icmpv6, encode_icmpv6, validate_nd)
 from ha.wire.ipv6 import IPv6Header, build_bu_packet
 from ha.wire.mobility import (BAStatus, BindingAck, BindingRefreshAdvice,
-                              BindingRefreshRequest, BindingUpdate, decode_mh_packet, encode_mh)
+                              BindingRefreshRequest, BindingUpdate, ReplayProtection,
+                              decode_mh_packet, encode_mh)
 
 log = logging.getLogger("denali.mn")
 
@@ -180,6 +190,7 @@ class MobileNodeConfig:
     interface: str = ""  # for the binding update list only
     max_lifetime: int = DEFAULT_MAX_LIFETIME  # seconds
     link_layer_address: bytes = b""  # ours, for the NA of section 11.5.4
+    secret: rfc4285.MnHaSecret | None = None  # RFC 4285 MN-HA SPI and key; None: unsigned
 
     @property
     def home_prefix(self) -> IPv6Network:
@@ -282,6 +293,8 @@ class BindingUpdateListEntry:
     refresh_at: float | None = None
     last_status: int | None = None
     last_coa: IPv6Address | None = None  # CoA of the last accepted binding
+    stamp: int = 0  # RFC 4285 timestamp of the last BU sent (0: none)
+    resynced: bool = False  # a 145 already corrected the clock for this BU
 
 
 # ======================================================= the transitions
@@ -357,7 +370,15 @@ class MobileNode:
         self._datagrams: list[Datagram] = []
         self.counters = dict.fromkeys(("bu_sent", "bu_retransmitted", "ba_accepted",
                                        "ba_refused", "ba_135", "ba_ignored", "ra_ignored",
-                                       "movements", "routers_lost", "malformed"), 0)
+                                       "movements", "routers_lost", "malformed",
+                                       "ba_auth_failed", "ba_145_resync"), 0)
+        self._wall_offset = 0.0  # wall clock minus `now`, from set_wall_clock()
+        self._ha_skew = 0.0  # the home agent's clock minus ours, learnt from a 145
+
+    def set_wall_clock(self, wall: float, now: float) -> None:
+        """The wall clock (Unix seconds) as it reads at `now`: RFC 4285
+        timestamps are wall-clock time, and this file reads no clock."""
+        self._wall_offset = wall - now
 
     # ================================================================= bytes in
 
@@ -377,6 +398,15 @@ class MobileNode:
         if isinstance(msg, BindingAck):
             log.info("BA status %d seq %d lifetime %d from %s", int(msg.status),
                      msg.sequence, msg.lifetime_seconds, pkt.header.src)
+            secret = self.config.secret
+            if secret is not None:
+                # RFC 4285 section 5.2: the care-of address of a BA is its destination
+                why = rfc4285.verify_mh(pkt.payload, secret.key, secret.spi, pkt.header.dst,
+                                        pkt.header.src)
+                if why is not None:
+                    self.counters["ba_auth_failed"] += 1
+                    log.warning("BA from %s ignored: %s", pkt.header.src, why)
+                    return
             self.receive_binding_ack(msg, pkt.header.src, hoa, now)
         elif isinstance(msg, BindingRefreshRequest):
             log.info("BRR from %s", pkt.header.src)
@@ -580,6 +610,8 @@ class MobileNode:
             self.counters["ba_ignored"] += 1
             return
         status = int(ba.status)
+        if self.config.secret is not None and not self._ba_fresh(ba, status, now):
+            return
         if status == BAStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW:
             # carries the HA's last accepted sequence number (section 9.5.1)
             self.counters["ba_135"] += 1
@@ -596,6 +628,32 @@ class MobileNode:
         else:
             self.counters["ba_refused"] += 1
             self._fire(Event.BA_REFUSED, now, ba=ba)
+
+    def _ba_fresh(self, ba: BindingAck, status: int, now: float) -> bool:
+        """RFC 4285 section 6 for an authenticated BA: it echoes our BU's
+        timestamp, or it is a 145 giving the home agent's clock."""
+        b = self.bul
+        rp = ba.option(ReplayProtection)
+        if status == BAStatus.MIPV6_MESG_ID_REQD and rp is not None \
+                and ba.sequence == b.sequence:
+            if b.resynced:
+                self.counters["ba_refused"] += 1
+                b.last_status = status
+                self._fire(Event.BA_REFUSED, now, ba=ba)
+                return False
+            # the home agent's clock, as it read on getting our BU: stamp
+            # from it from now on, and send the BU again at once
+            self._ha_skew = rfc4285.unix_from_ntp(rp.timestamp) - (now + self._wall_offset)
+            self.counters["ba_145_resync"] += 1
+            lifetime = 0 if self.state is RegState.DEREGISTERING else self._lifetime(now)
+            self._send(now, lifetime, b.timeout, new=False)
+            b.resynced = True
+            return False
+        if rp is None or rp.timestamp != b.stamp:
+            self.counters["ba_auth_failed"] += 1
+            log.warning("BA seq %d ignored: its timestamp is not our BU's", ba.sequence)
+            return False
+        return True
 
     def receive_binding_refresh_request(self, src: IPv6Address, home_address: IPv6Address,
                                         now: float) -> None:
@@ -636,16 +694,26 @@ class MobileNode:
         if new:
             b.timeout, b.resends = timeout, 0
         b.retransmit_at = now + b.timeout
+        b.resynced = False
         bu = BindingUpdate(sequence=b.sequence, lifetime=lifetime // 4, ack=True,
                            home_registration=True)
-        mh = encode_mh(bu, self.hoa, b.home_agent)  # checksum over the HoA (section 6.1.1)
+        # section 11.5.4: from the home link, source = home address, no HAO;
+        # away: from the CoA with a Home Address option (section 11.7.1)
+        source = self.hoa if lifetime == 0 else b.care_of_address
+        secret = self.config.secret
+        if secret is None:
+            mh = encode_mh(bu, self.hoa, b.home_agent)  # checksum over the HoA (6.1.1)
+        else:
+            # RFC 4285 sections 5 and 6: a timestamp newer than any sent before,
+            # then the MN-HA authenticator over CoA | HA | MH, last
+            stamp = rfc4285.ntp_from_unix(now + self._wall_offset + self._ha_skew)
+            b.stamp = max(stamp, b.stamp + 1)
+            bu.options.append(ReplayProtection(b.stamp))
+            mh = rfc4285.encode_signed(bu, secret.key, secret.spi, source, b.home_agent,
+                                       self.hoa, b.home_agent)
         if lifetime == 0:
-            # section 11.5.4: from the home link, source = home address, no HAO
-            source = self.hoa
             packet = IPv6Header(source, b.home_agent, IPPROTO_MH, len(mh)).encode() + mh
         else:
-            # away: from the CoA with a Home Address option (section 11.7.1)
-            source = b.care_of_address
             packet = build_bu_packet(source, b.home_agent, self.hoa, mh)
         self._datagrams.append(Datagram(
             packet, b.home_agent, source,

@@ -25,6 +25,7 @@ from ipaddress import IPv6Address, IPv6Network
 from ha.core import registration as reg
 from ha.core.home_agent import HomeAgentCore, HomeAgentSettings, JoinGroup, LeaveGroup, bu_flags
 from ha.daemon.console import mip6d_address
+from ha.wire import auth as rfc4285
 from ha.net.iface import SCOPE_GLOBAL, interface_addresses
 
 log = logging.getLogger("denali.ha")
@@ -42,6 +43,7 @@ class HomeAgent:
 
     def __init__(self, settings, *, backend: str = "auto", firewall: bool = True,
                  clock=time.monotonic, rng: random.Random | None = None,
+                 wall_clock=time.time,
                  prefix_lifetimes: dict | None = None, state_dir: str | None = None):
         self.settings = settings
         self.state_dir = state_dir
@@ -49,6 +51,7 @@ class HomeAgent:
         self.backend = backend
         self.firewall = firewall
         self.clock = clock
+        self.wall_clock = wall_clock  # RFC 4285 timestamps are wall-clock time
         self.rng = rng or random.Random()
         self.ifname = settings.ha_interface
         self.ha_address: IPv6Address | None = None
@@ -194,7 +197,9 @@ class HomeAgent:
             ha_address=self.ha_address, home_ifindex=ifindex, rules=rules,
             prefix_lifetimes=lifetimes, send_mob_pfx_advs=s.send_mob_pfx_advs,
             min_mob_pfx_adv_interval=getattr(s, "min_mob_pfx_adv_interval", 600),
-            max_mob_pfx_adv_interval=getattr(s, "max_mob_pfx_adv_interval", 86400))
+            max_mob_pfx_adv_interval=getattr(s, "max_mob_pfx_adv_interval", 86400),
+            auth=dict(getattr(s, "auth", {})),
+            replay_window=getattr(s, "replay_window", rfc4285.DEFAULT_REPLAY_WINDOW))
 
     async def reload(self, settings) -> None:
         self.settings = settings
@@ -241,7 +246,7 @@ class HomeAgent:
     # ------------------------------------------------------------ receive
 
     def _on_tap_packet(self, data: bytes, ifname: str) -> None:
-        self.core.receive_packet(data, 0, self.clock())
+        self.core.receive_packet(data, 0, self.clock(), self.wall_clock())
         self._flush()
 
     def _on_icmpv6(self, data: bytes, src, dst, hop_limit) -> None:

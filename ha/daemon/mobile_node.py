@@ -79,12 +79,14 @@ def format_bul(entries: list[dict], ifname: str) -> str:
 class MobileNodeService:
     """The daemon component for NodeConfig MN: start(), reload(), stop()."""
 
-    def __init__(self, settings, *, clock=time.monotonic):
+    def __init__(self, settings, *, clock=time.monotonic, wall_clock=time.time):
         mns = settings.mobile_node
         self.settings = settings
         self.clock = clock
+        self.wall_clock = wall_clock  # RFC 4285 timestamps are wall-clock time
         self.ifname = mns.interface
-        self.config = core.MobileNodeConfig(mns.home_address, mns.home_agent, mns.interface)
+        self.config = core.MobileNodeConfig(mns.home_address, mns.home_agent, mns.interface,
+                                            secret=getattr(mns, "secret", None))
         import random
         # the first sequence number: section 11.7.1 leaves it open, and a
         # random one avoids a 135 after a restart
@@ -138,7 +140,7 @@ class MobileNodeService:
                                 accept=self._accept, counters=self.counters)
         self._poll()  # the addresses there are now, and the carrier's state
         if self._running:
-            self.node.link_up(self.clock())  # ask for RAs rather than wait for one
+            self.node.link_up(self._now())  # ask for RAs rather than wait for one
         self._service()
         log.info("mobile node on %s: home address %s, home agent %s", self.ifname,
                  self.config.home_address, self.config.home_agent)
@@ -174,8 +176,15 @@ class MobileNodeService:
 
     # ------------------------------------------------------------- inputs
 
-    def _poll(self) -> None:
+    def _now(self) -> float:
+        """The monotonic time for the core, telling it the wall clock too
+        (which NTP may step at any time) for its RFC 4285 timestamps."""
         now = self.clock()
+        self.node.set_wall_clock(self.wall_clock(), now)
+        return now
+
+    def _poll(self) -> None:
+        now = self._now()
         running = interface_running(self.ifname)
         if running != self._running:
             was, self._running = self._running, running
@@ -187,7 +196,7 @@ class MobileNodeService:
         self._poller = self.loop.call_later(POLL_INTERVAL, self._poll)
 
     def _on_icmp(self, data: bytes, src, dst, hop_limit) -> None:
-        self.node.receive_icmpv6(data, src, hop_limit, self.clock())
+        self.node.receive_icmpv6(data, src, hop_limit, self._now())
         self._service()
 
     def _on_ba_socket(self) -> None:
@@ -195,7 +204,7 @@ class MobileNodeService:
         self._service()
 
     def _on_mh_packet(self, data: bytes, _ifname: str) -> None:
-        self.node.receive_packet(data, self.clock())
+        self.node.receive_packet(data, self._now())
 
     # ------------------------------------------------------------ outputs
 
@@ -221,7 +230,7 @@ class MobileNodeService:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.node.handle_timer(self.clock())
+        self.node.handle_timer(self._now())
         self._service()
 
     def _run(self, a) -> None:

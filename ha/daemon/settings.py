@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
 from ha.config.errors import ConfigError
+from ha.wire.auth import DEFAULT_REPLAY_WINDOW, MnHaSecret
 
 
 class SettingsError(ConfigError):
@@ -25,6 +26,7 @@ class MobileNodeSettings:
     interface: str
     home_address: IPv6Interface
     home_agent: IPv6Address
+    secret: MnHaSecret | None = None  # RFC 4285 MN-HA SPI and key; None: BUs unsigned
 
 
 @dataclass(slots=True)
@@ -59,6 +61,9 @@ class Settings:
     radvd_source: str = "radvd.conf"
     radios: list = field(default_factory=list)
     mobile_node: MobileNodeSettings | None = None
+    # RFC 4285: home address -> MnHaSecret; those home addresses are protected
+    auth: dict = field(default_factory=dict, repr=False)
+    replay_window: float = DEFAULT_REPLAY_WINDOW
 
 
 def _looks_like_configobj(text: str) -> bool:
@@ -119,6 +124,8 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
             else (IPv6Address(rule.hoa), IPv6Address(rule.coa))
         s.acl[key] = rule.allow
     s.served_prefixes = [IPv6Network(p, strict=False) for p in cfg.ha_served_prefixes]
+    for k in cfg.mn_ha_keys:  # denali's own DenaliMnHaKey lines
+        s.auth[IPv6Address(k.hoa)] = MnHaSecret(k.spi, bytes.fromhex(k.key))
     if cfg.send_mob_pfx_advs is not None:
         s.send_mob_pfx_advs = cfg.send_mob_pfx_advs
     if s.node == "MN":
@@ -127,8 +134,10 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
         link = cfg.home_links[0]
         if not link.home_address or not link.home_agent_address:
             raise SettingsError("MnHomeLink needs HomeAddress and HomeAgentAddress", path)
-        s.mobile_node = MobileNodeSettings(link.interface, IPv6Interface(link.home_address),
-                                           IPv6Address(link.home_agent_address))
+        hoa = IPv6Interface(link.home_address)
+        s.mobile_node = MobileNodeSettings(link.interface, hoa,
+                                           IPv6Address(link.home_agent_address),
+                                           s.auth.get(hoa.ip))
     return s
 
 
@@ -162,4 +171,6 @@ def _from_denali_conf(path: str | None) -> Settings:
     s.radvd_text = cfg.ra_as_radvd_text()
     s.radvd_source = f"{s.source} [ra]"
     s.radios = list(cfg.radios)
+    s.auth = {IPv6Address(h): MnHaSecret(spi, bytes.fromhex(key))
+              for h, (spi, key) in cfg.auth.items()}
     return s

@@ -127,8 +127,8 @@ def show(paths, section, committed):
     """Show the configuration (staged view), defaults marked."""
     raw, cfg = staging.view(paths, committed)
     if section and section.split(".")[0] not in C.SECTIONS:
-        raise HaconfError(f"no section {section!r}: use ha, ra, radio or "
-                          "e.g. ra.wlan0")
+        raise HaconfError(f"no section {section!r}: use ha, ra, radio, auth "
+                          "or e.g. ra.wlan0")
     if not committed and os.path.exists(paths.staged):
         say("# staged, not committed (haconf changes)")
     show_tree(cfg.values, raw, [], section.split(".") if section else [])

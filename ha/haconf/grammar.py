@@ -4,6 +4,7 @@
     haconf set wlan1 essid remote channel 8    an interface name first
     haconf set ra.wlan0.MaxRtrAdvInterval 10   a dotted path
     haconf set ha.acl.2001:db8::beef deny      an [[acl]] entry
+    haconf set auth.2001:db8::beef.key <hex>   an RFC 4285 key (and .spi)
 
 A bare key is looked up in [radio], then [ra], then [ha], in the
 configspec's own spelling whatever the case typed.  Each setting becomes a
@@ -19,6 +20,13 @@ from ha.haconf.errors import HaconfError
 RADIO_DEFAULT_HINT = "haconf set wlan0 essid home"
 
 _SPEC_CACHE = []
+AUTH_KEYS = ("spi", "key")  # of an [auth] subsection (denali.spec)
+MASK = "********"  # what haconf prints instead of an MN-HA key
+
+
+def is_secret(path):
+    """True for a setting haconf never prints: an [auth] key."""
+    return len(path) == 3 and path[0] == "auth" and path[2] == "key"
 
 
 def spec_keys():
@@ -59,6 +67,13 @@ def _home_radio(obj):
 def _resolve_dotted(word):
     ha_keys, ra_keys, radio_keys = spec_keys()
     parts = word.split(".")
+    if parts[0] == "auth":
+        # auth.<home address>.spi|key: the address has no dots (IPv6)
+        if len(parts) < 3 or parts[-1] not in AUTH_KEYS:
+            raise HaconfError(f"{word}: use auth.<home address>.spi or "
+                              "auth.<home address>.key, e.g. "
+                              "auth.2001:db8::beef.spi 256")
+        return ("auth", ".".join(parts[1:-1]), parts[-1])
     if parts[0] == "ha":
         if len(parts) >= 3 and parts[1] == "acl":
             return ("ha", "acl", ".".join(parts[2:]))
@@ -75,8 +90,8 @@ def _resolve_dotted(word):
                               + ", ".join(keys))
         return (parts[0], parts[1], key)
     raise HaconfError(f"{word}: not a setting: use ha.<key>, ha.acl.<home "
-                      "address>, ra.<interface>.<key> or "
-                      "radio.<interface>.<key>")
+                      "address>, ra.<interface>.<key>, "
+                      "radio.<interface>.<key> or auth.<home address>.key")
 
 
 def _resolve_bare(word, iface, obj):

@@ -9,6 +9,7 @@ import textwrap
 import click
 
 from ha.config.model import INFINITY
+from ha.haconf.grammar import MASK, is_secret
 
 WIDTH = 79
 
@@ -64,7 +65,9 @@ def show_tree(values, raw, path, want, depth=0):
             show_tree(v, sub_raw, here, want, depth + 1)
         else:
             mark = "" if raw is not None and key in raw else "  # default"
-            say("    " * depth + f"{key} = {fmt(v)}{mark}")
+            # RFC 4285 keys are never shown (haconf get auth.<hoa>.key prints one)
+            shown = MASK if is_secret(here) else fmt(v)
+            say("    " * depth + f"{key} = {shown}{mark}")
 
 
 def fold_shell_line(line, width=WIDTH):

@@ -12,6 +12,7 @@ was.  Printing is the caller's (cli.py).
 """
 
 import os
+import re
 
 from ha.config import model as C
 from ha.haconf import grammar
@@ -40,7 +41,9 @@ class Paths:
 def write(path, text):
     from ha.config.atomic import atomic_write
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write(path, text)
+    # a file with MN-HA keys (RFC 4285 [auth]) is for root's eyes only
+    secret = re.search(r"^\s*\[\s*auth\s*\]", text, re.M) is not None
+    atomic_write(path, text, mode=0o600 if secret else 0o644)
 
 
 def check(text, filename):
@@ -93,7 +96,8 @@ def set_values(paths, words):
     done = []
     for path, value in grammar.parse_words(words, obj):
         grammar.node(obj, path, True)[path[-1]] = value
-        done.append(f"{'.'.join(path)} = {value}")
+        shown = grammar.MASK if grammar.is_secret(path) else value
+        done.append(f"{'.'.join(path)} = {shown}")
     return stage(paths, obj), done
 
 
@@ -144,9 +148,27 @@ def changes(paths):
         return []
     old = paths.committed_text().splitlines(keepends=True)
     new = C.read_text(paths.staged).splitlines(keepends=True)
+    secret = _auth_key_lines(old) | _auth_key_lines(new)
     # file names, not paths: a long path would not fit the serial console's 80 columns
-    return [line.rstrip("\n") for line in difflib.unified_diff(
-        old, new, os.path.basename(paths.conf), os.path.basename(paths.staged))]
+    out = []
+    for line in difflib.unified_diff(old, new, os.path.basename(paths.conf),
+                                     os.path.basename(paths.staged)):
+        if line[:1] in "+- " and line[1:] in secret and not line.startswith(("+++", "---")):
+            line = line[0] + line[1:].split("=")[0] + "= " + grammar.MASK  # RFC 4285 key
+        out.append(line.rstrip("\n"))
+    return out
+
+
+def _auth_key_lines(lines):
+    """The `key = ...` lines of [auth] subsections, as they are in the file."""
+    found, inside = set(), False
+    for line in lines:
+        m = re.match(r"\s*\[\s*([^\[\]]+?)\s*\]\s*$", line)
+        if m and not line.lstrip().startswith("[["):
+            inside = m.group(1) == "auth"
+        elif inside and re.match(r"\s*key\s*=", line):
+            found.add(line)
+    return found
 
 
 def commit(paths):

@@ -19,7 +19,8 @@ import time
 from scapy.all import AsyncSniffer, conf, raw, send  # noqa: E402
 from scapy.layers.inet6 import (HAO, ICMPv6HAADReply, ICMPv6HAADRequest, ICMPv6MPAdv,
                                 ICMPv6MPSol, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
-from scapy.layers.inet6 import MIP6MH_BA, MIP6MH_BE, MIP6MH_BU
+from scapy.layers.inet6 import (MIP6MH_BA, MIP6MH_BE, MIP6MH_BU, MIP6OptAltCoA,
+                                MIP6OptReplayProtection)
 
 conf.verb = 0
 
@@ -57,8 +58,10 @@ def cmd_bu(a):
     flags = a.get("flags", "AH")
 
     def bu_packet(seq):
+        # "alt_coa": an Alternate Care-of Address option (RFC 6275 section 6.2.5)
+        opts = [MIP6OptAltCoA(acoa=a["alt_coa"])] if a.get("alt_coa") else []
         bu = MIP6MH_BU(seq=seq, flags="".join(c for c in flags if c in "AHLK") or 0,
-                       mhtime=a["lifetime"] // 4)
+                       mhtime=a["lifetime"] // 4, options=opts)
         return (IPv6(src=a["coa"], dst=a["ha"])
                 / IPv6ExtHdrDestOpt(options=[HAO(hoa=a["hoa"])]) / bu)
 
@@ -111,7 +114,9 @@ def cmd_burst(a):
 
 def cmd_raw(a):
     pkt = IPv6(src=a["src"], dst=a["dst"], nh=a["nh"]) / bytes.fromhex(a["payload"])
-    sn = _sniffer("ip6 and ip6[6] == 135", a.get("iface")) if a.get("sniff") else None
+    # BAs come with a type 2 routing header (43), BEs without (135)
+    sn = (_sniffer("ip6 and (ip6[6] == 43 or ip6[6] == 135)", a.get("iface"))
+          if a.get("sniff") else None)
     send(pkt)
     time.sleep(a.get("wait", 0.5))
     if sn is None:
@@ -120,6 +125,10 @@ def cmd_raw(a):
     for p in sn.stop():
         if MIP6MH_BE in p:
             out.append({"type": "BE", "status": p[MIP6MH_BE].status, "hoa": p[MIP6MH_BE].ha})
+        elif MIP6MH_BA in p:
+            rp = p[MIP6OptReplayProtection] if MIP6OptReplayProtection in p else None
+            out.append({"type": "BA", "status": p[MIP6MH_BA].status, "seq": p[MIP6MH_BA].seq,
+                        "timestamp": rp.timestamp if rp is not None else None})
     return out
 
 
