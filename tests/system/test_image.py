@@ -153,7 +153,7 @@ def test_daemon_is_supervised(shell):
     for key in ("VmRSS", "VmHWM"):
         m = re.search(rf"^{key}:\s+(\d+) kB", status, re.M)
         if m:
-            figure(f"denalid {key} (no radios: start-up fails, restarted)", f"{int(m.group(1)) / 1024:.1f} MiB")
+            figure(f"denalid {key} (no radios: waiting for its home interface)", f"{int(m.group(1)) / 1024:.1f} MiB")
     shell.check(f"kill -KILL {pid1}")
     deadline = time.monotonic() + 60
     pid2 = pid1
