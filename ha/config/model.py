@@ -437,6 +437,21 @@ def _raw_value(raw, path):
     return node
 
 
+
+def _home_address_keys(keys, where: str, hint: str) -> list:
+    """Errors for keys that are not IPv6 addresses, or name one address twice."""
+    errors, seen = [], {}
+    for hoa in keys:
+        try:
+            same = seen.setdefault(ipaddress.IPv6Address(hoa), hoa)
+        except ValueError:
+            errors.append((f"{where}.{hoa}", f"not an IPv6 address: {hint}"))
+            continue
+        if same != hoa:
+            errors.append((f"{where}.{hoa}", f"the same address as {same}: "
+                           "give each home address once"))
+    return errors
+
 def _cross_checks(cfg, filename, ra_check=None):
     """Rules across settings; returns warnings, raises DenaliConfError."""
     errors, warnings = [], []
@@ -444,28 +459,10 @@ def _cross_checks(cfg, filename, ra_check=None):
     if ha["min_mob_pfx_adv_interval"] > ha["max_mob_pfx_adv_interval"]:
         errors.append(("ha.min_mob_pfx_adv_interval",
                        "greater than max_mob_pfx_adv_interval: use min <= max"))
-    seen = {}
-    for hoa in ha["acl"]:
-        try:
-            same = seen.setdefault(ipaddress.IPv6Address(hoa), hoa)
-        except ValueError:
-            errors.append((f"ha.acl.{hoa}", "not an IPv6 address: the keys "
-                           "of [[acl]] are home addresses, e.g. 2001:db8::beef"))
-            continue
-        if same != hoa:
-            errors.append((f"ha.acl.{hoa}", f"the same address as {same}: "
-                           "give each home address once"))
-    seen = {}
-    for hoa in cfg.get("auth", {}):
-        try:
-            same = seen.setdefault(ipaddress.IPv6Address(hoa), hoa)
-        except ValueError:
-            errors.append((f"auth.{hoa}", "not an IPv6 address: the subsections "
-                           "of [auth] are home addresses, e.g. [[2001:db8::beef]]"))
-            continue
-        if same != hoa:
-            errors.append((f"auth.{hoa}", f"the same address as {same}: "
-                           "give each home address once"))
+    errors += _home_address_keys(ha["acl"], "ha.acl", "the keys of [[acl]] are home "
+                                 "addresses, e.g. 2001:db8::beef")
+    errors += _home_address_keys(cfg.get("auth", {}), "auth", "the subsections of [auth] "
+                                 "are home addresses, e.g. [[2001:db8::beef]]")
     for name, ra in cfg["ra"].items():
         maxi, mini = ra["MaxRtrAdvInterval"], ra["MinRtrAdvInterval"]
         # radvd.conf(5): MinRtrAdvInterval <= 0.75 * MaxRtrAdvInterval

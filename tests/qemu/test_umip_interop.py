@@ -23,6 +23,8 @@ from ipaddress import IPv6Address, IPv6Network
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+from nslib import wait_for  # noqa: E402
 from umip_peer import GUEST_IID, UmipGuest, missing  # noqa: E402
 
 from ha.lab.topology import CN_ADDRESS, MN_HOME, SeedLab, run  # noqa: E402
@@ -38,14 +40,7 @@ PATIENCE = 240
 
 
 def wait(predicate, what, timeout=PATIENCE, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout=timeout, interval=interval, what=what)
 
 
 def bc(lab):
