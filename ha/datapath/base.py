@@ -84,7 +84,6 @@ def check_unicast_global(addr: IPv6Address) -> None:
 async def undo_open(rtnl, firewall, restore: dict, table: int, rule_priority: int) -> None:
     """What a backend's open() did before it failed, undone: the rule, the netlink
     socket, the firewall table, the sysctls (a rule that was never added is fine)."""
-    from ha.net.iface import write_sysctl
     from ha.net.rtnl import RTM_DELRULE, NetlinkError, rule_msg
     if rtnl is not None:
         try:
@@ -92,6 +91,12 @@ async def undo_open(rtnl, firewall, restore: dict, table: int, rule_priority: in
         except NetlinkError:
             pass
         rtnl.close()
+    restore_host(firewall, restore)
+
+
+def restore_host(firewall, restore: dict) -> None:
+    """The host as before the datapath: its firewall table gone, its sysctls back."""
+    from ha.net.iface import write_sysctl
     if firewall is not None:
         firewall.remove()
     for key, old in restore.items():

@@ -27,7 +27,7 @@ import logging
 import socket
 from ipaddress import IPv6Address
 
-from ha.datapath.base import Datapath, check_unicast_global, undo_open
+from ha.datapath.base import Datapath, check_unicast_global, restore_host, undo_open
 from ha.net.iface import write_sysctl
 from ha.net.rtnl import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE,
                          RULE_PRIORITY, NetlinkError, RtnlBatch, ip6tnl_add_msg, link_del_msg,
@@ -310,11 +310,7 @@ class KernelDatapath(Datapath):
                 await self.source_check.remove()
             except OSError as e:
                 log.warning("datapath close: %s", e)
-        if self.firewall is not None:
-            self.firewall.remove()
-        for key, old in self._restore.items():
-            if old is not None:
-                write_sysctl(key, old)
+        restore_host(self.firewall, self._restore)
 
     def bindings(self) -> dict[IPv6Address, IPv6Address]:
         return dict(self._bindings)

@@ -30,7 +30,7 @@ import os
 import socket
 from ipaddress import IPv6Address
 
-from ha.datapath.base import Datapath, check_unicast_global, undo_open
+from ha.datapath.base import Datapath, check_unicast_global, restore_host, undo_open
 from ha.net.iface import interface_mtu, open_tun, write_sysctl
 from ha.net.tunnel import OUTER_HEADER, TunnelPump, open_tunnel_socket
 from ha.net.rtnl import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE,
@@ -201,11 +201,7 @@ class UserDatapath(Datapath):
         self._bindings.clear()
         os.close(self.tun_fd)  # deletes the device, and the routes through it
         self.rtnl.close()
-        if self.firewall is not None:
-            self.firewall.remove()
-        for key, old in self._restore.items():
-            if old is not None:
-                write_sysctl(key, old)
+        restore_host(self.firewall, self._restore)
 
     def bindings(self) -> dict[IPv6Address, IPv6Address]:
         return {IPv6Address(k): b.coa for k, b in self._bindings.items()}
