@@ -39,11 +39,15 @@ class Paths:
 
 
 def write(path, text):
-    from ha.config.atomic import atomic_write
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    # a file with MN-HA keys (RFC 4285 [auth]) is for root's eyes only
-    secret = re.search(r"^\s*\[\s*auth\s*\]", text, re.M) is not None
-    atomic_write(path, text, mode=0o600 if secret else 0o644)
+    """Write one of haconf's files: 0600 in a 0700 directory, always.
+
+    Not only [auth] keys are secrets here: a radio's WPA key is in the same
+    file, and .prev/.rollback hold yesterday's.  The file is born 0600
+    (ha.config.atomic), so no reader ever sees it with a wider mode.
+    """
+    from ha.config.atomic import atomic_write, private_dir
+    private_dir(os.path.dirname(os.path.abspath(path)))
+    atomic_write(path, text)
 
 
 def check(text, filename):

@@ -167,6 +167,16 @@ def hostapd_config(spec: RadioSpec, ctrl_dir: str, *, country: bool = True) -> s
     return "\n".join(lines) + "\n"
 
 
+def write_config(path: str, text: str) -> None:
+    """Write a hostapd.conf: it may hold the WPA passphrase, so 0600 in a 0700 directory.
+
+    The file is born 0600 (ha.config.atomic), also when it replaces an older one.
+    """
+    from ha.config.atomic import atomic_write, private_dir
+    private_dir(os.path.dirname(os.path.abspath(path)))
+    atomic_write(path, text)
+
+
 def regdb_present(paths=REGDB_PATHS) -> bool:
     return any(os.path.exists(p) for p in paths)
 
