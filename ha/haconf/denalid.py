@@ -1,4 +1,8 @@
-"""haconf's questions to the running denalid, over its console (loopback TCP).
+"""haconf's questions to the running denalid, over its console.
+
+The console's Unix socket when it is there and haconf runs as root (changes
+such as reload are served there only), loopback TCP otherwise (read-only):
+ha.daemon.console_client picks.
 
 The daemon listens on the vt_port of the config it last loaded, which a
 just-committed change may have moved: each question tries the port of every

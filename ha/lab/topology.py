@@ -163,8 +163,10 @@ class SeedLab:
         """One console command (the HA's unless `ns` says otherwise); the reply text."""
         code = ("import sys; from ha.daemon.console_client import request; "
                 "print(chr(10).join(request(sys.argv[1], port=int(sys.argv[2]))))")
+        # the daemons' state directory, where the home agent's console socket is: changes
+        # (bc add, reload) go there as root; TCP, where the socket is not, is read-only
         r = run([sys.executable, "-c", code, line, str(port or self.vt_port)], ns or self.ha,
-                check=False)
+                check=False, env={**os.environ, "DENALI_STATE_DIR": self.state_dir})
         if r.returncode != 0:
             if check:
                 raise RuntimeError(f"console {line!r}: {r.stderr.strip()}")
