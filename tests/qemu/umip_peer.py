@@ -110,3 +110,19 @@ def bul_entries(text: str) -> list[dict]:
         out.append({"hoa": hoa.group(1), "coa": coa.group(1) if coa else None,
                     "cn": cn.group(1) if cn else None, "text": block})
     return out
+
+
+def mip6d_missing() -> str | None:
+    """None when UMIP's static mip6d is built (building it if need be), else why not.
+
+    For callers that run mip6d themselves inside tests/qemu/harness.py's guest
+    (bench/bench_handover_umip.py) and so need neither guest.sh's initramfs nor
+    a kernel in /boot.
+    """
+    if not os.path.exists(BUILD_SH) and not os.access(MIP6D, os.X_OK):
+        return f"no UMIP peer at {PEER_DIR} (set DENALI_UMIP_DIR)"
+    if not os.access(MIP6D, os.X_OK):
+        r = subprocess.run(["bash", BUILD_SH], capture_output=True, text=True, timeout=900)
+        if r.returncode != 0 or not os.access(MIP6D, os.X_OK):
+            return f"UMIP did not build: {(r.stdout + r.stderr).strip()[-300:]}"
+    return None

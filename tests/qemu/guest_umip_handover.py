@@ -1,0 +1,531 @@
+"""UMIP's mip6d as the mobile node, denalid as its home agent: the handover, timed.
+
+Run inside the qemu guest (tests/qemu/harness.py: Debian's kernel, which has
+CONFIG_IPV6_MIP6 and ip6_tunnel, the host's files over 9p) by
+bench/bench_handover_umip.py and tests/qemu/test_umip_handover.py:
+
+    python3 guest_umip_handover.py --repo /run/src --mip6d /run/job/mip6d \
+        --kroot /opt/denali-qemu/linux-image-... [--moves 3] [--variant NAME=LINES ...]
+
+Everything runs in namespaces of this one guest, so every timestamp is one
+CLOCK_MONOTONIC:
+  - the seed's lab (ha/lab/topology.py) with its own tag: denalid as home
+    agent (the seed's HA mip6d.conf plus a variant's extra lines, RAs every
+    0.03-0.07 s with the Advertisement Interval option and unicast answers to
+    RSs), a correspondent on the home link;
+  - UMIP's mip6d as the mobile node in the lab's MN namespace (the seed's MN
+    file with the brace its listing lost), kernel DAD on for its interface with
+    optimistic DAD (RFC 4429) allowed and used;
+  - a probe in the correspondent and in the mobile node: 1,000 numbered,
+    timestamped UDP datagrams a second each way (correspondent -> home
+    address, home address -> correspondent).
+A move is a Wi-Fi reassociation: the MN's switch port goes down, changes
+bridge and comes up (the MN sees carrier loss and carrier back). The script
+records arrivals, the link events, denalid's log (-d 7) and UMIP's (each line
+stamped when read) and prints one 'DENALI-JSON {...}' line; it decides
+nothing. `probe` is the probe's own entry point (run in a namespace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import ctypes
+import errno
+import json
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+PORT = 9411
+IPV6_FREEBIND = 78  # linux/in6.h
+TAG = "uho"  # this bench's namespaces: swuho, denaliuho, cnuho, ravenuho
+
+RADVD_FAST = """\
+interface wlan0 {
+    AdvSendAdvert on;
+    AdvIntervalOpt on;
+    AdvRASolicitedUnicast on;
+    MaxRtrAdvInterval 0.07;
+    MinRtrAdvInterval 0.03;
+    MinDelayBetweenRAs 0.03;
+    AdvHomeAgentFlag on;
+    prefix 2001:db8::/64 { AdvOnLink on; AdvAutonomous on; AdvRouterAddr on; };
+};
+interface wlan1 {
+    AdvSendAdvert on;
+    AdvIntervalOpt on;
+    AdvRASolicitedUnicast on;
+    MaxRtrAdvInterval 0.07;
+    MinRtrAdvInterval 0.03;
+    MinDelayBetweenRAs 0.03;
+    AdvHomeAgentFlag off;
+    prefix 2001:db8:1::/64 { AdvOnLink on; AdvAutonomous on; AdvRouterAddr on; };
+};
+"""
+
+
+# ------------------------------------------------------------------ the probe
+
+def probe_main(argv) -> int:
+    """Send to --peer from --src at --rate; record (arrival, seq) of what comes in.
+
+    The socket is bound with IPV6_FREEBIND so it outlives its address leaving
+    the interface, as a home address does while the node moves. The time of
+    the latest arrival is kept in --status (8 bytes, rewritten every 50 ms) so
+    the driver can see traffic resume; on SIGTERM the arrivals go to --out.
+    """
+    p = argparse.ArgumentParser(prog="probe")
+    p.add_argument("--src", required=True)
+    p.add_argument("--peer", required=True)
+    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--status", required=True)
+    a = p.parse_args(argv)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind((a.src, PORT))
+    s.setblocking(False)
+    status = os.open(a.status, os.O_RDWR | os.O_CREAT, 0o644)
+    times, seqs = array.array("d"), array.array("l")
+    sent = 0
+    errors: dict[str, int] = {}
+    stop = False
+
+    def on_term(*_):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    period = 1.0 / a.rate
+    due = time.monotonic()
+    next_status = due
+    dest = (a.peer, PORT)
+    pack, unpack = struct.Struct("!Id").pack, struct.Struct("!Id").unpack_from
+    while not stop:
+        now = time.monotonic()
+        if now >= due:
+            try:
+                s.sendto(pack(sent, now), dest)
+            except OSError as e:
+                name = errno.errorcode.get(e.errno, str(e.errno))
+                errors[name] = errors.get(name, 0) + 1
+            sent += 1
+            due += period
+            if due < now - 0.02:  # a stall: no burst to catch up, the gap shows it
+                due = now + period
+            continue
+        if now >= next_status:
+            os.pwrite(status, struct.pack("d", times[-1] if times else 0.0), 0)
+            next_status = now + 0.05
+        try:
+            r, _, _ = select.select([s], [], [], due - now)
+        except InterruptedError:
+            continue
+        if r:
+            while True:
+                try:
+                    data = s.recv(64)
+                except (BlockingIOError, InterruptedError):
+                    break
+                times.append(time.monotonic())
+                seqs.append(unpack(data)[0] if len(data) >= 12 else -1)
+    with open(a.out + ".tmp", "wb") as f:
+        f.write(struct.pack("qq", len(times), sent))
+        times.tofile(f)
+        seqs.tofile(f)
+    with open(a.out + ".json", "w") as f:
+        json.dump({"sent": sent, "errors": errors}, f)
+    os.replace(a.out + ".tmp", a.out)
+    return 0
+
+
+def read_probe(path):
+    with open(path, "rb") as f:
+        n, sent = struct.unpack("qq", f.read(16))
+        times, seqs = array.array("d"), array.array("l")
+        times.fromfile(f, n)
+        seqs.fromfile(f, n)
+    with open(path + ".json") as f:
+        errors = json.load(f)["errors"]
+    return list(times), list(seqs), sent, errors
+
+
+def last_arrival(path):
+    try:
+        with open(path, "rb") as f:
+            return struct.unpack("d", f.read(8))[0]
+    except (OSError, struct.error):
+        return 0.0
+
+
+# ------------------------------------------------------------ the MN's port
+
+CLONE_NEWNET = 0x40000000
+RTM_NEWLINK, NLM_F_REQUEST, NLM_F_ACK, NLMSG_ERROR = 16, 1, 4, 2
+IFF_UP, IFLA_MASTER = 1, 10
+
+
+def in_netns(ns, fn):
+    """fn() with this thread in namespace ns (setns(2)), then back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET):
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+        try:
+            return fn()
+        finally:
+            libc.setns(own, CLONE_NEWNET)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+class Port:
+    """The MN's switch port, moved by rtnetlink from this process: a reassociation
+    is three messages, not three `ip` processes (each ~0.5 s under TCG)."""
+
+    def __init__(self, ns, port, bridges):
+        def opened():
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+            s.bind((0, 0))
+            return s, socket.if_nametoindex(port), {b: socket.if_nametoindex(b) for b in bridges}
+        self.sock, self.index, self.bridges = in_netns(ns, opened)
+        self.seq = 0
+
+    def _link(self, flags, change, attrs=b""):
+        self.seq += 1
+        body = struct.pack("BxHiII", 0, 0, self.index, flags, change) + attrs
+        self.sock.send(struct.pack("IHHII", 16 + len(body), RTM_NEWLINK,
+                                   NLM_F_REQUEST | NLM_F_ACK, self.seq, 0) + body)
+        data = self.sock.recv(4096)
+        _len, kind, _f, _seq, _pid = struct.unpack_from("IHHII", data)
+        if kind == NLMSG_ERROR:
+            (err,) = struct.unpack_from("i", data, 16)
+            if err:
+                raise OSError(-err, f"RTM_NEWLINK {self.index}")
+
+    def down(self):
+        self._link(0, IFF_UP)
+
+    def up(self):
+        self._link(IFF_UP, IFF_UP)
+
+    def master(self, bridge):
+        self._link(0, 0, struct.pack("HHI", 8, IFLA_MASTER, self.bridges[bridge]))
+
+
+# ------------------------------------------------------------------- the run
+
+class Lines:
+    """A child's output, each line stamped with CLOCK_MONOTONIC when read."""
+
+    def __init__(self, proc):
+        self.proc, self.lines = proc, []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self.lines.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+
+    def since(self, t):
+        return [(ts, line) for ts, line in self.lines if ts >= t]
+
+
+def wall_to_mono(hms: str, ref_wall: float, ref_mono: float) -> float:
+    """denalid's HH:MM:SS.mmm (local time) as CLOCK_MONOTONIC, by the offset at ref."""
+    h, m, s = hms.split(":")
+    sod = int(h) * 3600 + int(m) * 60 + float(s)
+    lt = time.localtime(ref_wall)
+    ref_sod = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + (ref_wall % 1)
+    d = sod - ref_sod
+    if d < -43200:
+        d += 86400
+    elif d > 43200:
+        d -= 86400
+    return ref_mono + d
+
+
+LOG_RE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) \S+: (BU from|BA status) (.*)$")
+
+
+def denalid_events(path, ref_wall, ref_mono):
+    """(mono, 'BU'|'BA', text) from denalid's -d 7 log."""
+    out = []
+    try:
+        text = open(path, errors="replace").read()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        m = LOG_RE.match(line)
+        if m:
+            kind = "BU" if m.group(2) == "BU from" else "BA"
+            out.append((wall_to_mono(m.group(1), ref_wall, ref_mono), kind,
+                        m.group(2) + " " + m.group(3)))
+    return out
+
+
+def longest_gap(times, lo, hi):
+    """The longest interval without an arrival in [lo, hi]: (length, start, end)."""
+    pts = [lo] + [t for t in times if lo < t < hi] + [hi]
+    best = (0.0, lo, lo)
+    for a, b in zip(pts, pts[1:]):
+        if b - a > best[0]:
+            best = (b - a, a, b)
+    return best
+
+
+def analyse(V, arrivals, events, umip_lines, args):
+    """Per move and direction: the longest gap, lost datagrams, the baseline gap
+    before the move; the BU and BA denalid logged, relative to link-up."""
+    import bisect
+    if V["moves"]:
+        t_first = V["moves"][0]["t_down"] - 3
+        n = int(V["moves"][-1]["t_end"] - t_first) + 1
+        V["rate_per_s"] = {d: [bisect.bisect_left(a[0], t_first + k + 1)
+                               - bisect.bisect_left(a[0], t_first + k) for k in range(n)]
+                           for d, a in arrivals.items()}
+    for k, mv in enumerate(V["moves"]):
+        up, down, end = mv["t_up"], mv["t_down"], mv["t_end"]
+        mv["link_down_ms"] = round((up - down) * 1000, 1)
+        for d, (times, seqs, _sent, _err) in arrivals.items():
+            g, a, b = longest_gap(times, down - 0.3, end)
+            base = longest_gap(times, down - args.settle + 0.3, down)[0]
+            i, j = bisect.bisect_left(times, down - 0.3), bisect.bisect_left(times, end)
+            got = seqs[i:j]
+            lost = (max(got) - min(got) + 1 - len(set(got))) if got else None
+            mv[d] = {"gap_ms": round(g * 1000, 1), "gap_from_up_ms": round((a - up) * 1000, 1),
+                     "resume_from_up_ms": round((b - up) * 1000, 1), "lost": lost,
+                     "baseline_gap_ms": round(base * 1000, 1),
+                     "resumed": b < end - 1e-6}
+        window = [(t, kind, text) for t, kind, text in events
+                  if down - 0.05 <= t < (V["moves"][k + 1]["t_down"] if k + 1 < len(V["moves"])
+                                         else end + 5)]
+        bus = [e for e in window if e[1] == "BU"]
+        bas = [e for e in window if e[1] == "BA"]
+        mv["bu_count"] = len(bus)
+        if bus:
+            mv["bu_from_up_ms"] = round((bus[0][0] - up) * 1000)
+            mv["last_bu_from_up_ms"] = round((bus[-1][0] - up) * 1000)
+            mv["bu_text"] = bus[0][2]
+        if bas:
+            mv["ba_from_up_ms"] = round((bas[-1][0] - up) * 1000)
+            mv["ba_text"] = [e[2] for e in bas]
+        lines = [(round((t - up) * 1000), line[:200]) for t, line in umip_lines
+                 if down - 0.05 <= t <= end and "md_update_router_stats" not in line]
+        mv["umip_log"] = lines[:150]
+        for key in ("t_down", "t_up_cmd", "t_up", "t_end"):
+            mv[key] = round(mv[key], 4)
+
+
+def run_variant(name, extra, args, R):
+    from ha.lab.topology import CN_ADDRESS, MN_HOME, SeedLab, run
+
+    V = {"name": name, "extra": extra, "moves": [], "notes": []}
+    R["variants"].append(V)
+    tmp = f"/tmp/uho-{name}"
+    os.makedirs(tmp, exist_ok=True)
+    lab = SeedLab(tag=TAG)
+    procs = []
+    umip = None
+    t0 = time.monotonic()
+    try:
+        lab.build()
+        mn = lab.mn
+        # the lab's MN starts with a static home address and DAD off: UMIP is the
+        # mobile node here, a laptop's kernel DADs every address it forms
+        run(["ip", "addr", "flush", "dev", "wlan0", "scope", "global"], mn)
+        run(["ip", "-6", "route", "flush", "default"], mn, check=False)
+        for key, val in (("forwarding", 0), ("accept_ra", 1), ("accept_dad", 1),
+                         ("optimistic_dad", args.optimistic), ("use_optimistic", args.optimistic),
+                         ("dad_transmits", 1)):
+            for dev in ("all", "default", "wlan0"):
+                run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.{key}={val}"], mn)
+        # start away (the interop test's order), so the first move is the return home
+        run(["ip", "link", "set", "p-mn", "nomaster"], lab.sw)
+        run(["ip", "link", "set", "p-mn", "master", "br-remote"], lab.sw)
+
+        ha_conf = os.path.join(tmp, "mip6d.ha.conf")
+        with open(os.path.join(args.repo, "tests", "data", "mip6d.ha.conf")) as f:
+            text = f.read()
+        with open(ha_conf, "w") as f:
+            f.write(text + ("\n" + extra + "\n" if extra else ""))
+        radvd_conf = os.path.join(tmp, "radvd.conf")
+        with open(radvd_conf, "w") as f:
+            f.write(RADVD_FAST)
+        dlog = os.path.join(tmp, "denalid.log")
+        lab.start_daemon(ha_conf, "-C", radvd_conf, log_path=dlog)
+        V["denalid_started"] = round(time.monotonic() - t0, 1)
+
+        mn_conf = os.path.join(tmp, "mip6d.mn.conf")
+        with open(os.path.join(args.repo, "tests", "data", "mip6d.mn.conf")) as f:
+            mn_text = f.read() + "}\n"
+        with open(mn_conf, "w") as f:
+            f.write(mn_text)
+        umip_proc = subprocess.Popen(["ip", "netns", "exec", mn, args.mip6d, "-c", mn_conf,
+                                      "-d", "7"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        procs.append(umip_proc)
+        umip = Lines(umip_proc)
+
+        def registered():
+            out = lab.console("bc json", check=False)
+            try:
+                return any(b["hoa"] == str(MN_HOME) and b["status"] == "registered"
+                           for b in json.loads(out or "[]"))
+            except ValueError:
+                return False
+
+        end = time.monotonic() + 90
+        while not registered():
+            if time.monotonic() > end or umip_proc.poll() is not None:
+                raise RuntimeError("UMIP did not register with denalid in 90 s")
+            time.sleep(0.5)
+        V["registered"] = round(time.monotonic() - t0, 1)
+
+        # the probes: the correspondent to the home address and back
+        files = {}
+        for who, ns, src, peer in (("cn", lab.cn, str(CN_ADDRESS), str(MN_HOME)),
+                                   ("mn", mn, str(MN_HOME), str(CN_ADDRESS))):
+            out, status = os.path.join(tmp, f"probe-{who}.bin"), os.path.join(tmp, f"st-{who}")
+            with open(status, "wb") as f:
+                f.write(struct.pack("d", 0.0))
+            files[who] = (out, status)
+            procs.append(subprocess.Popen(
+                ["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__), "probe",
+                 "--src", src, "--peer", peer, "--rate", str(args.rate), "--out", out,
+                 "--status", status],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        probes = {"cn": procs[-2], "mn": procs[-1]}
+        # at the mobile node arrive correspondent -> MN datagrams: direction cn->mn
+        direction_file = {"cn->mn": files["mn"][1], "mn->cn": files["cn"][1]}
+
+        def flowing(after):
+            return all(last_arrival(p) > after for p in direction_file.values())
+
+        end = time.monotonic() + 30
+        while not flowing(time.monotonic() - 0.2):
+            if time.monotonic() > end:
+                V["notes"].append("the probe streams did not both flow before the moves")
+                break
+            time.sleep(0.2)
+        time.sleep(args.settle)
+
+        port = Port(lab.sw, "p-mn", ("br-home", "br-remote"))
+        where = "remote"
+        for i in range(2 * args.moves):
+            to = "home" if where == "remote" else "remote"
+            bridge = "br-home" if to == "home" else "br-remote"
+            mv = {"move": f"{where}->{to}"}
+            mv["t_down"] = time.monotonic()
+            port.down()
+            port.master(bridge)
+            mv["t_up_cmd"] = time.monotonic()
+            port.up()
+            mv["t_up"] = time.monotonic()
+            where = to
+            end = mv["t_up"] + args.move_timeout
+            while not flowing(mv["t_up"]) and time.monotonic() < end:
+                time.sleep(0.1)
+            mv["resumed"] = flowing(mv["t_up"])
+            time.sleep(args.settle)
+            mv["t_end"] = time.monotonic()
+            V["moves"].append(mv)
+
+        for p in probes.values():
+            p.send_signal(signal.SIGTERM)
+        for who, p in probes.items():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                V["notes"].append(f"probe {who} did not stop")
+        # the mobile node's probe receives the cn->mn stream, the correspondent's mn->cn
+        arrivals, V["probes"] = {}, {}
+        read = {}
+        for who in ("cn", "mn"):
+            try:
+                read[who] = read_probe(files[who][0])
+            except OSError as e:
+                V["notes"].append(f"no record from the {who} probe: {e}")
+        for direction, rx, tx in (("cn->mn", "mn", "cn"), ("mn->cn", "cn", "mn")):
+            if rx in read:
+                arrivals[direction] = read[rx]
+                V["probes"][direction] = {"received": len(read[rx][0]),
+                                          "sent": read[tx][2] if tx in read else None,
+                                          "send_errors": read[tx][3] if tx in read else None}
+        events = denalid_events(dlog, time.time(), time.monotonic())
+        analyse(V, arrivals, events, umip.lines if umip else [], args)
+        V["denalid_log_tail"] = open(dlog, errors="replace").read()[-2500:]
+        V["bc"] = lab.console("bc", check=False)
+    except Exception:
+        R["errors"].append(f"{name}: " + traceback.format_exc())
+        try:
+            V["denalid_log_tail"] = open(os.path.join(tmp, "denalid.log")).read()[-4000:]
+        except OSError:
+            pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if umip is not None:
+            umip.thread.join(2)
+            V["umip_log_head"] = [line[:200] for _, line in umip.lines[:60]]
+        lab.teardown()
+    V["seconds"] = round(time.monotonic() - t0, 1)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "probe":
+        return probe_main(sys.argv[2:])
+    p = argparse.ArgumentParser()
+    p.add_argument("--repo", required=True)
+    p.add_argument("--mip6d", required=True)
+    p.add_argument("--kroot", required=True)
+    p.add_argument("--moves", type=int, default=3, help="moves each way")
+    p.add_argument("--rate", type=float, default=1000.0)
+    p.add_argument("--settle", type=float, default=1.5)
+    p.add_argument("--move-timeout", type=float, default=25.0)
+    p.add_argument("--optimistic", type=int, default=1, choices=(0, 1))
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=extra mip6d.conf lines for the home agent ('' for none)")
+    a = p.parse_args()
+    sys.path.insert(0, a.repo)
+    os.chdir(a.repo)
+    R = {"variants": [], "errors": [], "mono0": time.monotonic()}
+    try:
+        os.chmod(a.mip6d, 0o755)
+        for mod in ("ip6_tunnel", "xfrm_user", "af_key"):
+            r = subprocess.run(["modprobe", "-d", a.kroot, mod], capture_output=True, text=True)
+            if r.returncode:
+                R["errors"].append(f"modprobe {mod}: {r.stderr.strip()}")
+        R["clocksource"] = open(
+            "/sys/devices/system/clocksource/clocksource0/current_clocksource").read().strip()
+        for spec in a.variant or ["base="]:
+            name, _, extra = spec.partition("=")
+            run_variant(name, extra.replace("\\n", "\n"), a, R)
+    except Exception:
+        R["errors"].append(traceback.format_exc())
+    print("DENALI-JSON " + json.dumps(R), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
