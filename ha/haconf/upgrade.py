@@ -2,9 +2,17 @@
 
     haconf upgrade IMAGE [--manifest FILE] [--device DEV] [--no-keep-config] [--reboot]
 
-The image is checked before a byte is written: its manifest (manifest.json
-beside it, from build.sh) must name it, be for this machine's architecture,
-and give its size and sha256, which must match; its partition table must be
+The image is checked before a byte is written. First who made it: the
+manifest (manifest.json beside it, from build.sh) must carry an Ed25519
+signature (RFC 8032) in manifest.json.sig, made by `build.sh --sign KEY` on
+the build machine, that the public key of the *running* firmware
+(/usr/share/denali/upgrade.pub, on the read-only root) accepts. A checksum
+alone proves nothing: whoever can change the image can recompute it. An
+unsigned manifest, or a firmware without a key, is refused unless the
+caller says insecure=True (haconf upgrade --insecure), and then it says so;
+a signature that does not verify is refused always. Then what it is: the
+manifest must name the image, be for this machine's architecture, and give
+its size and sha256, which must match; its partition table must be
 readable. The device's partition table must have the image's boot and root
 partitions at the same places (a different layout needs a full reflash of
 the card, which this refuses to guess at). Then partitions 1 (boot) and 2
@@ -25,6 +33,14 @@ from dataclasses import dataclass
 SECTOR = 512
 CHUNK = 1 << 20
 BOOT, ROOT, CONFIG = 1, 2, 3
+# the running firmware's upgrade key (build.sh --sign/--pubkey puts it there); the
+# variable is for tests and for a board that keeps its key elsewhere
+PUBKEY = "/usr/share/denali/upgrade.pub"
+SIG_SUFFIX = ".sig"
+
+
+def pubkey_path() -> str:
+    return os.environ.get("DENALI_UPGRADE_PUBKEY") or PUBKEY
 
 
 class UpgradeError(Exception):
@@ -69,24 +85,93 @@ def sha256_of(path: str) -> str:
     return h.hexdigest()
 
 
+def manifest_path(image: str, manifest: str | None) -> str:
+    return manifest or os.path.join(os.path.dirname(os.path.abspath(image)), "manifest.json")
+
+
 def load_manifest(image: str, manifest: str | None) -> dict:
-    path = manifest or os.path.join(os.path.dirname(os.path.abspath(image)), "manifest.json")
+    return parse_manifest(manifest_path(image, manifest), read_manifest(image, manifest))
+
+
+def read_manifest(image: str, manifest: str | None) -> bytes:
+    path = manifest_path(image, manifest)
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            return f.read()
     except FileNotFoundError:
         raise UpgradeError(f"no manifest at {path}: build.sh writes manifest.json beside "
                            "the image (or give --manifest)") from None
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        raise UpgradeError(f"manifest {path} is unreadable: {e}") from None
+
+
+def parse_manifest(path: str, raw: bytes) -> dict:
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
         raise UpgradeError(f"manifest {path} is unreadable: {e}") from None
     if not isinstance(data, dict) or data.get("name") != "denali" or "files" not in data:
         raise UpgradeError(f"{path} is not a denali manifest")
     return data
 
 
-def verify_image(image: str, manifest: str | None = None, arch: str | None = None) -> dict:
-    """Check IMAGE against its manifest; return the manifest, or raise UpgradeError."""
-    m = load_manifest(image, manifest)
+def check_signature(path: str, raw: bytes, pubkey: str | None = None,
+                    insecure: bool = False) -> str:
+    """Check the Ed25519 signature of manifest *raw* (read from *path*); what was found.
+
+    Raises UpgradeError for a bad signature, and for a missing signature or
+    key unless *insecure*.
+    """
+    key_file = pubkey or pubkey_path()
+    sig_file = path + SIG_SUFFIX
+    name = os.path.basename(path)
+    try:
+        with open(key_file) as f:
+            key_text = f.read()
+    except FileNotFoundError:
+        if insecure:
+            return f"NOT CHECKED: this firmware has no upgrade key ({key_file}); --insecure"
+        raise UpgradeError(f"this firmware has no upgrade key ({key_file}), so it cannot tell "
+                           f"who made the image; haconf upgrade --insecure writes it "
+                           "unchecked") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UpgradeError(f"the upgrade key {key_file} is unreadable: {e}") from None
+    from ha.haconf import ed25519  # only now: haconf's other commands never pay for it
+    try:
+        key = ed25519.public_key_from_pem(key_text)
+    except ValueError as e:
+        raise UpgradeError(f"the upgrade key {key_file}: {e}") from None
+    fingerprint = hashlib.sha256(key).hexdigest()[:16]
+    try:
+        with open(sig_file, "rb") as f:
+            sig = f.read()
+    except FileNotFoundError:
+        if insecure:
+            return f"UNSIGNED (no {os.path.basename(sig_file)}), written because of --insecure"
+        raise UpgradeError(f"{name} is not signed (no {sig_file}): build the image with "
+                           "./build.sh --sign KEY, or haconf upgrade --insecure to write an "
+                           "unsigned image") from None
+    except OSError as e:
+        raise UpgradeError(f"{sig_file} is unreadable: {e}") from None
+    if len(sig) != 64:
+        raise UpgradeError(f"{sig_file} is {len(sig)} bytes, not a 64-byte Ed25519 signature")
+    if not ed25519.verify(key, raw, sig):
+        # never written, --insecure or not: this is what tampering looks like
+        raise UpgradeError(f"{name} does not match its signature for this firmware's upgrade "
+                           f"key {fingerprint}: changed since it was signed, or signed with "
+                           "another key")
+    return f"signed with the upgrade key {fingerprint}"
+
+
+def verify_image(image: str, manifest: str | None = None, arch: str | None = None, *,
+                 pubkey: str | None = None, insecure: bool = False, progress=None) -> dict:
+    """Check IMAGE's signature and its manifest; return the manifest, or raise UpgradeError."""
+    path = manifest_path(image, manifest)
+    raw = read_manifest(image, manifest)
+    signed = check_signature(path, raw, pubkey, insecure)  # before any field is believed
+    if progress:
+        progress(f"manifest {signed}")
+    m = parse_manifest(path, raw)
     name = os.path.basename(image)
     entry = m["files"].get(name)
     if entry is None:
@@ -144,9 +229,10 @@ def running_device() -> str | None:
 
 
 def upgrade(image: str, device: str, *, manifest: str | None = None, keep_config: bool = True,
-            arch: str | None = None, progress=None) -> list[Partition]:
+            arch: str | None = None, progress=None, pubkey: str | None = None,
+            insecure: bool = False) -> list[Partition]:
     """Verify, then copy; returns what was written. Raises UpgradeError before writing."""
-    verify_image(image, manifest, arch)
+    verify_image(image, manifest, arch, pubkey=pubkey, insecure=insecure, progress=progress)
     with open(image, "rb") as src:
         image_parts = read_partitions(src)
     try:

@@ -1,9 +1,11 @@
 """haconf upgrade: checked against the manifest, refusals write nothing.
 
 The images here are small disks made by the test (an MBR and three
-partitions with recognisable contents) with a manifest like build.sh's; the
-"device" is a file holding the old image, as a CF card would. A test at the
-end uses the real built image when there is one.
+partitions with recognisable contents) with a manifest like build.sh's,
+signed as build.sh --sign signs it (openssl, a key made for the session);
+the "device" is a file holding the old image, as a CF card would. A test at
+the end uses the real built image when there is one. The signature's own
+refusals are in test_upgrade_signature.py.
 """
 
 import hashlib
@@ -11,6 +13,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -37,17 +40,55 @@ def make_disk(path, fill, layout=((1, 1), (2, 2), (3, 1))):
             f.write(fill[n] * (mib * MIB // len(fill[n])))
 
 
-def manifest_for(image, arch=None):
+def openssl(*args):
+    r = subprocess.run(["openssl", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """An Ed25519 key pair made by openssl: (private PEM path, public PEM path)."""
+    d = tmp_path_factory.mktemp("keys")
+    key, pub = str(d / "build.key"), str(d / "upgrade.pub")
+    openssl("genpkey", "-algorithm", "ed25519", "-out", key)
+    openssl("pkey", "-in", key, "-pubout", "-out", pub)
+    return key, pub
+
+
+@pytest.fixture(autouse=True)
+def firmware_key(keys, monkeypatch):
+    """The running firmware's upgrade key is the session's public key."""
+    monkeypatch.setenv("DENALI_UPGRADE_PUBKEY", keys[1])
+    return keys[1]
+
+
+SIGNING_KEY = []  # set by the keys fixture's users: manifest_for signs with it
+
+
+def sign(manifest, key):
+    """What build.sh --sign does: openssl's Ed25519 signature of the manifest, raw, beside it."""
+    openssl("pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", manifest, "-out",
+            manifest + ".sig")
+
+
+def manifest_for(image, arch=None, key=None):
     data = open(image, "rb").read()
     m = {"name": "denali", "version": "9.9", "arch": arch or machine_arch(),
          "files": {os.path.basename(image): {"size": len(data),
                                              "sha256": hashlib.sha256(data).hexdigest()}}}
-    with open(os.path.join(os.path.dirname(image), "manifest.json"), "w") as f:
+    path = os.path.join(os.path.dirname(image), "manifest.json")
+    with open(path, "w") as f:
         json.dump(m, f)
+    key = key or (SIGNING_KEY[0] if SIGNING_KEY else None)
+    if key:
+        sign(path, key)
+    return path
 
 
 @pytest.fixture
-def disks(tmp_path):
+def disks(tmp_path, keys):
+    SIGNING_KEY[:] = [keys[0]]
     new_dir = tmp_path / "new"
     new_dir.mkdir()
     image = str(new_dir / "denali-test.img")
@@ -145,8 +186,13 @@ def test_the_built_image_verifies_against_its_manifest(tmp_path):
     manifest = json.load(open(os.path.join(REPO, "out", "manifest.json")))
     if "denali-i386.img" not in manifest["files"]:
         pytest.skip("out/manifest.json is for another architecture")
-    verify_image(img, arch="i386")
+    # build.sh --sign leaves the public key beside the image; an unsigned build is
+    # checked for everything else
+    pub = os.path.join(REPO, "out", "upgrade.pub")
+    signed = os.path.exists(os.path.join(REPO, "out", "manifest.json.sig"))
+    how = {"pubkey": pub} if signed and os.path.exists(pub) else {"insecure": True}
+    verify_image(img, arch="i386", **how)
     device = str(tmp_path / "card")
     shutil.copy(img, device)
-    written = upgrade(img, device, arch="i386")
+    written = upgrade(img, device, arch="i386", **how)
     assert [p.n for p in written] == [1, 2]
