@@ -1,7 +1,14 @@
 #!/bin/bash
 # Build the denali firmware image from Debian's packages.
 #
-#   ./build.sh [--arch i386|amd64] [--out DIR]
+#   ./build.sh [--arch i386|amd64] [--out DIR] [--sign KEY | --pubkey PUB]
+#
+# --sign KEY: KEY is the Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`),
+#   kept on the build machine only. Its public half goes into the image
+#   (/usr/share/denali/upgrade.pub: what `haconf upgrade` trusts) and beside it
+#   (DIR/upgrade.pub); manifest.json is signed (DIR/manifest.json.sig, 64 raw bytes).
+# --pubkey PUB: put this public key in the image without signing (sign elsewhere).
+#   Without either, the image has no upgrade key and its upgrades need --insecure.
 #
 # Outputs in DIR (default ./out):
 #   denali-ARCH.img                   disk image to dd onto the CF card:
@@ -25,6 +32,8 @@ BUILD=${DENALI_BUILD_DIR:-$HERE/build}
 # bump when the base recipe (debootstrap + kernel download) changes
 BASE_RECIPE=1
 CFG_MB=8
+SIGN_KEY=
+PUB_KEY=
 
 usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -33,6 +42,10 @@ while [ $# -gt 0 ]; do
         --arch=*) ARCH=${1#*=}; shift ;;
         --out) OUT=$2; shift 2 ;;
         --out=*) OUT=${1#*=}; shift ;;
+        --sign) SIGN_KEY=$2; shift 2 ;;
+        --sign=*) SIGN_KEY=${1#*=}; shift ;;
+        --pubkey) PUB_KEY=$2; shift 2 ;;
+        --pubkey=*) PUB_KEY=${1#*=}; shift ;;
         -h|--help) usage 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; usage 2 ;;
     esac
@@ -44,6 +57,28 @@ case "$ARCH" in
 esac
 mkdir -p "$OUT" "$BUILD/cache" "$BUILD/logs"
 OUT=$(cd "$OUT" && pwd)
+# the upgrade key: checked before an hour of building, not after
+UPGRADE_PUB=
+if [ -n "$SIGN_KEY$PUB_KEY" ]; then
+    command -v openssl >/dev/null 2>&1 || { echo "build.sh: --sign/--pubkey need openssl" >&2; exit 2; }
+    UPGRADE_PUB=$BUILD/upgrade.pub
+    if [ -n "$SIGN_KEY" ]; then
+        openssl pkey -in "$SIGN_KEY" -noout -text 2>/dev/null | head -n1 | grep -q 'ED25519 Private-Key' ||
+            { echo "build.sh: --sign $SIGN_KEY is not an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519)" >&2; exit 2; }
+        [ -z "$(find "$SIGN_KEY" -perm /077 2>/dev/null)" ] ||
+            echo "build.sh: warning: $SIGN_KEY is readable by others than its owner (chmod 600 it)" >&2
+        openssl pkey -in "$SIGN_KEY" -pubout -out "$UPGRADE_PUB.tmp"
+        if [ -n "$PUB_KEY" ] && ! cmp -s "$UPGRADE_PUB.tmp" <(openssl pkey -pubin -in "$PUB_KEY" -pubout 2>/dev/null); then
+            rm -f "$UPGRADE_PUB.tmp"
+            echo "build.sh: --pubkey $PUB_KEY is not the public half of --sign $SIGN_KEY" >&2; exit 2
+        fi
+    else
+        openssl pkey -pubin -in "$PUB_KEY" -noout -text 2>/dev/null | head -n1 | grep -q 'ED25519 Public-Key' ||
+            { echo "build.sh: --pubkey $PUB_KEY is not an Ed25519 public key in PEM" >&2; exit 2; }
+        openssl pkey -pubin -in "$PUB_KEY" -pubout -out "$UPGRADE_PUB.tmp"
+    fi
+    mv "$UPGRADE_PUB.tmp" "$UPGRADE_PUB"
+fi
 VERSION=$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' "$HERE/setup.py")
 [ -n "$VERSION" ] || VERSION=0.0.0
 
@@ -231,7 +266,7 @@ prune_cache "root-$ARCH" "$ROOTC"
 note "root.squashfs $(du -h "$ROOTC/root.squashfs" | cut -f1) (unpacked $(($(cat "$ROOTC/root-kb.txt") / 1024)) MiB)"
 
 # ---------------------------------------------------------------- project overlay
-APP_KEY=$(str_hash "$BASE_KEY $VERSION $(tree_hash "$HERE/ha" "$HERE/radvd" "$HERE/setup.py") $(section_hash 'project overlay') ${WHEEL##*/}")
+APP_KEY=$(str_hash "$BASE_KEY $VERSION $(tree_hash "$HERE/ha" "$HERE/radvd" "$HERE/setup.py") $(section_hash 'project overlay') ${WHEEL##*/} ${UPGRADE_PUB:+$(tree_hash "$UPGRADE_PUB")}")
 APPC=$BUILD/cache/app-$ARCH-$APP_KEY
 if [ -f "$APPC/.done" ]; then
     stage overlay "project overlay: cached ($APP_KEY)"
@@ -258,6 +293,12 @@ else
     script denalid ha.daemon.main
     script haconf ha.haconf.cli
     echo "$VERSION" > "$A/usr/share/denali/VERSION"
+    # the key haconf upgrade trusts: the public half only, on a read-only layer that the
+    # next upgrade replaces (so a new image can carry a new key)
+    if [ -n "$UPGRADE_PUB" ]; then
+        install -m 0644 "$UPGRADE_PUB" "$A/usr/share/denali/upgrade.pub"
+        note "upgrade key in the image: /usr/share/denali/upgrade.pub"
+    fi
     # byte-compile with the image's own interpreter: the root is read-only at run time
     RB=$BASE/root
     mkdir -p "$RB/tmp/denali-app"
@@ -334,6 +375,8 @@ else
     echo "$VERSION $KVER" > "$W/VERSION"
     run mcopy -i "$W/boot.part" "$W/VERSION" ::/VERSION
     run mke2fs -q -t ext4 -L DENALICFG -m 0 -N 128 -J size=1 "$W/cfg.part" "${CFG_MB}M"
+    # /etc/denali holds keys (denali.conf, root.passwd): its root directory is root's only
+    run debugfs -w -R "sif / mode 040700" "$W/cfg.part"
     # 1 MiB aligned partitions; built as files and dd'ed in (no loop partitions needed)
     P1=1; P2=$((P1 + BOOT_MB)); P3=$((P2 + ROOT_MB)); END=$((P3 + CFG_MB))
     rm -f "$W/disk.img"
@@ -391,6 +434,24 @@ EOF
     cp "$OUT/manifest.json" "$OUT/manifest-$ARCH.json"
     echo "$IMG_KEY" > "$OUT/.denali-$ARCH.key"
     rm -rf "$W"
+fi
+# ---------------------------------------------------------------- signature
+STAGE=sign
+rm -f "$OUT/manifest.json.sig" "$OUT/manifest-$ARCH.json.sig" "$OUT/upgrade.pub"
+if [ -n "$UPGRADE_PUB" ]; then
+    cp "$UPGRADE_PUB" "$OUT/upgrade.pub"
+fi
+if [ -n "$SIGN_KEY" ]; then
+    stage sign "Ed25519 signature of manifest.json with $SIGN_KEY"
+    for m in manifest.json "manifest-$ARCH.json"; do
+        run openssl pkeyutl -sign -rawin -inkey "$SIGN_KEY" -in "$OUT/$m" -out "$OUT/$m.sig" ||
+            fail "openssl could not sign $m"
+        run openssl pkeyutl -verify -rawin -pubin -inkey "$UPGRADE_PUB" -in "$OUT/$m" -sigfile "$OUT/$m.sig" ||
+            fail "the signature of $m does not verify"
+    done
+    note "manifest.json.sig, upgrade.pub (fingerprint $(openssl pkey -pubin -in "$UPGRADE_PUB" -outform DER | tail -c 32 | sha256sum | cut -c1-16))"
+elif [ -z "$UPGRADE_PUB" ]; then
+    note "unsigned: no upgrade key in the image; haconf upgrade will need --insecure (./build.sh --sign KEY)"
 fi
 trap - ERR
 size=$(stat -c %s "$IMG")
