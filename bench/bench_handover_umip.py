@@ -68,9 +68,13 @@ def med(values):
 def report(data: dict, moves_each_way: int) -> None:
     print(f"guest clocksource: {data.get('clocksource')}")
     for V in data["variants"]:
-        label = V["name"] + (f" ({V['extra']})" if V["extra"] else " (the seed's HA mip6d.conf)")
-        print(f"\nvariant {label}: denalid up at {V.get('denalid_started')} s, "
-              f"UMIP registered at {V.get('registered')} s, variant took {V.get('seconds')} s")
+        ra_min, ra_max, opt = V["ra"]
+        label = (V["name"] + ": HA " + (V["extra"] or "the seed's mip6d.conf")
+                 + f", RAs {ra_min}-{ra_max} s, Advertisement Interval option "
+                 + ("on" if opt else "off"))
+        print(f"\nvariant {label}\n  denalid up at {V.get('denalid_started')} s, "
+              f"UMIP registered at {V.get('registered')} s, variant took {V.get('seconds')} s, "
+              f"guest CPU busy {100 * V.get('cpu_busy', 0):.0f}% during the moves")
         for d, p in V.get("probes", {}).items():
             print(f"  probe {d}: {p['received']} received of {p['sent']} sent "
                   f"({p['send_errors']} send errors)")
@@ -94,6 +98,11 @@ def report(data: dict, moves_each_way: int) -> None:
                   f"cn->mn resumes {ms(med([m['cn->mn']['resume_from_up_ms'] for m in these if 'cn->mn' in m]))}, "
                   f"mn->cn resumes {ms(med([m['mn->cn']['resume_from_up_ms'] for m in these if 'mn->cn' in m]))}; "
                   f"BUs per move {[m.get('bu_count') for m in these]}")
+            print(f"  umip mn  {way:13s} UMIP's side, median ms from link-up: movement "
+                  f"detected {ms(med([m.get('umip_moved_ms') for m in these]))}, first BU sent "
+                  f"{ms(med([m.get('umip_bu_ms') for m in these]))}, first BA taken "
+                  f"{ms(med([m.get('umip_ba_ms') for m in these]))}; its router declared lost "
+                  f"{[m.get('umip_router_expiries') for m in these]} times per move")
         base = [m[d]["baseline_gap_ms"] for m in moves for d in ("cn->mn", "mn->cn") if d in m]
         print(f"  reference: longest gap of the steady stream in the "
               f"second before each move, median {ms(med(base))} ms, max {ms(max(base, default=None))} ms"
@@ -117,9 +126,12 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=1000.0, help="probes per second each way")
     p.add_argument("--no-optimistic", action="store_true",
                    help="the MN's interface without optimistic DAD (RFC 4429)")
-    p.add_argument("--variant", action="append", default=None, metavar="NAME=LINES",
-                   help="home agent variants: extra mip6d.conf lines (default: base, "
-                        "and tdd when DenaliTunnelDuringDad exists)")
+    p.add_argument("--ha", choices=("base", "tdd", "both"), default=None,
+                   help="home agent without/with DenaliTunnelDuringDad (default: both when "
+                        "the setting exists, else base)")
+    p.add_argument("--control", action="store_true",
+                   help="also run the RAs without the Advertisement Interval option (UMIP "
+                        "then keeps a router for its 1 s lifetime instead of 70 ms)")
     p.add_argument("--keep-json", help="write the guest's whole report here")
     p.add_argument("--log", help="the guest's serial console, as it comes")
     a = p.parse_args()
@@ -130,12 +142,21 @@ def main() -> int:
     if why:
         print(f"bench_handover_umip: skipped: {why}")
         return 0
-    variants = a.variant or (["base=", f"tdd={TDD_LINE}"] if tunnel_during_dad_available()
-                             else ["base="])
+    has_tdd = tunnel_during_dad_available()
+    ha = a.ha or ("both" if has_tdd else "base")
+    if ha != "base" and not has_tdd:
+        print("bench_handover_umip: ha/config has no DenaliTunnelDuringDad yet: base only")
+        ha = "base"
+    has = [("base", "")] if ha in ("base", "both") else []
+    has += [("tdd", TDD_LINE)] if ha in ("tdd", "both") else []
+    profiles = [("", [0.03, 0.07, True])] + ([("noivl-", [0.03, 0.07, False])]
+                                              if a.control else [])
+    variants = [{"name": pre + name, "extra": extra, "ra": ra}
+                for pre, ra in profiles for name, extra in has]
     kernel = harness.find_kernel()
     with open(umip_peer.MIP6D, "rb") as f:
         mip6d = f.read()
-    args = " ".join(f"--variant '{v}'" for v in variants)
+    args = f"--variants '{json.dumps(variants)}'"
     script = ("export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/run/src\n"
               f"exec {sys.executable} /run/src/tests/qemu/guest_umip_handover.py "
               f"--repo /run/src --mip6d /run/job/mip6d --kroot {kernel.root} "
@@ -144,7 +165,7 @@ def main() -> int:
     print(f"UMIP mip6d as mobile node, denalid as home agent: qemu TCG, a lower bound on speed; "
           f"RAs 0.03-0.07 s, DAD on at the MN (optimistic {'off' if a.no_optimistic else 'on'}), "
           f"{a.rate:.0f} probes/s each way, {a.moves} moves each way; variants "
-          + ", ".join(v.split("=")[0] for v in variants), flush=True)
+          + ", ".join(v["name"] for v in variants), flush=True)
     t0 = time.monotonic()
     res = harness.run_guest(kernel, script, files={"mip6d": mip6d}, timeout=600 * len(variants),
                             memory_mb=768, src=ROOT, log_path=a.log)

@@ -49,28 +49,33 @@ PORT = 9411
 IPV6_FREEBIND = 78  # linux/in6.h
 TAG = "uho"  # this bench's namespaces: swuho, denaliuho, cnuho, ravenuho
 
-RADVD_FAST = """\
+RADVD = """\
 interface wlan0 {
     AdvSendAdvert on;
-    AdvIntervalOpt on;
+    AdvIntervalOpt @OPT@;
     AdvRASolicitedUnicast on;
-    MaxRtrAdvInterval 0.07;
-    MinRtrAdvInterval 0.03;
-    MinDelayBetweenRAs 0.03;
+    MaxRtrAdvInterval @MAX@;
+    MinRtrAdvInterval @MIN@;
+    MinDelayBetweenRAs @MIN@;
     AdvHomeAgentFlag on;
     prefix 2001:db8::/64 { AdvOnLink on; AdvAutonomous on; AdvRouterAddr on; };
 };
 interface wlan1 {
     AdvSendAdvert on;
-    AdvIntervalOpt on;
+    AdvIntervalOpt @OPT@;
     AdvRASolicitedUnicast on;
-    MaxRtrAdvInterval 0.07;
-    MinRtrAdvInterval 0.03;
-    MinDelayBetweenRAs 0.03;
+    MaxRtrAdvInterval @MAX@;
+    MinRtrAdvInterval @MIN@;
+    MinDelayBetweenRAs @MIN@;
     AdvHomeAgentFlag off;
     prefix 2001:db8:1::/64 { AdvOnLink on; AdvAutonomous on; AdvRouterAddr on; };
 };
 """
+
+
+def radvd_text(ra_min, ra_max, interval_opt):
+    return (RADVD.replace("@MIN@", str(ra_min)).replace("@MAX@", str(ra_max))
+            .replace("@OPT@", "on" if interval_opt else "off"))
 
 
 # ------------------------------------------------------------------ the probe
@@ -306,7 +311,11 @@ def analyse(V, arrivals, events, umip_lines, args):
             i, j = bisect.bisect_left(times, down - 0.3), bisect.bisect_left(times, end)
             got = seqs[i:j]
             lost = (max(got) - min(got) + 1 - len(set(got))) if got else None
-            mv[d] = {"gap_ms": round(g * 1000, 1), "gap_from_up_ms": round((a - up) * 1000, 1),
+            bins = [bisect.bisect_left(times, down - 0.5 + 0.1 * (q + 1))
+                    - bisect.bisect_left(times, down - 0.5 + 0.1 * q)
+                    for q in range(int((min(end, up + 6) - down + 0.5) * 10))]
+            mv[d] = {"per_100ms_from_down_minus_500": bins,
+                     "gap_ms": round(g * 1000, 1), "gap_from_up_ms": round((a - up) * 1000, 1),
                      "resume_from_up_ms": round((b - up) * 1000, 1), "lost": lost,
                      "baseline_gap_ms": round(base * 1000, 1),
                      "resumed": b < end - 1e-6}
@@ -321,8 +330,23 @@ def analyse(V, arrivals, events, umip_lines, args):
             mv["last_bu_from_up_ms"] = round((bus[-1][0] - up) * 1000)
             mv["bu_text"] = bus[0][2]
         if bas:
-            mv["ba_from_up_ms"] = round((bas[-1][0] - up) * 1000)
-            mv["ba_text"] = [e[2] for e in bas]
+            # the first accepting BA after the first BU; retransmissions and their answers after it
+            ok = [e for e in bas if e[2].startswith("BA status 0 ") and (not bus or e[0] >= bus[0][0])]
+            if ok:
+                mv["ba_from_up_ms"] = round((ok[0][0] - up) * 1000)
+            mv["last_ba_from_up_ms"] = round((bas[-1][0] - up) * 1000)
+            mv["ba_text"] = [f"{round((e[0] - up) * 1000)} ms {e[2]}" for e in bas]
+        def first(pattern, after=up):
+            for t, line in umip_lines:
+                if t >= after and t <= end and pattern in line:
+                    return round((t - up) * 1000)
+            return None
+        mv["umip_moved_ms"] = first("mn_move: in ")
+        mv["umip_bu_ms"] = first("sending MH type 5")
+        mv["umip_ba_ms"] = first("Got BA from")
+        mv["umip_dad_ms"] = first("DAD succeeded")
+        mv["umip_router_expiries"] = sum(1 for t, line in umip_lines
+                                         if down <= t <= end and "md_expire_router" in line)
         lines = [(round((t - up) * 1000), line[:200]) for t, line in umip_lines
                  if down - 0.05 <= t <= end and "md_update_router_stats" not in line]
         mv["umip_log"] = lines[:150]
@@ -330,10 +354,16 @@ def analyse(V, arrivals, events, umip_lines, args):
             mv[key] = round(mv[key], 4)
 
 
-def run_variant(name, extra, args, R):
+def cpu_ticks():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f), f[3] + f[4]  # total, idle + iowait
+
+
+def run_variant(spec, args, R):
     from ha.lab.topology import CN_ADDRESS, MN_HOME, SeedLab, run
 
-    V = {"name": name, "extra": extra, "moves": [], "notes": []}
+    name, extra, ra = spec["name"], spec.get("extra", ""), spec.get("ra", [0.03, 0.07, True])
+    V = {"name": name, "extra": extra, "ra": ra, "moves": [], "notes": []}
     R["variants"].append(V)
     tmp = f"/tmp/uho-{name}"
     os.makedirs(tmp, exist_ok=True)
@@ -364,7 +394,7 @@ def run_variant(name, extra, args, R):
             f.write(text + ("\n" + extra + "\n" if extra else ""))
         radvd_conf = os.path.join(tmp, "radvd.conf")
         with open(radvd_conf, "w") as f:
-            f.write(RADVD_FAST)
+            f.write(radvd_text(*ra))
         dlog = os.path.join(tmp, "denalid.log")
         lab.start_daemon(ha_conf, "-C", radvd_conf, log_path=dlog)
         V["denalid_started"] = round(time.monotonic() - t0, 1)
@@ -424,6 +454,7 @@ def run_variant(name, extra, args, R):
         time.sleep(args.settle)
 
         port = Port(lab.sw, "p-mn", ("br-home", "br-remote"))
+        cpu0 = cpu_ticks()
         where = "remote"
         for i in range(2 * args.moves):
             to = "home" if where == "remote" else "remote"
@@ -444,6 +475,8 @@ def run_variant(name, extra, args, R):
             mv["t_end"] = time.monotonic()
             V["moves"].append(mv)
 
+        cpu1 = cpu_ticks()
+        V["cpu_busy"] = round(1 - (cpu1[1] - cpu0[1]) / max(1, cpu1[0] - cpu0[0]), 3)
         for p in probes.values():
             p.send_signal(signal.SIGTERM)
         for who, p in probes.items():
@@ -504,8 +537,9 @@ def main() -> int:
     p.add_argument("--settle", type=float, default=1.5)
     p.add_argument("--move-timeout", type=float, default=25.0)
     p.add_argument("--optimistic", type=int, default=1, choices=(0, 1))
-    p.add_argument("--variant", action="append", default=[],
-                   help="NAME=extra mip6d.conf lines for the home agent ('' for none)")
+    p.add_argument("--variants", default='[{"name": "base"}]',
+                   help='JSON list of {"name", "extra": HA mip6d.conf lines, '
+                        '"ra": [min, max, AdvIntervalOpt]}')
     a = p.parse_args()
     sys.path.insert(0, a.repo)
     os.chdir(a.repo)
@@ -518,9 +552,8 @@ def main() -> int:
                 R["errors"].append(f"modprobe {mod}: {r.stderr.strip()}")
         R["clocksource"] = open(
             "/sys/devices/system/clocksource/clocksource0/current_clocksource").read().strip()
-        for spec in a.variant or ["base="]:
-            name, _, extra = spec.partition("=")
-            run_variant(name, extra.replace("\\n", "\n"), a, R)
+        for spec in json.loads(a.variants):
+            run_variant(spec, a, R)
     except Exception:
         R["errors"].append(traceback.format_exc())
     print("DENALI-JSON " + json.dumps(R), flush=True)
