@@ -231,9 +231,14 @@ def probe_main(argv) -> int:
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     period, seq, errors = 1.0 / a.rate, 0, 0
-    due = time.monotonic()
+    # how many have come so far, rewritten twice a second: the script waits on it
+    count_fd = os.open(a.out + ".count", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    due = shown = time.monotonic()
     while not stop:
         now = time.monotonic()
+        if now >= shown + 0.5:
+            os.pwrite(count_fd, b"%12d\n" % len(arrivals), 0)
+            shown = now
         if now >= due:
             try:
                 tx.sendto(struct.pack("!Id", seq, now), (a.peer, PORT))
@@ -263,6 +268,15 @@ def probe_main(argv) -> int:
     return 0
 
 
+def arrived(path):
+    """The count a running probe last wrote (0 before it has)."""
+    try:
+        with open(path + ".count") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def read_arrivals(path):
     a = array.array("d")
     try:
@@ -274,23 +288,31 @@ def read_arrivals(path):
 
 
 def blackout(arrivals, start, end):
-    """The longest gap between arrivals that ends after `start` (the move) and
-    before `end`, the first arrival after start, how many came after it and
-    how many in the phase's last second."""
+    """What one direction of the stream saw of a move that began at `start`,
+    up to `end` (the next move): the longest gap between arrivals that ends
+    after the move began (a stream that had stopped before counts from
+    `start`), when the first datagram after the start came, how many came,
+    how many in the phase's last second, and every gap over 50 ms in ms
+    from the start, for the report."""
     inside = [t for t in arrivals if start - 1.0 <= t <= end]
     after = [t for t in inside if t >= start]
-    longest, prev = 0.0, None
-    for t in inside:
-        if prev is not None and t >= start:
-            longest = max(longest, t - prev)
+    before = [t for t in inside if t < start]
+    longest, gaps = 0.0, []
+    prev = before[-1] if before else start
+    for t in after:
+        if t - prev > 0.05:
+            gaps.append([round((prev - start) * 1000), round((t - start) * 1000)])
+        longest = max(longest, t - prev)
         prev = t
-    if not after:
-        longest = end - (inside[-1] if inside else start)
+    if end - prev > longest:  # never resumed: the gap runs to the end
+        longest = end - prev
     return {"gap_ms": round(longest * 1000, 1),
             "first_after_ms": round((after[0] - start) * 1000, 1) if after else None,
             "received_after": len(after),
+            "flowing_before": bool(before),
             # flowing again at the end of the phase, once everything settled
-            "received_last_s": sum(1 for t in after if t >= end - 1.0)}
+            "received_last_s": sum(1 for t in after if t >= end - 1.0),
+            "gaps_ms": gaps[:20]}
 
 
 # ------------------------------------------------------------------- the run
@@ -417,7 +439,7 @@ def main(args) -> None:
             radios = (s or {}).get("radios") or []
             return s if len(radios) == 2 and all(r.get("mode") == "AP" for r in radios) \
                 and ha_bc() is not None else None
-        status = wait_for(cells_up, 120, 0.5)
+        status = wait_for(cells_up, 90, 0.5)
         # the seed's `ifconfig wlan0 inet6 add 2001:db8::/64`, should a cell have lost it
         addrs = {}
         for ifname, addr in (("wlan0", "2001:db8::/64"), ("wlan1", "2001:db8:1::/64")):
@@ -440,7 +462,7 @@ def main(args) -> None:
             f.write(mn_conf)
         spawn("mn", [sys.executable, "-m", "ha.daemon.main", "-c", f"{run}/mip6d.mn.conf",
                      "-d", "7", "--vt-port", "7777"], ns=RAVEN)
-        at_home = wait_for(lambda: (mn_md() or {}).get("location") == "home", 90, 0.5)
+        at_home = wait_for(lambda: (mn_md() or {}).get("location") == "home", 60, 0.5)
         mark("mn_home", linked=bool(home_linked), at_home=bool(at_home),
              optimistic_handoff=optimistic, md=mn_md(), bul=mn_bul(), bc=ha_bc(),
              ping_cn_to_hoa=ping(CN, HOA, count=2))
@@ -451,7 +473,12 @@ def main(args) -> None:
                            "--out", f"{run}/cn.arrivals"], ns=CN)
         spawn("probe-mn", [sys.executable, me, "probe", "--src", HOA, "--peer", CN_ADDRESS,
                            "--out", f"{run}/mn.arrivals"], ns=RAVEN)
-        time.sleep(3)
+        # python starts slowly under TCG: move only once both ends hear the other
+        flowing = wait_for(lambda: arrived(f"{run}/cn.arrivals") > 100
+                           and arrived(f"{run}/mn.arrivals") > 100, 60, 0.2)
+        time.sleep(1)
+        mark("probes", flowing=bool(flowing), cn=arrived(f"{run}/cn.arrivals"),
+             mn=arrived(f"{run}/mn.arrivals"))
         moves = []
 
         # iwconfig wlan0 essid remote
@@ -466,7 +493,7 @@ def main(args) -> None:
         def ha_registered():
             return [b for b in ha_bc() or [] if b.get("hoa") == HOA
                     and b.get("status") == "registered"]
-        bul = wait_for(mn_registered, 90, 0.2)
+        bul = wait_for(mn_registered, 60, 0.2)
         t_registered = time.monotonic()
         bc = wait_for(ha_registered, 20, 0.2)
         time.sleep(2)  # the probes settle after the move
@@ -491,7 +518,7 @@ def main(args) -> None:
         associate("home")
         home_linked = wait_for(lambda: linked("home"), 40, 0.2)
         t_linked = time.monotonic()
-        empty_bul = wait_for(lambda: mn_bul() == [], 90, 0.2)
+        empty_bul = wait_for(lambda: mn_bul() == [], 60, 0.2)
         t_dereg = time.monotonic()
         empty_bc = wait_for(lambda: ha_bc() == [], 20, 0.2)
         time.sleep(2)
@@ -513,6 +540,13 @@ def main(args) -> None:
             end = moves[i + 1][1] if i + 1 < len(moves) else t_end
             out.append({"move": name, "cn->mn": blackout(mn_arr, start, end),
                         "mn->cn": blackout(cn_arr, start, end)})
+        for m, phase in zip(out, ("away", "home_again")):
+            st = R["steps"][phase]
+            m["link_s"] = st["link_s"]
+            m["binding_s"] = st.get("registered_s", st.get("deregistered_s"))
+            print(f"guest: on-air handover {m['move']}: cn->mn {m['cn->mn']['gap_ms']:.0f} ms, "
+                  f"mn->cn {m['mn->cn']['gap_ms']:.0f} ms (associated after {m['link_s']} s, "
+                  f"binding list settled after {m['binding_s']} s)", file=sys.stderr, flush=True)
         R["blackout"] = out
         R["probe_rate"] = PROBE_RATE
         R["probe_counts"] = {"cn_received": len(cn_arr), "mn_received": len(mn_arr)}
