@@ -49,6 +49,7 @@ MIN_MAX_RTR_ADV_INTERVAL_MIPV6 = 0.07
 MAX_MAX_RTR_ADV_INTERVAL = 65535.0          # RFC 8319 §4 (radvd 2.19 still says 1800)
 MIN_DELAY_BETWEEN_RAS = 3.0
 MIN_DELAY_BETWEEN_RAS_MIPV6 = 0.03
+MAX_RA_DELAY = 0.5                  # RFC 4861 §10 MAX_RA_DELAY_TIME, the MaxRADelay bound
 MAX_ADV_DEFAULT_LIFETIME = 65535            # RFC 8319 §4 (radvd 2.19: 9000)
 MAX_ADV_REACHABLE_TIME = 3_600_000
 MIN_ADV_LINK_MTU = 1280
@@ -120,6 +121,9 @@ class InterfaceConfig:
     adv_send_advert: bool = False
     unicast_only: bool = False
     adv_ra_solicited_unicast: bool = True
+    # denali extension: the bound of RFC 4861 §6.2.6's random delay before a
+    # solicited RA (MAX_RA_DELAY_TIME, 0.5 s); 0 answers at once
+    max_ra_delay: float = 0.5
     max_rtr_adv_interval: float = 600.0
     min_rtr_adv_interval: float | None = None   # resolved: 0.33 * max
     min_delay_between_ras: float = 3.0
@@ -263,6 +267,7 @@ INTERFACE_OPTIONS = {
     "AdvSendAdvert": ("adv_send_advert", _bool),
     "UnicastOnly": ("unicast_only", _bool),
     "AdvRASolicitedUnicast": ("adv_ra_solicited_unicast", _bool),
+    "MaxRADelay": ("max_ra_delay", _seconds),           # denali's, not radvd's
     "MaxRtrAdvInterval": ("max_rtr_adv_interval", _seconds),
     "MinRtrAdvInterval": ("min_rtr_adv_interval", _seconds),
     "MinDelayBetweenRAs": ("min_delay_between_ras", _seconds),
@@ -674,6 +679,10 @@ def validate_interface(iface: InterfaceConfig, filename: str = "radvd.conf",
                                      "IPv6 is on")
     elif not mip and md < MIN_DELAY_BETWEEN_RAS:
         err("min_delay_between_ras", f"MinDelayBetweenRAs must be at least 3 {mip_why}")
+    # denali's MaxRADelay: at most RFC 4861 §10's MAX_RA_DELAY_TIME
+    if iface.max_ra_delay > MAX_RA_DELAY:
+        err("max_ra_delay", f"MaxRADelay ({_num(iface.max_ra_delay)}) must be between 0 and "
+                            f"{_num(MAX_RA_DELAY)} (RFC 4861 MAX_RA_DELAY_TIME)")
     # RFC 4861 §6.2.1, RFC 8319
     lt = iface.adv_default_lifetime
     if lt != 0 and not (max(1.0, mx) <= lt <= MAX_ADV_DEFAULT_LIFETIME):

@@ -18,11 +18,16 @@ The rules, all in this file:
   clamped to MAX_INITIAL_RTR_ADVERT_INTERVAL for the first
   MAX_INITIAL_RTR_ADVERTISEMENTS.
 * RFC 4861 §6.2.6: multicast RAs are never closer than MinDelayBetweenRAs
-  (RFC 6275 §7.5 lets that be 0.03 s); a solicited RA waits a random
-  0..MAX_RA_DELAY_TIME and is folded into the next multicast RA if that one is
-  due sooner; after a recent multicast RA it waits MinDelayBetweenRAs plus the
-  random delay.  Unicast replies (UnicastOnly, AdvRASolicitedUnicast) wait the
-  random delay too.
+  (RFC 6275 §7.5 lets that be 0.03 s), whatever scheduled them; a solicited
+  RA waits a random 0..MAX_RA_DELAY_TIME and is folded into the next multicast
+  RA if that one is due sooner; after a recent multicast RA it waits
+  MinDelayBetweenRAs plus the random delay.  Unicast replies (UnicastOnly,
+  AdvRASolicitedUnicast, RFC 7772 §5.1) wait the random delay too, but not
+  MinDelayBetweenRAs: that rule limits multicast RAs only.
+* denali's MaxRADelay (0..0.5 s, default MAX_RA_DELAY_TIME) bounds that random
+  delay.  0 breaks §6.2.6's MUST on purpose, for fast handovers: a solicited RA
+  that is due at once is handed out by receive_rs() itself, so the caller can
+  send it in the same turn of its loop (the multicast limit still holds).
 * RFC 4861 §6.1.1: an RS is dropped unless hop limit 255 and code 0 (checked by
   ha.wire.icmpv6.validate_nd), unless it decodes, and if it comes from :: with a
   Source Link-Layer Address option.
@@ -199,6 +204,8 @@ class RAScheduler:
         self.config = config
         self.link = link
         self._random = random
+        self._decrementing = False      # any DecrementLifetimes stanza (set with the countdowns)
+        self._static_lifetimes: list = []
         self._next_multicast: float | None = None
         self._last_multicast: float | None = None
         self._pending_unicast: dict[IPv6Address, float] = {}
@@ -208,8 +215,10 @@ class RAScheduler:
         self._solicited_at: float | None = None
         self._outbox: list[Transmit] = []
         # the RA only changes with the configuration, the link or a counting-down
-        # lifetime: build and encode it once per such state
+        # lifetime: build and encode it once per such state.  The periodic multicast
+        # RA has its own slot, checked without hashing addresses (its hot path).
         self._cache: dict[tuple, tuple[object, bytes]] = {}
+        self._multicast_slot: tuple | None = None     # (final, lifetimes, ra, data)
         # DecrementLifetimes: when each prefix stanza's countdown began, and those run out
         self._countdown: dict[tuple, float] = {}
         self._ceased: set[tuple] = set()
@@ -235,9 +244,14 @@ class RAScheduler:
                 key = self._countdown_key(p)
                 self._countdown[key] = old.get(key, now)
         self._ceased &= set(self._countdown)
+        self._decrementing = bool(self._countdown)
+        self._static_lifetimes = [(p.adv_valid_lifetime, p.adv_preferred_lifetime)
+                                  for p in self.config.prefixes]
 
     def prefix_lifetimes(self, now: float) -> list:
         """(valid, preferred) per prefix stanza at `now`, None for one that has run out."""
+        if not self._decrementing:
+            return self._static_lifetimes       # nothing counts down: the configured ones
         from radvd.config import INFINITY
         out = []
         for p in self.config.prefixes:
@@ -257,6 +271,8 @@ class RAScheduler:
 
     def _lifetimes_sent(self, lifetimes: list) -> None:
         # radvd.conf(5): after an RA with preferred lifetime 0 the prefix is no longer sent
+        if not self._decrementing:
+            return
         for p, lt in zip(self.config.prefixes, lifetimes):
             if p.decrement_lifetimes and lt is not None and lt[1] == 0:
                 self._ceased.add(self._countdown_key(p))
@@ -283,6 +299,8 @@ class RAScheduler:
 
     def get_timer(self) -> float | None:
         """When handle_timer() must run next, or None when nothing is due."""
+        if not self._pending_unicast:
+            return self._next_multicast
         times = [t for t in (self._next_multicast, *self._pending_unicast.values())
                  if t is not None]
         return min(times) if times else None
@@ -290,12 +308,20 @@ class RAScheduler:
     # ------------------------------------------------------------------ events
 
     def handle_timer(self, now: float) -> None:
-        if self._next_multicast is not None and now >= self._next_multicast:
-            if self._stopping:
+        nxt = self._next_multicast
+        if nxt is not None and now >= nxt:
+            last = self._last_multicast
+            if last is not None and now + 1e-6 < last + self.config.min_delay_between_ras:
+                # whatever moved it here (a reload, a shorter interval), multicast RAs
+                # keep MinDelayBetweenRAs apart (RFC 4861 §6.2.6, RFC 6275 §7.5)
+                self._next_multicast = last + self.config.min_delay_between_ras
+            elif self._stopping:
                 self._send_final(now)
             else:
                 self._send_multicast(now, "unsolicited" if self._solicited_at is None
                                      else "solicited")
+        if not self._pending_unicast:
+            return
         for dst, due in list(self._pending_unicast.items()):
             if now >= due:
                 del self._pending_unicast[dst]
@@ -336,16 +362,27 @@ class RAScheduler:
             self.rs_ignored += 1
             log.debug("%s: RS from %s, not in clients", c.name, src)
             return
-        delay = self._random.uniform(0.0, MAX_RA_DELAY_TIME)
+        # RFC 4861 §6.2.6's random delay, bounded by MaxRADelay (0: none, no draw)
+        limit = c.max_ra_delay
+        delay = self._random.uniform(0.0, limit) if limit > 0 else 0.0
         if (c.unicast_only or c.adv_ra_solicited_unicast or c.clients) and src != UNSPECIFIED:
-            due = now + delay
-            if src not in self._pending_unicast:
-                if len(self._pending_unicast) >= MAX_PENDING_UNICAST:
-                    self.rs_ignored += 1        # a flood of sources: no unbounded state
-                    return
-                self._pending_unicast[src] = due
-            log.debug("%s: RS from %s, unicast RA in %.3f s", c.name, src,
-                      self._pending_unicast[src] - now)
+            if src in self._pending_unicast:
+                log.debug("%s: RS from %s, unicast RA already due in %.3f s", c.name, src,
+                          self._pending_unicast[src] - now)
+                return
+            if delay <= 0.0:
+                # due now: out in this call, no timer turn (MinDelayBetweenRAs limits
+                # multicast RAs only, RFC 4861 §6.2.6)
+                lifetimes = self.prefix_lifetimes(now)
+                self._emit(src, "unicast", lifetimes)
+                self._lifetimes_sent(lifetimes)
+                log.debug("%s: RS from %s, unicast RA now", c.name, src)
+                return
+            if len(self._pending_unicast) >= MAX_PENDING_UNICAST:
+                self.rs_ignored += 1        # a flood of sources: no unbounded state
+                return
+            self._pending_unicast[src] = now + delay
+            log.debug("%s: RS from %s, unicast RA in %.3f s", c.name, src, delay)
             return
         if c.unicast_only:
             self.rs_ignored += 1
@@ -360,6 +397,10 @@ class RAScheduler:
         self._next_multicast = due
         if self._solicited_at is None:
             self._solicited_at = now
+        if due <= now:
+            log.debug("%s: RS from %s, multicast RA now", c.name, src)
+            self._send_multicast(now, "solicited")
+            return
         log.debug("%s: RS from %s, multicast RA in %.3f s", c.name, src, due - now)
 
     def stop(self, now: float) -> None:
@@ -380,6 +421,7 @@ class RAScheduler:
         was = self._advertises_multicast
         self.config = config
         self._cache.clear()
+        self._multicast_slot = None
         self._start_countdowns(now)
         if self._stopping:
             return
@@ -399,6 +441,7 @@ class RAScheduler:
         """The interface's addresses or MAC changed: later RAs carry the new ones."""
         self.link = link
         self._cache.clear()
+        self._multicast_slot = None
 
     def datagrams_to_send(self) -> list[Transmit]:
         out, self._outbox = self._outbox, []
@@ -441,15 +484,24 @@ class RAScheduler:
         self._next_multicast = (now + c.min_delay_between_ras) if self._finals_left else None
 
     def _emit(self, dst: IPv6Address, kind: str, lifetimes: list, final: bool = False) -> None:
-        key = (final, dst, tuple(lifetimes))
-        cached = self._cache.get(key)
-        if cached is None:
-            from ha.wire.icmpv6 import encode_icmpv6
-            ra = build_ra(self.config, self.link, final=final, lifetimes=lifetimes)
-            cached = (ra, encode_icmpv6(ra, self.link.link_local, dst))
-            if len(self._cache) > 64:          # unicast destinations come and go
-                self._cache.clear()
-            self._cache[key] = cached
-        ra, data = cached
+        # The encoded bytes differ only by what build_ra() reads (configuration and
+        # link: both clear the cache), the final flag, the prefix lifetimes that count
+        # down, and the destination (in the checksum's pseudo-header).
+        slot = self._multicast_slot
+        if dst is ALL_NODES and slot is not None and slot[0] is final and slot[1] == lifetimes:
+            ra, data = slot[2], slot[3]
+        else:
+            key = (final, dst, tuple(lifetimes))
+            cached = self._cache.get(key)
+            if cached is None:
+                from ha.wire.icmpv6 import encode_icmpv6
+                ra = build_ra(self.config, self.link, final=final, lifetimes=lifetimes)
+                cached = (ra, encode_icmpv6(ra, self.link.link_local, dst))
+                if len(self._cache) > 64:          # unicast destinations come and go
+                    self._cache.clear()
+                self._cache[key] = cached
+            ra, data = cached
+            if dst is ALL_NODES:
+                self._multicast_slot = (final, list(lifetimes), ra, data)
         self._outbox.append(Transmit(data, self.link.link_local, dst, ra, kind))
         self.ras_sent += 1

@@ -137,16 +137,23 @@ class _Port:
                                      random=service.random)
         self.timer: asyncio.TimerHandle | None = None
         self.send_errors = 0
+        # what sendmsg() needs per source and destination, made once: the periodic
+        # RA goes to the same group from the same address each time
+        self._anc_for: tuple | None = None      # (src, ancillary data list)
+        self._addr_for: tuple | None = None     # (dst, sockaddr tuple)
         self.finished = asyncio.Event()
         self.loop.add_reader(self.sock.fileno(), self._readable)
         self._arm()
 
     # -- timer
     def _arm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         when = self.scheduler.get_timer()
+        timer = self.timer
+        if timer is not None:
+            if when is not None and timer.when() == when:
+                return                         # already set for that time
+            timer.cancel()
+            self.timer = None
         if when is not None:
             self.timer = self.loop.call_at(when, self._fire)
         if self.scheduler.finished:
@@ -162,13 +169,20 @@ class _Port:
         self._arm()
 
     def _flush(self) -> None:
+        trace = log.isEnabledFor(TRACE)
         for t in self.scheduler.datagrams_to_send():
-            pktinfo = t.src.packed + struct.pack("@I", self.state.index)
+            anc = self._anc_for
+            if anc is None or anc[0] is not t.src:
+                pktinfo = t.src.packed + struct.pack("@I", self.state.index)
+                anc = self._anc_for = (t.src, [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)])
+            addr = self._addr_for
+            if addr is None or addr[0] is not t.dst:
+                addr = self._addr_for = (t.dst, (str(t.dst), 0, 0, self.state.index))
             try:
-                self.sock.sendmsg([t.data], [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)],
-                                  0, (str(t.dst), 0, 0, self.state.index))
-                log.log(TRACE, "%s: sent %s RA to %s (%d octets)", self.config.name, t.kind,
-                        t.dst, len(t.data))
+                self.sock.sendmsg([t.data], anc[1], 0, addr[1])
+                if trace:
+                    log.log(TRACE, "%s: sent %s RA to %s (%d octets)", self.config.name,
+                            t.kind, t.dst, len(t.data))
             except OSError as e:
                 self.send_errors += 1
                 log.warning("%s: sending RA to %s failed: %s", self.config.name, t.dst,
@@ -194,6 +208,8 @@ class _Port:
                 src = IPv6Address(addr[0].split("%")[0])
                 log.log(TRACE, "%s: RS from %s hop limit %d", self.config.name, src, hop_limit)
                 self.scheduler.receive_rs(data, src, hop_limit, self.loop.time())
+                # an answer due at once (MaxRADelay 0) leaves in this turn of the loop
+                self._flush()
             except Exception:
                 log.exception("%s: RS handling failed", self.config.name)
         self._arm()
@@ -206,6 +222,7 @@ class _Port:
 
     def set_link(self, state: LinkState) -> None:
         self.state = state
+        self._anc_for = self._addr_for = None
         self.scheduler.set_link(state.link)
 
     def begin_stop(self) -> None:
@@ -243,8 +260,10 @@ class RAService:
         self.config = config
         self.loop = loop
         if random is None:
+            # RA timing needs uniform draws, not secrets: a generator seeded from the
+            # system once costs no system call per RA as SystemRandom does
             import random as _random
-            random = _random.SystemRandom()
+            random = _random.Random(os.urandom(16))
         self.random = random
         self.poll_interval = poll_interval
         self._ports: dict[str, _Port] = {}
