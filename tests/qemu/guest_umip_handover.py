@@ -81,29 +81,37 @@ def radvd_text(ra_min, ra_max, interval_opt):
 # ------------------------------------------------------------------ the probe
 
 def probe_main(argv) -> int:
-    """Send to --peer from --src at --rate; record (arrival, seq) of what comes in.
+    """Both ends of the stream in one process: for each --end NS,SRC,PEER,OUT,STATUS a
+    socket made in namespace NS (setns), bound to SRC, sending to PEER at --rate.
 
-    The socket is bound with IPV6_FREEBIND so it outlives its address leaving
-    the interface, as a home address does while the node moves. The time of
-    the latest arrival is kept in --status (8 bytes, rewritten every 50 ms) so
-    the driver can see traffic resume; on SIGTERM the arrivals go to --out.
+    One process and one loop for both ends halves what the emulated CPU spends
+    on the probe itself. Each socket is bound with IPV6_FREEBIND so it outlives
+    its address leaving the interface, as a home address does while the node
+    moves. The time of each end's latest arrival is kept in its STATUS file (8
+    bytes, rewritten every 50 ms) so the driver sees traffic resume; on SIGTERM
+    (arrival, sequence) pairs go to OUT, the send count and errors to OUT.json.
     """
     p = argparse.ArgumentParser(prog="probe")
-    p.add_argument("--src", required=True)
-    p.add_argument("--peer", required=True)
+    p.add_argument("--end", action="append", required=True)
     p.add_argument("--rate", type=float, default=1000.0)
-    p.add_argument("--out", required=True)
-    p.add_argument("--status", required=True)
     a = p.parse_args(argv)
-    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    s.bind((a.src, PORT))
-    s.setblocking(False)
-    status = os.open(a.status, os.O_RDWR | os.O_CREAT, 0o644)
-    times, seqs = array.array("d"), array.array("l")
+    ends = []
+    for spec in a.end:
+        ns, src, peer, out, status = spec.split(",")
+
+        def opened(src=src):
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.bind((src, PORT))
+            s.setblocking(False)
+            return s
+        ends.append({"sock": in_netns(ns, opened), "dest": (peer, PORT), "out": out,
+                     "status": os.open(status, os.O_RDWR | os.O_CREAT, 0o644),
+                     "times": array.array("d"), "seqs": array.array("l"), "errors": {}})
+    by_fd = {e["sock"].fileno(): e for e in ends}
+    socks = [e["sock"] for e in ends]
     sent = 0
-    errors: dict[str, int] = {}
     stop = False
 
     def on_term(*_):
@@ -114,43 +122,47 @@ def probe_main(argv) -> int:
     period = 1.0 / a.rate
     due = time.monotonic()
     next_status = due
-    dest = (a.peer, PORT)
     pack, unpack = struct.Struct("!Id").pack, struct.Struct("!Id").unpack_from
     while not stop:
         now = time.monotonic()
         if now >= due:
-            try:
-                s.sendto(pack(sent, now), dest)
-            except OSError as e:
-                name = errno.errorcode.get(e.errno, str(e.errno))
-                errors[name] = errors.get(name, 0) + 1
+            data = pack(sent, now)
+            for e in ends:
+                try:
+                    e["sock"].sendto(data, e["dest"])
+                except OSError as x:
+                    name = errno.errorcode.get(x.errno, str(x.errno))
+                    e["errors"][name] = e["errors"].get(name, 0) + 1
             sent += 1
             due += period
             if due < now - 0.02:  # a stall: no burst to catch up, the gap shows it
                 due = now + period
             continue
         if now >= next_status:
-            os.pwrite(status, struct.pack("d", times[-1] if times else 0.0), 0)
+            for e in ends:
+                os.pwrite(e["status"], struct.pack("d", e["times"][-1] if e["times"] else 0.0), 0)
             next_status = now + 0.05
         try:
-            r, _, _ = select.select([s], [], [], due - now)
+            ready, _, _ = select.select(socks, [], [], due - now)
         except InterruptedError:
             continue
-        if r:
+        for sock in ready:
+            e = by_fd[sock.fileno()]
             while True:
                 try:
-                    data = s.recv(64)
+                    data = sock.recv(64)
                 except (BlockingIOError, InterruptedError):
                     break
-                times.append(time.monotonic())
-                seqs.append(unpack(data)[0] if len(data) >= 12 else -1)
-    with open(a.out + ".tmp", "wb") as f:
-        f.write(struct.pack("qq", len(times), sent))
-        times.tofile(f)
-        seqs.tofile(f)
-    with open(a.out + ".json", "w") as f:
-        json.dump({"sent": sent, "errors": errors}, f)
-    os.replace(a.out + ".tmp", a.out)
+                e["times"].append(time.monotonic())
+                e["seqs"].append(unpack(data)[0] if len(data) >= 12 else -1)
+    for e in ends:
+        with open(e["out"] + ".tmp", "wb") as f:
+            f.write(struct.pack("qq", len(e["times"]), sent))
+            e["times"].tofile(f)
+            e["seqs"].tofile(f)
+        with open(e["out"] + ".json", "w") as f:
+            json.dump({"sent": sent, "errors": e["errors"]}, f)
+        os.replace(e["out"] + ".tmp", e["out"])
     return 0
 
 
@@ -426,19 +438,18 @@ def run_variant(spec, args, R):
         V["registered"] = round(time.monotonic() - t0, 1)
 
         # the probes: the correspondent to the home address and back
-        files = {}
+        files, ends = {}, []
         for who, ns, src, peer in (("cn", lab.cn, str(CN_ADDRESS), str(MN_HOME)),
                                    ("mn", mn, str(MN_HOME), str(CN_ADDRESS))):
             out, status = os.path.join(tmp, f"probe-{who}.bin"), os.path.join(tmp, f"st-{who}")
             with open(status, "wb") as f:
                 f.write(struct.pack("d", 0.0))
             files[who] = (out, status)
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__), "probe",
-                 "--src", src, "--peer", peer, "--rate", str(args.rate), "--out", out,
-                 "--status", status],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-        probes = {"cn": procs[-2], "mn": procs[-1]}
+            ends += ["--end", ",".join((ns, src, peer, out, status))]
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "probe", "--rate", str(args.rate), *ends],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        probes = {"both": procs[-1]}
         # at the mobile node arrive correspondent -> MN datagrams: direction cn->mn
         direction_file = {"cn->mn": files["mn"][1], "mn->cn": files["cn"][1]}
 
