@@ -315,6 +315,41 @@ def blackout(arrivals, start, end):
             "gaps_ms": gaps[:20]}
 
 
+# the log lines that tell where a move's time went, by daemon
+EVENTS = {
+    "mn": re.compile(r"md: link (down|up)|md: away|md: at home|md: care-of|tunnel (up|down)"
+                     r"|BU to |BA status|NA for"),
+    "ha": re.compile(r"AP-STA-(DIS)?CONNECTED|RS from|BU from|DAD started|registered after"
+                     r"|deregistered|refused|BA status"),
+}
+_STAMP = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) (.*)")
+
+
+def log_events(path, who, start_wall, start, end):
+    """`who`'s log lines of EVENTS between the monotonic times start and end,
+    as [ms after start, who, text]: the logs stamp wall-clock time of day
+    with milliseconds, set beside the monotonic clock at the move's start."""
+    day = time.localtime(start_wall)
+    start_of_day = start_wall - (day.tm_hour * 3600 + day.tm_min * 60 + day.tm_sec) \
+        - (start_wall % 1)
+    out = []
+    try:
+        lines = open(path, errors="replace").read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        m = _STAMP.match(line)
+        if not m or not EVENTS[who].search(m.group(5)):
+            continue
+        h, mi, sec, ms = map(int, m.groups()[:4])
+        wall = start_of_day + h * 3600 + mi * 60 + sec + ms / 1000
+        ms_after = (wall - start_wall) * 1000
+        if -200 <= ms_after <= (end - start) * 1000:
+            text = re.sub(r"^(denali\.\w+|denali): ", "", m.group(5))
+            out.append([round(ms_after), who, text[:110]])
+    return out
+
+
 # ------------------------------------------------------------------- the run
 
 def phy_of(ifname):
@@ -482,7 +517,7 @@ def main(args) -> None:
         moves = []
 
         # iwconfig wlan0 essid remote
-        t_away = time.monotonic()
+        t_away, wall_away = time.monotonic(), time.time()
         rc, out = associate("remote")
         remote_linked = wait_for(lambda: linked("remote"), 40, 0.2)
         t_linked = time.monotonic()
@@ -511,10 +546,10 @@ def main(args) -> None:
              tunnels_before=tun_before, tunnels_after=tun_after,
              mn_stats_before=mn_stats_before, mn_stats_after=mn_stats_after,
              mn_addresses=mn_addrs[-1500:])
-        moves.append(("home->remote", t_away))
+        moves.append(("home->remote", t_away, wall_away))
 
         # back home: deregistration
-        t_home = time.monotonic()
+        t_home, wall_home = time.monotonic(), time.time()
         associate("home")
         home_linked = wait_for(lambda: linked("home"), 40, 0.2)
         t_linked = time.monotonic()
@@ -528,7 +563,7 @@ def main(args) -> None:
              and mn_bul() == [], bc_empty=ha_bc() == [], md=mn_md(),
              cn_to_mn=ping(CN, HOA), mn_to_cn=ping(RAVEN, CN_ADDRESS, src=HOA),
              tunnels=tunnels(), mn_wlan0=mn_addrs[-800:])
-        moves.append(("remote->home", t_home))
+        moves.append(("remote->home", t_home, wall_home))
         t_end = time.monotonic()
 
         stop("probe-cn")
@@ -536,10 +571,12 @@ def main(args) -> None:
         cn_arr = read_arrivals(f"{run}/cn.arrivals")  # from raven's home address
         mn_arr = read_arrivals(f"{run}/mn.arrivals")  # from the correspondent
         out = []
-        for i, (name, start) in enumerate(moves):
+        for i, (name, start, wall) in enumerate(moves):
             end = moves[i + 1][1] if i + 1 < len(moves) else t_end
+            events = sorted(log_events(logs["mn"], "mn", wall, start, end)
+                            + log_events(logs["ha"], "ha", wall, start, end))
             out.append({"move": name, "cn->mn": blackout(mn_arr, start, end),
-                        "mn->cn": blackout(cn_arr, start, end)})
+                        "mn->cn": blackout(cn_arr, start, end), "events": events[:40]})
         for m, phase in zip(out, ("away", "home_again")):
             st = R["steps"][phase]
             m["link_s"] = st["link_s"]

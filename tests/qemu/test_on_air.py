@@ -65,13 +65,17 @@ def report():
     if data is None:
         pytest.fail(f"the guest reported nothing (rc {res.rc}); console tail:\n"
                     + res.console[-4000:])
-    print(f"\nguest: {res.seconds:.1f} s end to end, checks {data.get('seconds')} s")
+    print(f"\nguest: {res.seconds:.1f} s end to end, checks {data.get('seconds')} s; raven's "
+          "OptimisticHandoff: " + ("enabled" if data["steps"].get("mn_home", {}).get(
+              "optimistic_handoff") else "not accepted by today's mip6d.conf reader"))
     for move in data.get("blackout") or []:
         print(f"on-air handover {move['move']}: "
               f"cn->mn {move['cn->mn']['gap_ms']:.0f} ms, "
               f"mn->cn {move['mn->cn']['gap_ms']:.0f} ms "
               f"(associated after {move['link_s']} s, binding list settled after "
               f"{move['binding_s']} s; namespaces: {NAMESPACE_FIGURES.get(move['move'], '-')})")
+        for ms, who, text in move.get("events", []):
+            print(f"    {ms:>6} ms  {who}  {text}")
     return data
 
 
