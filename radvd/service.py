@@ -4,9 +4,14 @@ One raw ICMPv6 socket per advertising interface: hop limits 255, an ICMPv6
 filter passing only Router Solicitations, IPV6_RECVHOPLIMIT so the RS hop
 limit can be checked, ff02::2 joined, bound to the device.  Everything about
 the interface is read from /sys/class/net and /proc/net/if_inet6 (no netlink
-library: pyroute2 costs 22-32 MB on the board).  Interfaces that are missing,
-down or without a usable link-local address are polled every second and
-picked up when they become ready; nothing here raises out of a callback.
+library: pyroute2 costs 22-32 MB on the board).  When to read it again comes
+from rtnetlink's link and IPv6 address groups (a plain socket): a change is
+picked up in the next loop turn, and between changes the sender reads nothing
+but a safety poll every SAFETY_POLL_INTERVAL (reading /sys each second cost
+about as much CPU as the RAs themselves at Mobile IPv6's 30-70 ms).  Without
+that socket, every POLL_INTERVAL.  Interfaces that are missing, down or
+without a usable link-local address are picked up when they become ready;
+nothing here raises out of a callback.
 
     svc = RAService(config)
     await svc.start()
@@ -18,6 +23,7 @@ picked up when they become ready; nothing here raises out of a callback.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -35,7 +41,13 @@ log = logging.getLogger("denali.radvd")
 ICMP6_FILTER = 1                   # <netinet/icmp6.h>, level IPPROTO_ICMPV6
 ND_ROUTER_SOLICIT = 133
 IFF_UP = 0x1
-POLL_INTERVAL = 1.0
+POLL_INTERVAL = 1.0                # without rtnetlink
+SAFETY_POLL_INTERVAL = 30.0        # with it: for a lost notification
+NETLINK_ROUTE = 0
+RTMGRP_LINK = 0x1
+RTMGRP_IPV6_IFADDR = 0x100
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+_NLMSGHDR = struct.Struct("=IHHII")
 _ALL_ROUTERS = IPv6Address("ff02::2").packed
 IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
@@ -97,6 +109,35 @@ def read_link_state(name: str, if_inet6: str | None = None) -> LinkState:
     link = Link(name, link_local, mac, mtu, tuple(a.ip for a in globals_),
                 tuple(globals_)) if link_local else None
     return LinkState(True, up, index, mtu, link)
+
+
+def _open_netlink() -> socket.socket:
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
+                      | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+    try:
+        s.bind((0, RTMGRP_LINK | RTMGRP_IPV6_IFADDR))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def netlink_concerns(data: bytes, indexes) -> bool:
+    """Whether one read of rtnetlink messages may change what we advertise: any
+    link message (an interface may have appeared, been renamed, changed its MTU
+    or MAC) or an address message for one of `indexes`."""
+    off = 0
+    while off + 24 <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, off)
+        if length < 16 or off + length > len(data):
+            return True                    # cannot tell: read the interfaces again
+        if kind in (RTM_NEWLINK, RTM_DELLINK):
+            return True
+        # ifaddrmsg: family, prefix length, flags, scope, then the index
+        if struct.unpack_from("=i", data, off + 20)[0] in indexes:
+            return True
+        off += (length + 3) & ~3
+    return False
 
 
 # --------------------------------------------------------------------------- per interface
@@ -272,6 +313,8 @@ class RAService:
         self._said: dict[str, str] = {}
         self._watcher: asyncio.Task | None = None
         self._stopping = False
+        self._netlink: socket.socket | None = None
+        self._poll_soon: asyncio.Handle | None = None
 
     # -- lifecycle
     async def start(self) -> None:
@@ -280,6 +323,13 @@ class RAService:
         for iface in self.config.interfaces:
             if not iface.adv_send_advert:
                 log.info("%s: AdvSendAdvert off, not advertising", iface.name)
+        try:
+            self._netlink = _open_netlink()
+        except OSError as e:
+            log.info("no rtnetlink socket (%s): reading the interfaces every %g s",
+                     e.strerror or e, self.poll_interval)
+        else:
+            self.loop.add_reader(self._netlink.fileno(), self._on_netlink)
         self._poll()
         self._watcher = self.loop.create_task(self._watch())
 
@@ -302,6 +352,7 @@ class RAService:
     async def stop(self) -> None:
         """Send the final RAs (router lifetime 0) on every interface, then close."""
         self._stopping = True
+        self._close_netlink()
         if self._watcher is not None:
             self._watcher.cancel()
             try:
@@ -338,11 +389,54 @@ class RAService:
     # -- interface watching
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.poll_interval if self._netlink is None
+                                else max(self.poll_interval, SAFETY_POLL_INTERVAL))
             try:
                 self._poll()
             except Exception:
                 log.exception("interface poll failed")
+
+    def _on_netlink(self) -> None:
+        """rtnetlink said something changed: read the interfaces in the next turn."""
+        concerns = False
+        waiting = any(i.adv_send_advert and i.name not in self._ports
+                      for i in self.config.interfaces)
+        indexes = {p.state.index for p in self._ports.values()}
+        for _ in range(64):
+            try:
+                data = self._netlink.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                concerns = True               # ENOBUFS: messages lost, look anyway
+                if e.errno != errno.ENOBUFS:
+                    log.warning("rtnetlink: %s; reading the interfaces every %g s",
+                                e.strerror or e, self.poll_interval)
+                    self._close_netlink()
+                    break
+                continue
+            concerns = concerns or waiting or netlink_concerns(data, indexes)
+        if concerns and self._poll_soon is None and not self._stopping:
+            self._poll_soon = self.loop.call_soon(self._poll_now)
+
+    def _poll_now(self) -> None:
+        self._poll_soon = None
+        try:
+            self._poll()
+        except Exception:
+            log.exception("interface poll failed")
+
+    def _close_netlink(self) -> None:
+        if self._poll_soon is not None:
+            self._poll_soon.cancel()
+            self._poll_soon = None
+        if self._netlink is not None:
+            try:
+                self.loop.remove_reader(self._netlink.fileno())
+            except (ValueError, OSError):
+                pass
+            self._netlink.close()
+            self._netlink = None
 
     def _say(self, name: str, level: int, message: str) -> None:
         """Log a state message once per change, not every poll."""
