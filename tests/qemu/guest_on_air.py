@@ -112,8 +112,8 @@ def sh(*cmd, ns=None, timeout=30, check=False):
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        return -1, (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
-            else (e.stdout or "")
+        out = e.stdout or ""
+        return -1, out.decode(errors="replace") if isinstance(out, bytes) else out
     out = r.stdout + r.stderr
     if check and r.returncode:
         raise RuntimeError(f"{' '.join(cmd)}: rc {r.returncode}: {out.strip()}")
@@ -492,7 +492,8 @@ def main(args) -> None:
         mn_conf = open(os.path.join(repo, "tests", "data", "mip6d.mn.conf")).read()
         optimistic = _parser_takes("OptimisticHandoff enabled;", mn_conf)
         if optimistic:
-            mn_conf = mn_conf.replace("NodeConfig MN;", "NodeConfig MN;\nOptimisticHandoff enabled;")
+            mn_conf = mn_conf.replace("NodeConfig MN;",
+                                      "NodeConfig MN;\nOptimisticHandoff enabled;")
         with open(f"{run}/mip6d.mn.conf", "w") as f:
             f.write(mn_conf)
         spawn("mn", [sys.executable, "-m", "ha.daemon.main", "-c", f"{run}/mip6d.mn.conf",
