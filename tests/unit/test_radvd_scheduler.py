@@ -406,3 +406,108 @@ def test_rs_flood_from_many_sources_keeps_bounded_state():
     assert s.rs_ignored == 50
     s.handle_timer(1.0)
     assert len(s.datagrams_to_send()) == MAX_PENDING_UNICAST
+
+
+# ------------------------------------------------------------------ MaxRADelay (fast answers)
+
+
+def test_max_ra_delay_defaults_to_rfc_4861_and_draws_the_delay_from_0_to_half_a_second():
+    assert SEED_HA.max_ra_delay == MAX_RA_DELAY_TIME == 0.5
+    rec = Recorder(9)
+    s = RAScheduler(SEED_HA, LINK, now=0.0, random=rec)
+    run(s, until=0.0)
+    rec.calls.clear()
+    for i in range(40):
+        src = IPv6Address(f"fe80::{i + 1:x}")
+        s.receive_rs(rs(src=src), src, 255, 0.2)
+        assert s.datagrams_to_send() == []        # nothing at once: the random delay first
+    assert [(a, b) for a, b, _ in rec.calls] == [(0.0, 0.5)] * 40
+    dues = sorted(s._pending_unicast.values())
+    assert 0.2 <= dues[0] and dues[-1] <= 0.7 and dues[-1] - dues[0] > 0.2
+
+
+def test_max_ra_delay_0_unicast_answer_leaves_in_the_same_call():
+    c = iface("AdvHomeAgentFlag on; MaxRtrAdvInterval 10; MinRtrAdvInterval 1;"
+              " MinDelayBetweenRAs 1; MaxRADelay 0;")
+    rec = Recorder(3)
+    s = RAScheduler(c, LINK, now=0.0, random=rec)
+    run(s, until=0.0)
+    rec.calls.clear()
+    next_multicast = s.get_timer()
+    s.receive_rs(rs(slla=bytes.fromhex("00055df2db2b")), MN_LL, 255, 0.004)
+    (x,) = s.datagrams_to_send()                 # RS in at t, RA out at t
+    assert x.dst == MN_LL and x.kind == "unicast" and x.src == LL
+    ra = decode_icmpv6(x.data, LL, MN_LL)        # checksum right for the unicast address
+    assert isinstance(ra, RouterAdvertisement) and ra.home_agent
+    assert rec.calls == []                       # no delay drawn
+    assert s.get_timer() == next_multicast       # the periodic schedule is untouched
+
+
+def test_unicast_answer_is_not_held_back_by_min_delay_between_ras():
+    c = iface("MaxRtrAdvInterval 600; MinDelayBetweenRAs 3; MaxRADelay 0;")
+    s = RAScheduler(c, LINK, now=0.0, random=Recorder(1))
+    run(s, until=0.0)                            # a multicast RA at 0
+    s.receive_rs(rs(), MN_LL, 255, 0.01)         # 10 ms later, well inside the 3 s
+    assert [x.dst for x in s.datagrams_to_send()] == [MN_LL]
+    other = IPv6Address("fe80::99")
+    s.receive_rs(rs(src=other), other, 255, 0.02)
+    assert [x.dst for x in s.datagrams_to_send()] == [other]
+
+
+def test_max_ra_delay_0_multicast_answer_at_once_unless_a_multicast_ra_was_recent():
+    c = iface("AdvRASolicitedUnicast off; AdvHomeAgentFlag on; MaxRtrAdvInterval 10;"
+              " MinRtrAdvInterval 3; MinDelayBetweenRAs 0.03; MaxRADelay 0;")
+    s = RAScheduler(c, LINK, now=0.0, random=Recorder(6))
+    run(s, until=0.0)
+    s.receive_rs(rs(), MN_LL, 255, 0.01)         # 10 ms after the last multicast RA
+    assert s.datagrams_to_send() == []
+    # RFC 4861 §6.2.6 with RFC 6275 §7.5's MinDelayBetweenRAs: 30 ms after the last one
+    assert s.get_timer() == pytest.approx(0.03)
+    s.handle_timer(s.get_timer())
+    (x,) = s.datagrams_to_send()
+    assert x.dst == ALL_NODES and x.kind == "solicited"
+    s.receive_rs(rs(), MN_LL, 255, 1.0)          # long after: out in the same call
+    (y,) = s.datagrams_to_send()
+    assert y.dst == ALL_NODES and y.kind == "solicited"
+    assert s.last_multicast == 1.0 and s.get_timer() >= 1.0 + 3
+
+
+def test_multicast_ras_keep_min_delay_between_ras_after_a_reload():
+    fast = ("AdvHomeAgentFlag on; MaxRtrAdvInterval 0.07; MinRtrAdvInterval 0.03;"
+            " MinDelayBetweenRAs {};")
+    s = RAScheduler(iface(fast.format(0.03)), LINK, now=0.0, random=Recorder(4))
+    sent = run(s, until=1.0)
+    s.reconfigure(iface(fast.format(0.05)), 1.0)
+    sent += run(s, until=3.0, now=1.0)
+    times = [t for t, x in sent if x.dst == ALL_NODES]
+    g = [b - a for a, b in zip(times, times[1:])]
+    assert min(g) >= 0.03 - 1e-9
+    assert min(g[len([t for t in times if t <= 1.0]):]) >= 0.05 - 1e-6
+
+
+def test_max_ra_delay_is_checked_and_written_back():
+    from radvd.config import dump, validate
+    cfg = parse("interface wlan0 { AdvSendAdvert on; MaxRADelay 0.05; };")
+    assert cfg.interfaces[0].max_ra_delay == 0.05 and validate(cfg) == []
+    assert "MaxRADelay 0.05;" in dump(cfg)
+    assert parse(dump(cfg)).interfaces[0].max_ra_delay == 0.05
+    assert "MaxRADelay" not in dump(parse("interface wlan0 { AdvSendAdvert on; };"))
+    from radvd.config import RadvdConfError
+    with pytest.raises(RadvdConfError) as e:
+        parse("interface wlan0 {\n AdvSendAdvert on;\n MaxRADelay 0.6;\n};")
+    assert e.value.line == 3 and "MaxRADelay (0.6) must be between 0 and 0.5" in str(e.value)
+
+
+def test_encoded_ra_reused_until_the_link_changes():
+    s = RAScheduler(SEED_HA, LINK, now=0.0, random=Recorder(2))
+    sent = run(s, until=30.0)
+    datas = {x.data for _, x in sent if x.dst == ALL_NODES}
+    assert len(datas) == 1 and len(sent) > 3
+    assert len({id(x.data) for _, x in sent}) == 1           # built once, not per RA
+    s.set_link(Link("wlan0", LL, bytes.fromhex("00026f060bd0"), 1500,
+                    (IPv6Address("2001:db8::"),)))
+    s.handle_timer(s.get_timer())
+    (x,) = s.datagrams_to_send()
+    assert x.data not in datas
+    assert option(decode_icmpv6(x.data), SourceLinkLayerAddress).address == \
+        bytes.fromhex("00026f060bd0")
