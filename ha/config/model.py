@@ -156,6 +156,8 @@ class RaInterface:
     home_agent_preference: int
     home_agent_lifetime: int
     prefixes: tuple             # RaPrefix
+    # denali's MaxRADelay: RFC 4861 §6.2.6's delay before a solicited RA, 0 to 0.5 s
+    max_ra_delay: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +205,7 @@ INFINITY = 0xFFFFFFFF
 # radvd name -> snake_case, e.g. MinDelayBetweenRAs -> min_delay_between_ras
 def snake(name):
     name = name.replace("LLAddress", "LlAddress").replace("MTU", "Mtu")
-    name = name.replace("RAs", "Ras")
+    name = name.replace("RAs", "Ras").replace("RADelay", "RaDelay")
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
@@ -570,7 +572,8 @@ def _build(cfg, filename, ra_check=None):
             adv_home_agent_info=r["AdvHomeAgentInfo"],
             home_agent_preference=r["HomeAgentPreference"],
             home_agent_lifetime=dl if hal is None else hal,
-            prefixes=prefixes))
+            prefixes=prefixes,
+            max_ra_delay=0.5 if r["MaxRADelay"] is None else r["MaxRADelay"]))
     return DenaliConfig(
         path=filename,
         ha=HaSettings(

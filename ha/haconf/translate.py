@@ -221,9 +221,28 @@ def ha_as_mip6d(cfg):
                             else list(h.served_prefixes)))
 
 
+# denali's own keywords in the RA sender's text, which radvd itself refuses
+# ("unknown or unsupported keyword"): left out of an exported radvd.conf
+DENALI_ONLY_RADVD_KEYS = ("MaxRADelay",)
+
+
+def radvd_compatible(text):
+    """radvd.conf text that the real radvd accepts: denali's extensions become comments."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        words = line.split()
+        if words and words[0] in DENALI_ONLY_RADVD_KEYS:
+            indent = line[:len(line) - len(line.lstrip())]
+            out.append(f"{indent}# {line.strip().rstrip(';')} left out: a denali extension, "
+                       "radvd refuses it\n")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
 def export_text(cfg, fmt):
     """The config as radvd.conf ([ra]) or mip6d.conf ([ha]) text."""
     if fmt == "radvd":
-        return C.ra_as_radvd_text(cfg)
+        return radvd_compatible(C.ra_as_radvd_text(cfg))
     from ha.config.mip6d_conf import dump_mip6d
     return dump_mip6d(ha_as_mip6d(cfg))

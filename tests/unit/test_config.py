@@ -366,3 +366,26 @@ def test_denalid_refuses_a_file_that_is_not_utf8(tmp_path):
     with pytest.raises(SettingsError) as e:
         load_settings(str(ok), radvd_conf=str(f))
     assert str(e.value) == f"{f}: not UTF-8 text"
+
+
+# ------------------------------------------------------------ [ra] MaxRADelay
+
+def test_max_ra_delay_carried_into_the_ra_senders_text():
+    from radvd.config import parse as ra_check
+    assert C.snake("MaxRADelay") == "max_ra_delay"
+    default = C.validate_text(C.DEFAULT_TEXT, "t.conf", ra_check)
+    assert {r.max_ra_delay for r in default.ra_interfaces} == {0.5}
+    assert "MaxRADelay" not in C.ra_as_radvd_text(default)   # unset: RFC 4861's 0.5
+    cfg = C.validate_text(seed_with(ra__wlan0__MaxRADelay="0"), "t.conf", ra_check)
+    by_name = {r.name: r for r in cfg.ra_interfaces}
+    assert by_name["wlan0"].max_ra_delay == 0 and by_name["wlan1"].max_ra_delay == 0.5
+    text = C.ra_as_radvd_text(cfg)
+    assert "\tMaxRADelay 0;\n" in text
+    assert ra_check(text, "denali-ra").interface("wlan0").max_ra_delay == 0
+
+
+@pytest.mark.parametrize("value, words", [("0.6", "0.5"), ("-1", "0"), ("soon", "use a number 0-0.5")])
+def test_max_ra_delay_refused_outside_0_to_half_a_second(value, words):
+    err = refused(seed_with(ra__wlan0__MaxRADelay=value))
+    assert ("ra.wlan0.MaxRADelay", True) in [(k, words in r) for k, r in err.errors], \
+        err.errors

@@ -610,3 +610,26 @@ def test_the_grammar_and_the_staging_raise_and_write_nothing(tmp_path):
     cfg, done = staging.set_values(paths, ["channel", "6"])
     assert done == ["radio.wlan0.channel = 6"] and cfg.radio("wlan0").channel == 6
     assert os.listdir(tmp_path) == ["denali.conf.staged"]
+
+
+# ------------------------------------------------------ [ra] MaxRADelay
+
+def test_max_ra_delay_imported_and_left_out_of_the_radvd_export(box, tmp_path):
+    pytest.importorskip("radvd.config", reason="radvd/config.py not here")
+    conf = tmp_path / "radvd.conf"
+    conf.write_text("interface wlan0\n{\n\tAdvSendAdvert on;\n\tMaxRADelay 0;\n"
+                    "\tAdvHomeAgentFlag on;\n\tMaxRtrAdvInterval 3;\n\tMinRtrAdvInterval 1;\n"
+                    "\tMinDelayBetweenRAs 1;\n};\n")
+    box.ok("import", str(conf))
+    box.ok("commit")
+    assert box.ok("get", "ra.wlan0.MaxRADelay").stdout.split()[-1] in ("0", "0.0")
+    out = box.ok("export", "--format", "radvd").stdout
+    assert "\t# MaxRADelay 0 left out: a denali extension, radvd refuses it\n" in out
+    assert not [line for line in out.splitlines() if line.split()[:1] == ["MaxRADelay"]]
+    radvd = "/usr/sbin/radvd"
+    if os.path.exists(radvd):               # the real radvd reads what we export
+        exported = tmp_path / "exported.conf"
+        exported.write_text(out)
+        import subprocess
+        r = subprocess.run([radvd, "-c", "-C", str(exported)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
