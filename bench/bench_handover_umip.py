@@ -43,6 +43,7 @@ import harness  # noqa: E402
 import umip_peer  # noqa: E402
 
 TDD_LINE = "DenaliTunnelDuringDad enabled;"
+OH_LINE = "OptimisticHandoff enabled;"
 
 
 def tunnel_during_dad_available() -> bool:
@@ -71,13 +72,18 @@ def report(data: dict, moves_each_way: int) -> None:
         ra_min, ra_max, opt = V["ra"]
         label = (V["name"] + ": HA " + (V["extra"] or "the seed's mip6d.conf")
                  + f", RAs {ra_min}-{ra_max} s, Advertisement Interval option "
-                 + ("on" if opt else "off"))
+                 + ("on" if opt else "off")
+                 + (f"; UMIP {V['mn_extra']}" if V.get("mn_extra") else ""))
         print(f"\nvariant {label}\n  denalid up at {V.get('denalid_started')} s, "
               f"UMIP registered at {V.get('registered')} s, variant took {V.get('seconds')} s, "
               f"guest CPU busy {100 * V.get('cpu_busy', 0):.0f}% during the moves")
         for d, p in V.get("probes", {}).items():
             print(f"  probe {d}: {p['received']} received of {p['sent']} sent "
                   f"({p['send_errors']} send errors)")
+        st = V.get("ha_stats") or {}
+        if isinstance(st, dict):
+            keys = ("BU received", "bindings forwarded during DAD")
+            print("  home agent stats: " + ", ".join(f"{k} {st[k]}" for k in keys if k in st))
         for note in V.get("notes", []):
             print(f"  note: {note}")
         moves = V.get("moves", [])
@@ -129,6 +135,9 @@ def main() -> int:
     p.add_argument("--ha", choices=("base", "tdd", "both"), default=None,
                    help="home agent without/with DenaliTunnelDuringDad (default: both when "
                         "the setting exists, else base)")
+    p.add_argument("--optimistic-handoff", action="store_true",
+                   help="also run UMIP with OptimisticHandoff enabled (it sends from its home "
+                        "address right after the BU instead of waiting for the BA)")
     p.add_argument("--control", action="store_true",
                    help="also run the RAs without the Advertisement Interval option (UMIP "
                         "then keeps a router for its 1 s lifetime instead of 70 ms)")
@@ -151,8 +160,9 @@ def main() -> int:
     has += [("tdd", TDD_LINE)] if ha in ("tdd", "both") else []
     profiles = [("", [0.03, 0.07, True])] + ([("noivl-", [0.03, 0.07, False])]
                                               if a.control else [])
-    variants = [{"name": pre + name, "extra": extra, "ra": ra}
-                for pre, ra in profiles for name, extra in has]
+    mns = [("", "")] + ([("-oh", OH_LINE)] if a.optimistic_handoff else [])
+    variants = [{"name": pre + name + mname, "extra": extra, "ra": ra, "mn_extra": mn_extra}
+                for pre, ra in profiles for mname, mn_extra in mns for name, extra in has]
     kernel = harness.find_kernel()
     with open(umip_peer.MIP6D, "rb") as f:
         mip6d = f.read()

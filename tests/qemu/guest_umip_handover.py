@@ -375,7 +375,8 @@ def run_variant(spec, args, R):
     from ha.lab.topology import CN_ADDRESS, MN_HOME, SeedLab, run
 
     name, extra, ra = spec["name"], spec.get("extra", ""), spec.get("ra", [0.03, 0.07, True])
-    V = {"name": name, "extra": extra, "ra": ra, "moves": [], "notes": []}
+    V = {"name": name, "extra": extra, "ra": ra, "mn_extra": spec.get("mn_extra", ""),
+         "moves": [], "notes": []}
     R["variants"].append(V)
     tmp = f"/tmp/uho-{name}"
     os.makedirs(tmp, exist_ok=True)
@@ -408,12 +409,22 @@ def run_variant(spec, args, R):
         with open(radvd_conf, "w") as f:
             f.write(radvd_text(*ra))
         dlog = os.path.join(tmp, "denalid.log")
-        lab.start_daemon(ha_conf, "-C", radvd_conf, log_path=dlog)
+        try:
+            lab.start_daemon(ha_conf, "-C", radvd_conf, log_path=dlog)
+        except RuntimeError as e:
+            # SeedLab waits 20 s for the console; a cold start under TCG can take longer
+            if lab.daemon is None or lab.daemon.poll() is not None or "20 s" not in str(e):
+                raise
+            end = time.monotonic() + 60
+            while lab.console("help", check=False) is None:
+                if time.monotonic() > end or lab.daemon.poll() is not None:
+                    raise
+                time.sleep(0.5)
         V["denalid_started"] = round(time.monotonic() - t0, 1)
 
         mn_conf = os.path.join(tmp, "mip6d.mn.conf")
         with open(os.path.join(args.repo, "tests", "data", "mip6d.mn.conf")) as f:
-            mn_text = f.read() + "}\n"
+            mn_text = f.read() + "}\n" + (spec.get("mn_extra", "") + "\n")
         with open(mn_conf, "w") as f:
             f.write(mn_text)
         umip_proc = subprocess.Popen(["ip", "netns", "exec", mn, args.mip6d, "-c", mn_conf,
@@ -514,6 +525,10 @@ def run_variant(spec, args, R):
         analyse(V, arrivals, events, umip.lines if umip else [], args)
         V["denalid_log_tail"] = open(dlog, errors="replace").read()[-2500:]
         V["bc"] = lab.console("bc", check=False)
+        try:
+            V["ha_stats"] = json.loads(lab.console("stats json", check=False) or "null")
+        except ValueError:
+            V["ha_stats"] = None
     except Exception:
         R["errors"].append(f"{name}: " + traceback.format_exc())
         try:
@@ -532,6 +547,14 @@ def run_variant(spec, args, R):
         if umip is not None:
             umip.thread.join(2)
             V["umip_log_head"] = [line[:200] for _, line in umip.lines[:60]]
+            first = V["moves"][0]["t_down"] if V["moves"] else float("inf")
+            V["umip_notable"] = [
+                (round(t - t0, 3), line[:200]) for t, line in umip.lines
+                if re.search(r"unable|NON_MIP|rror|ail|Got BA|blackhole|block|DAD|BE |"
+                             r"sending MH|mn_move: in", line)][:200]
+            V["umip_before_moves"] = [
+                (round(t - t0, 3), line[:160]) for t, line in umip.lines
+                if t < first and "md_update_router_stats" not in line][60:260]
         lab.teardown()
     V["seconds"] = round(time.monotonic() - t0, 1)
 
