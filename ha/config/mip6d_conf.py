@@ -90,6 +90,10 @@ class Mip6dConfig:
     ha_served_prefixes: list = field(default_factory=list)  # "p/len"
     home_links: list = field(default_factory=list)     # HomeLink
     mn_ha_keys: list = field(default_factory=list)     # MnHaKey (denali's own)
+    optimistic_handoff: bool | None = None  # MN: tunnel with the BU (UMIP's keyword)
+    # denali's own handover settings (README, "Handover settings"):
+    optimistic_dad: bool | None = None      # MN: RFC 4429 for the care-of address
+    tunnel_during_dad: bool | None = None   # HA: forward for a new binding while DAD runs
     warnings: list = field(default_factory=list, compare=False)
 
     def with_defaults(self):
@@ -133,6 +137,9 @@ _SCALARS = {
     "SendMobPfxSols": ("send_mob_pfx_sols", "bool"),
     "MinMobPfxAdvInterval": ("min_mob_pfx_adv_interval", "int"),
     "MaxMobPfxAdvInterval": ("max_mob_pfx_adv_interval", "int"),
+    "OptimisticHandoff": ("optimistic_handoff", "bool"),
+    "DenaliOptimisticDad": ("optimistic_dad", "bool"),
+    "DenaliTunnelDuringDad": ("tunnel_during_dad", "bool"),
 }
 _KEYWORDS = sorted(list(_SCALARS) + [
     "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix", "DenaliMnHaKey"])

@@ -116,6 +116,7 @@ class HaSettings:
     acl_default_allow: bool
     acl: dict                   # home address -> True (allow) / False
     dad: bool
+    tunnel_during_dad: bool     # forward for a new binding while its DAD runs
     proxy_nd: str               # "kernel" or "daemon"
     vt_port: int
     send_mob_pfx_advs: bool
@@ -583,7 +584,7 @@ def _build(cfg, filename, ra_check=None):
             acl_default_allow=ha["acl_default"] == "allow",
             acl={str(ipaddress.IPv6Address(k)): v == "allow"
                  for k, v in ha["acl"].items()},
-            dad=ha["dad"], proxy_nd=ha["proxy_nd"], vt_port=ha["vt_port"],
+            dad=ha["dad"], tunnel_during_dad=ha["tunnel_during_dad"], proxy_nd=ha["proxy_nd"], vt_port=ha["vt_port"],
             send_mob_pfx_advs=ha["send_mob_pfx_advs"],
             min_mob_pfx_adv_interval=ha["min_mob_pfx_adv_interval"],
             max_mob_pfx_adv_interval=ha["max_mob_pfx_adv_interval"],

@@ -54,6 +54,18 @@ socket, and the kernel caps those per socket -- and a new registration past
 that bound, or one whose group join fails, gets 130 at once instead of
 waiting: the mobile node retransmits (section 11.8), and by then a slot is
 likely free. No entry stays DAD_PENDING longer than one probe.
+
+With tunnel_during_dad (off by default), a new registration's binding is
+asked of the datapath (AddBinding: route, tunnel, proxy ND and the NA of
+section 10.4.1) as its DAD starts, so the correspondents, on the home link
+too, reach the mobile node during the second DAD takes; only the BA waits
+for DAD's end (and for that AddBinding to be done). An NA from one of our
+own addresses (the kernel's proxy answering our probe) is not a collision.
+A failed DAD still gives 134 and tears the binding down, as do a
+deregistration or expiry while DAD runs; a BU with a new CoA during DAD
+moves it. The cost: if another node owns the address, its traffic goes to
+the mobile node for up to RetransTimer, and the neighbours' caches point at
+us until they learn better.
 """
 
 from __future__ import annotations
@@ -112,6 +124,9 @@ class HomeAgentSettings:
     dad_retrans_timer: float = RETRANS_TIMER
     dad_transmits: int = DUP_ADDR_DETECT_TRANSMITS
     max_concurrent_dad: int = MAX_CONCURRENT_DAD
+    # intercept and tunnel for a new binding while its DAD runs, the BA when
+    # DAD passes, a teardown (and 134) when it fails
+    tunnel_during_dad: bool = False
     # RFC 4285: home address -> MnHaSecret. A home address listed here is
     # protected: only BUs it authenticates are served, and its BAs are signed.
     auth: dict = dataclasses.field(default_factory=dict)
@@ -161,6 +176,16 @@ class _Held:
 
 
 @dataclass(slots=True)
+class _Early:
+    """A binding set up while its registration's DAD runs (tunnel_during_dad)."""
+
+    coa: IPv6Address
+    link_local: IPv6Address | None
+    action_id: int  # id() of its AddBinding
+    done: bool = False  # that AddBinding has been carried out
+
+
+@dataclass(slots=True)
 class _Probe:
     hoa: IPv6Address
     targets: tuple[IPv6Address, ...]
@@ -185,6 +210,9 @@ class HomeAgentCore:
         self._datagrams: list[Datagram] = []
         self._actions: deque = deque()
         self._held: dict[int, _Held] = {}  # id(action) -> what waits on it
+        # tunnel_during_dad: home address -> its early binding, while its
+        # registration waits on DAD
+        self._early: dict[IPv6Address, _Early] = {}
         self._probes: dict[IPv6Address, _Probe] = {}  # by home address
         self._group_users: Counter = Counter()  # group -> probes using it
         self._join_for: dict[int, IPv6Address] = {}  # id(JoinGroup) -> group
@@ -275,6 +303,9 @@ class HomeAgentCore:
         if held is not None:
             self._send_ack(held.decision)
         if isinstance(action, reg.AddBinding):
+            e = self._early.get(action.hoa)
+            if e is not None and e.action_id == id(action):
+                e.done = True
             self._schedule_mpa(action.hoa, now)
 
     def action_failed(self, action, error: BaseException, now: float) -> None:
@@ -285,6 +316,13 @@ class HomeAgentCore:
             self._join_failed(action, now)
             return
         held = self._held.pop(id(action), None)
+        e = self._early.get(getattr(action, "hoa", None))
+        if held is None and e is not None and e.action_id == id(action):
+            # the early binding did not come up: the registration goes on
+            # without it, and DAD's end asks for the binding again
+            del self._early[action.hoa]
+            self._actions.append(reg.DeleteBinding(action.hoa, action.coa, action.link_local))
+            return
         if held is None:
             return  # a deregistration or a cleanup: nothing to roll back
         d = held.decision
@@ -382,6 +420,9 @@ class HomeAgentCore:
                 ll = reg.link_local_of(b.hoa) if b.link_local_compat else None
                 self._actions.append(reg.DeleteBinding(b.hoa, b.coa, ll))
             self.cache.remove(b.hoa)
+        for hoa, e in self._early.items():  # bindings of registrations still in DAD
+            self._actions.append(reg.DeleteBinding(hoa, e.coa, e.link_local))
+        self._early.clear()
         for hoa in list(self._probes):
             self._probe_cancel(hoa)
         self._held.clear()
@@ -563,10 +604,18 @@ class HomeAgentCore:
         if d.actions or (d.ack is not None and d.ack.status == BAStatus.ACCEPTED):
             self.generation += 1
         kernel = None
+        waits_on = None  # id() of an early AddBinding still running, for the BA
         for a in d.actions:
             if isinstance(a, reg.StartDAD):
                 self._dad_start(a, d, now)
                 return  # dad_finished() will answer
+            if isinstance(a, reg.AddBinding) and a.hoa in self._early:
+                # DAD passed, and the binding is (being) set up already
+                e = self._early.pop(a.hoa)
+                if e.coa == a.coa:
+                    waits_on = None if e.done else e.action_id
+                    continue
+                a = reg.MoveBinding(a.hoa, e.coa, a.coa, a.lifetime)
             if isinstance(a, (reg.AddBinding, reg.MoveBinding, reg.DeleteBinding)):
                 self._actions.append(a)
                 kernel = a
@@ -574,8 +623,12 @@ class HomeAgentCore:
             b = self.cache.get(d.hoa)
             if b is None or b.state is not BindingState.DAD_PENDING:
                 self._probe_cancel(d.hoa)  # deregistered or expired while DAD ran
-        if kernel is not None and not isinstance(kernel, reg.DeleteBinding) \
-                and d.ack is not None and d.ack.status == BAStatus.ACCEPTED:
+        self._early_follow(d.hoa)
+        accepted = d.ack is not None and d.ack.status == BAStatus.ACCEPTED
+        if waits_on is not None and kernel is None and accepted:
+            self._held[waits_on] = _Held(d, before)
+            return
+        if kernel is not None and not isinstance(kernel, reg.DeleteBinding) and accepted:
             self._held[id(kernel)] = _Held(d, before)
             return
         self._send_ack(d)
@@ -611,9 +664,12 @@ class HomeAgentCore:
             # no care-of address to route through: a type 2 routing header naming the
             # destination itself is dropped by a MIP6 kernel that holds no binding any more
             packet = IPv6Header(src, d.hoa, Proto.MH, len(mh), HOP_LIMIT).encode() + mh
+            # out of the home interface: the binding's /128 route into the
+            # tunnel may not be gone yet, and would send the BA to the old CoA
+            self._datagrams.append(Datagram(packet, d.ack_to, self.settings.home_ifindex))
         else:
             packet = build_ba_packet(src, d.ack_to, d.hoa, mh)
-        self._datagrams.append(Datagram(packet, d.ack_to))
+            self._datagrams.append(Datagram(packet, d.ack_to))
         log.debug("BA status %d seq %d lifetime %d to %s", d.ack.status, d.ack.sequence,
                   d.ack.lifetime_seconds, d.ack_to)
 
@@ -638,6 +694,26 @@ class HomeAgentCore:
                 self._actions.append(join)
         if not probe.joins_waiting:
             self._send_probe(probe, now)
+        b = self.cache.get(action.hoa)
+        if self.settings.tunnel_during_dad and b is not None and action.hoa not in self._early:
+            add = reg.AddBinding(action.hoa, b.coa, b.lifetime, action.link_local)
+            self._early[action.hoa] = _Early(b.coa, action.link_local, id(add))
+            self.stats["bindings forwarded during DAD"] += 1
+            self._actions.append(add)
+
+    def _early_follow(self, hoa: IPv6Address) -> None:
+        """Keep an early binding in step with the registration that waits on
+        DAD: moved with a new CoA, torn down when the registration is gone."""
+        e = self._early.get(hoa)
+        if e is None:
+            return
+        b = self.cache.get(hoa)
+        if b is None:
+            del self._early[hoa]
+            self._actions.append(reg.DeleteBinding(hoa, e.coa, e.link_local))
+        elif b.state is BindingState.DAD_PENDING and b.coa != e.coa:
+            self._actions.append(reg.MoveBinding(hoa, e.coa, b.coa, b.lifetime))
+            e.coa = b.coa
 
     def _join_done(self, action: JoinGroup, now: float) -> None:
         self._join_for.pop(id(action), None)
@@ -669,6 +745,7 @@ class HomeAgentCore:
                                         sequence=b.pending_sequence or 0, lifetime=0),
                          ack_to=b.pending_ack_to, hoa=hoa, coa=b.coa)
         self._refuse_now(d, BAStatus.INSUFFICIENT_RESOURCES, why)
+        self._early_follow(hoa)
 
     def _send_probe(self, p: _Probe, now: float) -> None:
         for target in p.targets:
@@ -686,6 +763,8 @@ class HomeAgentCore:
             if target not in p.targets or p.deadline is None:
                 continue
             if isinstance(msg, nd.NeighborAdvertisement):
+                if src in self._ours:
+                    continue  # our own proxy defending it (tunnel_during_dad)
                 log.info("DAD: %s is in use on the home link (NA from %s)", target, src)
             elif src == UNSPECIFIED:
                 log.info("DAD: another node is probing %s", target)

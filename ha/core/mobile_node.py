@@ -108,6 +108,11 @@ Choices where the RFC leaves room, and why
   is left alone: losing the link is not movement.
 * An RA whose source is not link-local is ignored (RFC 4861 section 6.1.2);
   an RA with router lifetime 0 removes that router as a default router.
+* With optimistic_handoff (UMIP's OptimisticHandoff, off by default) the
+  tunnel comes up as the BU of a new registration goes out, so traffic
+  flows while the home agent runs its DAD; a refusal or a return home takes
+  it down again. Without it the tunnel waits for the BA, as section 11.7.1
+  has the binding start from the acceptance.
 * With an MN-HA secret in the config (RFC 4285), every BU carries a replay
   protection timestamp and the authentication option last, and a BA is
   taken only when its authenticator checks out and it echoes the timestamp
@@ -191,6 +196,9 @@ class MobileNodeConfig:
     max_lifetime: int = DEFAULT_MAX_LIFETIME  # seconds
     link_layer_address: bytes = b""  # ours, for the NA of section 11.5.4
     secret: rfc4285.MnHaSecret | None = None  # RFC 4285 MN-HA SPI and key; None: unsigned
+    # UMIP's OptimisticHandoff: the tunnel comes up with the BU of a new
+    # registration, not with its BA (see "Choices" above)
+    optimistic_handoff: bool = False
 
     @property
     def home_prefix(self) -> IPv6Network:
@@ -310,7 +318,7 @@ _TRANSITIONS: dict[tuple[RegState, Event], tuple[RegState, tuple[str, ...]]] = {
     (RegState.DEREGISTERING, Event.MOVED): (RegState.REGISTERING, ("send_registration",)),
 
     (RegState.REGISTERING, Event.RETURNED_HOME): (RegState.DEREGISTERING,
-                                                  ("send_deregistration",)),
+                                                  ("tunnel_down", "send_deregistration")),
     (RegState.REGISTERED, Event.RETURNED_HOME): (RegState.DEREGISTERING,
                                                  ("tunnel_down", "send_deregistration")),
     (RegState.REFUSED, Event.RETURNED_HOME): (RegState.DEREGISTERING,
@@ -327,7 +335,7 @@ _TRANSITIONS: dict[tuple[RegState, Event], tuple[RegState, tuple[str, ...]]] = {
     (RegState.DEREGISTERING, Event.BA_SEQUENCE): (RegState.DEREGISTERING,
                                                   ("resend_after_135",)),
 
-    (RegState.REGISTERING, Event.BA_REFUSED): (RegState.REFUSED, ("stop",)),
+    (RegState.REGISTERING, Event.BA_REFUSED): (RegState.REFUSED, ("stop", "tunnel_down")),
     (RegState.REGISTERED, Event.BA_REFUSED): (RegState.REFUSED, ("stop", "tunnel_down")),
     (RegState.DEREGISTERING, Event.BA_REFUSED): (RegState.IDLE,
                                                  ("forget_binding", "announce_home")),
@@ -368,6 +376,7 @@ class MobileNode:
                                           sequence=(initial_sequence - 1) % SEQUENCE_MODULUS)
         self._actions: list = []
         self._datagrams: list[Datagram] = []
+        self._tunnel_coa: IPv6Address | None = None  # the CoA the tunnel is up for
         self.counters = dict.fromkeys(("bu_sent", "bu_retransmitted", "ba_accepted",
                                        "ba_refused", "ba_135", "ba_ignored", "ra_ignored",
                                        "movements", "routers_lost", "malformed",
@@ -597,6 +606,7 @@ class MobileNode:
             return  # wait for the kernel's SLAAC (set_addresses) to give one
         if coa != self.care_of_address:
             self.care_of_address = coa
+            log.info("md: care-of address %s via %s", coa, router.address)
             self._fire(Event.MOVED, now)
 
     # ========================================================= registration
@@ -668,6 +678,8 @@ class MobileNode:
         if entry is None:
             return
         self.state, effects = entry
+        if self.config.optimistic_handoff and "send_registration" in effects:
+            effects = (*effects, "tunnel_up")  # with the BU, not its BA
         for name in effects:
             getattr(self, "_do_" + name)(now, ba)
 
@@ -767,9 +779,15 @@ class MobileNode:
         b.granted, b.expires_at, b.refresh_at = 0, None, None
 
     def _do_tunnel_up(self, now, ba) -> None:
+        if self._tunnel_coa == self.bul.care_of_address:
+            return  # up already, for this CoA (an optimistic handoff's BU brought it)
+        self._tunnel_coa = self.bul.care_of_address
         self._actions.append(TunnelUp(self.hoa, self.bul.care_of_address, self.bul.home_agent))
 
     def _do_tunnel_down(self, now, ba) -> None:
+        if self._tunnel_coa is None:
+            return
+        self._tunnel_coa = None
         self._actions.append(TunnelDown(self.hoa))
 
     def _do_stop(self, now, ba) -> None:

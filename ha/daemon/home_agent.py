@@ -199,6 +199,7 @@ class HomeAgent:
             min_mob_pfx_adv_interval=getattr(s, "min_mob_pfx_adv_interval", 600),
             max_mob_pfx_adv_interval=getattr(s, "max_mob_pfx_adv_interval", 86400),
             auth=dict(getattr(s, "auth", {})),
+            tunnel_during_dad=getattr(s, "tunnel_during_dad", False),
             replay_window=getattr(s, "replay_window", rfc4285.DEFAULT_REPLAY_WINDOW))
 
     async def reload(self, settings) -> None:

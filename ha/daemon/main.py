@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def setup_logging(level: int, foreground: bool) -> None:
     """The root logger at mip6d's -d `level`: stderr in the foreground, else syslog."""
     process.setup_logging(process.mip6d_level(level), "stderr" if foreground else "syslog",
-                          stderr_format="%(asctime)s %(name)s: %(message)s",
+                          # milliseconds: a handover is judged in them (bench/bench_handover.py)
+                          stderr_format="%(asctime)s.%(msecs)03d %(name)s: %(message)s",
                           date_format="%H:%M:%S",
                           syslog_format="denalid[%(process)d]: %(name)s: %(message)s")
     from ha.daemon.logbuffer import RecentLog

@@ -9,8 +9,10 @@ what it gives and runs its actions:
        their hop limit (the core checks it), BAs and BRRs as whole packets
        from an AF_PACKET socket (a kernel without MIP6 drops a type 2
        routing header with segments left 1 before any socket sees it),
-       the interface's global addresses and carrier, polled every
-       POLL_INTERVAL from /proc/net/if_inet6 and SIOCGIFFLAGS;
+       the interface's carrier and global addresses as rtnetlink announces
+       their changes (ha/net/link_events.py: a reassociation that takes the
+       link down and up for a few milliseconds is seen), read again every
+       POLL_INTERVAL from /proc/net/if_inet6 and SIOCGIFFLAGS as a safety net;
   out  the core's datagrams: BUs, whole packets built by the core, through a
        header-included raw socket bound to the interface; RSs and the NA
        back home through the ICMPv6 socket. Its actions: rtnetlink requests (ha.net.rtnl's
@@ -46,7 +48,7 @@ from ha.net.iface import interface_running, usable_global_addresses
 
 log = logging.getLogger("denali.mn")
 
-POLL_INTERVAL = 0.25  # seconds between address / carrier polls
+POLL_INTERVAL = 1.0  # seconds between address / carrier polls (events come at once)
 TUN_NAME = "ip6tnl1"  # the name the seed's `ifconfig` shows on the mobile node
 TUNNEL_TABLE = 6276
 RULE_PRIORITY = 1001
@@ -85,8 +87,11 @@ class MobileNodeService:
         self.clock = clock
         self.wall_clock = wall_clock  # RFC 4285 timestamps are wall-clock time
         self.ifname = mns.interface
-        self.config = core.MobileNodeConfig(mns.home_address, mns.home_agent, mns.interface,
-                                            secret=getattr(mns, "secret", None))
+        self.config = core.MobileNodeConfig(
+            mns.home_address, mns.home_agent, mns.interface,
+            secret=getattr(mns, "secret", None),
+            optimistic_handoff=getattr(mns, "optimistic_handoff", False))
+        self.optimistic_dad = getattr(mns, "optimistic_dad", False)
         import random
         # the first sequence number: section 11.7.1 leaves it open, and a
         # random one avoids a 135 after a restart
@@ -95,7 +100,7 @@ class MobileNodeService:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._poller: asyncio.TimerHandle | None = None
-        self._ra = self._ba = self._raw = None
+        self._ra = self._ba = self._raw = self._watch = None
         self._tun_fd: int | None = None
         self._pump = None  # ha.net.tunnel.TunnelPump, from start() on
         self._rtnl = None  # ha.net.rtnl.RtnlBatch, from start() on
@@ -121,6 +126,16 @@ class MobileNodeService:
         self.config.link_layer_address = self.mac  # for the NA back home (11.5.4)
         # a host that learns its routers and CoA from RAs (the seed's accept_ra=1)
         write_sysctl(f"net.ipv6.conf.{self.ifname}.accept_ra", "1")
+        if self.optimistic_dad:
+            # RFC 4429: a new care-of address is usable while its DAD runs
+            for key in ("optimistic_dad", "use_optimistic"):
+                err = write_sysctl(f"net.ipv6.conf.{self.ifname}.{key}", "1")
+                if err:
+                    log.warning("optimistic DAD: %s (the care-of address waits for DAD)", err)
+        from ha.net.link_events import LinkWatcher
+        self._watch = LinkWatcher(self.ifindex, self._on_link, self._on_addresses,
+                                  self._on_overrun)
+        loop.add_reader(self._watch.fileno(), self._on_watch)
         self._ra = ICMPv6Socket(self.ifname, (134,), self._on_icmp)
         loop.add_reader(self._ra.fileno(), self._ra.read_ready)
         self._ba = PacketSocket(BA_FILTER, self._on_mh_packet, ifname=self.ifname, burst=64)
@@ -157,7 +172,7 @@ class MobileNodeService:
             self._tunnel_down()
         if self._pending:  # let the kernel finish what we asked before the socket goes
             await asyncio.wait(list(self._pending), timeout=5)
-        for sock in (self._ra, self._ba):
+        for sock in (self._ra, self._ba, self._watch):
             if sock is not None:
                 loop.remove_reader(sock.fileno())
                 sock.close()
@@ -183,15 +198,28 @@ class MobileNodeService:
         self.node.set_wall_clock(self.wall_clock(), now)
         return now
 
-    def _poll(self) -> None:
-        now = self._now()
-        running = interface_running(self.ifname)
+    def _on_link(self, running: bool) -> None:
         if running != self._running:
             was, self._running = self._running, running
             if was is not None:
                 log.info("md: link %s", "up" if running else "down")
-                (self.node.link_up if running else self.node.link_down)(now)
-        self.node.set_addresses(usable_global_addresses(self.ifname), now)
+                (self.node.link_up if running else self.node.link_down)(self._now())
+
+    def _on_addresses(self) -> None:
+        self.node.set_addresses(usable_global_addresses(self.ifname), self._now())
+
+    def _on_overrun(self) -> None:
+        log.debug("md: netlink events lost, reading the interface again")
+        self._on_link(interface_running(self.ifname))
+        self._on_addresses()
+
+    def _on_watch(self) -> None:
+        self._watch.read_ready()
+        self._service()
+
+    def _poll(self) -> None:
+        self._on_link(interface_running(self.ifname))
+        self._on_addresses()
         self._service()
         self._poller = self.loop.call_later(POLL_INTERVAL, self._poll)
 

@@ -27,6 +27,8 @@ class MobileNodeSettings:
     home_address: IPv6Interface
     home_agent: IPv6Address
     secret: MnHaSecret | None = None  # RFC 4285 MN-HA SPI and key; None: BUs unsigned
+    optimistic_handoff: bool = False  # the tunnel with the BU, not the BA
+    optimistic_dad: bool = False  # RFC 4429 on the interface (the CoA usable at once)
 
 
 @dataclass(slots=True)
@@ -54,6 +56,7 @@ class Settings:
     acl_default_allow: bool = True
     acl: dict = field(default_factory=dict)  # hoa -> allow
     dad: bool = True
+    tunnel_during_dad: bool = False  # forward for a new binding while its DAD runs
     proxy_nd: str = "kernel"  # who answers NS for away home addresses: kernel or daemon
     capacity: int = 200_000
     send_mob_pfx_advs: bool = True
@@ -128,6 +131,7 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
         s.auth[IPv6Address(k.hoa)] = MnHaSecret(k.spi, bytes.fromhex(k.key))
     if cfg.send_mob_pfx_advs is not None:
         s.send_mob_pfx_advs = cfg.send_mob_pfx_advs
+    s.tunnel_during_dad = bool(cfg.tunnel_during_dad)
     if s.node == "MN":
         if not cfg.home_links:
             raise SettingsError('a mobile node needs MnHomeLink "if" { ... }', path)
@@ -137,7 +141,9 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
         hoa = IPv6Interface(link.home_address)
         s.mobile_node = MobileNodeSettings(link.interface, hoa,
                                            IPv6Address(link.home_agent_address),
-                                           s.auth.get(hoa.ip))
+                                           s.auth.get(hoa.ip),
+                                           optimistic_handoff=bool(cfg.optimistic_handoff),
+                                           optimistic_dad=bool(cfg.optimistic_dad))
     return s
 
 
@@ -164,6 +170,7 @@ def _from_denali_conf(path: str | None) -> Settings:
     if not ha.enabled:
         s.ha_interface = None
     s.dad = ha.dad
+    s.tunnel_during_dad = ha.tunnel_during_dad
     s.proxy_nd = ha.proxy_nd
     s.vt_port = ha.vt_port
     s.debug_level = ha.debug_level

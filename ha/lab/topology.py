@@ -69,7 +69,11 @@ class SeedLab:
                 for key in ("all", "default"):
                     run(["sysctl", "-qw", f"net.ipv6.conf.{key}.accept_dad=0"], ns)
             for br in ("br-home", "br-remote"):
-                run(["ip", "link", "add", br, "type", "bridge"], self.sw)
+                # a cell, as a radio sees it: multicast reaches every station
+                # (an 802.11 AP does not snoop MLD; a bridge would drop the home
+                # agent's NS to a station that has just come back, until its
+                # MLD report)
+                run(["ip", "link", "add", br, "type", "bridge", "mcast_snooping", "0"], self.sw)
                 run(["ip", "link", "set", br, "up"], self.sw)
             self._cable(self.ha, "wlan0", "br-home", "p-ha0")
             self._cable(self.ha, "wlan1", "br-remote", "p-ha1")

@@ -14,7 +14,7 @@ import struct
 from ipaddress import IPv6Address
 from typing import Iterator, NamedTuple
 
-IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x08, 0x40
+IFA_F_OPTIMISTIC, IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x04, 0x08, 0x40
 SCOPE_GLOBAL, SCOPE_LINK = 0x00, 0x20
 SIOCGIFFLAGS, SIOCGIFMTU, SIOCGIFHWADDR = 0x8913, 0x8921, 0x8927
 IFF_RUNNING = 0x40
@@ -31,8 +31,11 @@ class InterfaceAddress(NamedTuple):
 
     @property
     def usable(self) -> bool:
-        """Neither tentative (DAD still running) nor DAD-failed."""
-        return not self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
+        """Not DAD-failed, and past DAD or optimistic (RFC 4429: usable while
+        its DAD runs, where the interface has optimistic_dad on)."""
+        if self.flags & IFA_F_DADFAILED:
+            return False
+        return not self.flags & IFA_F_TENTATIVE or bool(self.flags & IFA_F_OPTIMISTIC)
 
 
 def if_inet6(text: str | None = None) -> Iterator[InterfaceAddress]:
@@ -60,7 +63,7 @@ def interface_addresses(ifname: str) -> list[InterfaceAddress]:
 
 
 def usable_global_addresses(ifname: str) -> list[IPv6Address]:
-    """Global addresses of `ifname` that have passed DAD."""
+    """Global addresses of `ifname` that have passed DAD (or are optimistic)."""
     return [a.address for a in interface_addresses(ifname)
             if a.scope == SCOPE_GLOBAL and a.usable]
 

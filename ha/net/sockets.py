@@ -144,7 +144,14 @@ class RawSender:
         # the destination is the packet's own (bytes 24..40), so format that
         text = socket.inet_ntop(socket.AF_INET6, packet[24:40])
         try:
-            self.sock.sendto(packet, (text, 0, 0, ifindex))
+            if ifindex and packet[24] != 0xFF and packet[24:26] != b"\xfe\x80":
+                # the scope id of a global destination is ignored: name the
+                # interface in IPV6_PKTINFO to keep the routing table out of it
+                self.sock.sendmsg([packet], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
+                                              bytes(16) + struct.pack("@I", ifindex))],
+                                  0, (text, 0))
+            else:
+                self.sock.sendto(packet, (text, 0, 0, ifindex))
             return True
         except (BlockingIOError, OSError) as e:
             log.warning("send to %s failed: %s", dst, e)
