@@ -507,3 +507,103 @@ def test_auto_prefix_decrementing_lifetimes_and_mobile_router_flag(tmp_path):
                 p.kill()
                 p.wait()
         topo.teardown()
+
+
+# ------------------------------------------------------------------ MaxRADelay 0
+
+FAST_REPLY_CONFIG = """\
+interface wlan0
+{
+    AdvSendAdvert on;
+    MaxRADelay 0;
+    AdvRASolicitedUnicast on;
+    MaxRtrAdvInterval 60;
+    MinRtrAdvInterval 30;
+    MinDelayBetweenRAs 3;
+    prefix 2001:db8::/64 { };
+};
+"""
+
+# In mn: wait for the first (multicast) RA, then send two RSs from the link-local
+# address 0.1 s apart and print every RA heard until both have a unicast answer.
+FAST_REPLY_PEER = textwrap.dedent("""
+    import sys, time
+    from scapy.all import AsyncSniffer, sendp, get_if_hwaddr
+    from scapy.layers.l2 import Ether
+    from scapy.layers.inet6 import IPv6, ICMPv6ND_RA, ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr
+    lladdr, deadline = sys.argv[1], time.time() + float(sys.argv[2])
+    mac = get_if_hwaddr("wlan0")
+    heard = []
+    def seen(p):
+        if ICMPv6ND_RA in p and IPv6 in p:
+            heard.append(p)
+            print("ra", p[IPv6].dst, p[Ether].dst, p[IPv6].hlim, flush=True)
+    sn = AsyncSniffer(iface="wlan0", filter="icmp6", store=False, prn=seen)
+    sn.start()
+    time.sleep(0.3)
+    print("sniffing", flush=True)
+    while not heard and time.time() < deadline:
+        time.sleep(0.02)
+    rs = (Ether(src=mac, dst="33:33:00:00:00:02") / IPv6(src=lladdr, dst="ff02::2", hlim=255)
+          / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=mac))
+    for _ in range(2):
+        print("rs", flush=True)
+        sendp(rs, iface="wlan0", verbose=False)
+        time.sleep(0.1)
+    while sum(p[IPv6].dst == lladdr for p in heard) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    sn.stop()
+    print("done", flush=True)
+""")
+
+
+def test_max_ra_delay_0_rs_answered_by_unicast_ra(tmp_path):
+    """MaxRADelay 0 with AdvRASolicitedUnicast: each RS gets a unicast RA at once, and
+    the second, 0.1 s after the first, is not held back by MinDelayBetweenRAs (3 s):
+    that limit is for multicast RAs.  The next multicast RA is 30-60 s away, so a
+    unicast RA is the only answer the peer can hear within its (safety) deadline."""
+    pytest.importorskip("scapy")
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(FAST_REPLY_CONFIG)
+    topo = Topology()
+    procs = []
+    try:
+        rtr, mn = topo.host("rdly"), topo.host("mdly")
+        topo.link(rtr, "wlan0", mn, "wlan0")
+        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
+        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "0")
+        mn.sysctl("net.ipv6.conf.wlan0.router_solicitations", "0")
+        rtr.run("ip", "addr", "add", f"{HA_ADDRESS}/64", "dev", "wlan0", "nodad")
+        rtr_ll = wait_for(lambda: link_local(rtr), what="router link-local")
+        mn_ll = wait_for(lambda: link_local(mn), what="mn link-local")
+        mn_mac = mn.run("cat", "/sys/class/net/wlan0/address").stdout.strip()
+        peer = mn.popen(sys.executable, "-c", FAST_REPLY_PEER, str(mn_ll), "20",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(peer)
+        if peer.stdout.readline().strip() != "sniffing":
+            peer.kill()
+            pytest.fail("scapy peer did not start: " + peer.communicate()[1][-2000:])
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        router = rtr.popen(sys.executable, "-m", "radvd", "-C", str(conf), "-n", "-d", "2",
+                           stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        procs.append(router)
+        out, err = peer.communicate(timeout=40)
+        router.send_signal(signal.SIGTERM)
+        router.wait(timeout=15)
+        log = router.stderr.read()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        topo.teardown()
+    lines = out.split("\n")
+    assert "done" in lines, out + err
+    after_rs = lines[lines.index("rs") + 1:]
+    answers = [line.split() for line in after_rs if line.startswith("ra ")]
+    unicast = [a for a in answers if a[1] == str(mn_ll)]
+    assert len(unicast) == 2, (out, log)
+    assert all(a[2] == mn_mac and a[3] == "255" for a in unicast), out
+    assert not [a for a in answers if a[1] != str(mn_ll)], (out, log)   # no multicast answer
+    assert log.count(f"RS from {mn_ll}, unicast RA now") == 2, log
+    assert str(rtr_ll) in log
