@@ -45,3 +45,19 @@ def test_global_addresses_keep_their_prefix_length():
     from ipaddress import IPv6Interface
     state = read_link_state("lo", IF_INET6)
     assert state.link.networks == (IPv6Interface("2001:db8:5::2/64"),)
+
+
+def test_rtnetlink_messages_that_make_the_sender_read_its_interfaces_again():
+    import struct
+    from radvd.service import RTM_NEWLINK, netlink_concerns
+
+    def msg(kind, index):
+        body = struct.pack("=BBBBI", 10, 64, 0, 0, index)     # ifaddrmsg / ifinfomsg shape
+        return struct.pack("=IHHII", 16 + len(body), kind, 0, 0, 0) + body
+    RTM_NEWADDR, RTM_DELADDR = 20, 21
+    assert netlink_concerns(msg(RTM_NEWADDR, 3), {3})           # our interface's address
+    assert not netlink_concerns(msg(RTM_NEWADDR, 7) + msg(RTM_DELADDR, 8), {3})
+    assert netlink_concerns(msg(RTM_DELADDR, 7) + msg(RTM_DELADDR, 3), {3})
+    assert netlink_concerns(msg(RTM_NEWLINK, 9), set())         # maybe our interface appeared
+    garbled = struct.pack("=IHHII", 48, RTM_NEWADDR, 0, 0, 0) + bytes(8)   # claims 48 octets
+    assert netlink_concerns(garbled, set())                     # cannot tell: look anyway
