@@ -89,8 +89,9 @@ def test_haconf_refuses_a_short_key_without_echoing_it(tmp_path):
     assert not (tmp_path / "denali.conf.staged").exists()
 
 
-def test_a_conf_without_auth_keeps_its_mode(tmp_path):
+def test_a_conf_without_auth_is_still_born_0600(tmp_path):
+    """Every config file is 0600 by design (atomic_write's default), keys or not."""
     import stat
 
     haconf(tmp_path, "set", "ha.dad", "off")
-    assert stat.S_IMODE((tmp_path / "denali.conf.staged").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "denali.conf.staged").stat().st_mode) == 0o600
