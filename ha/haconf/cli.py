@@ -330,8 +330,10 @@ def log(paths):
 @click.option("--keep-config/--no-keep-config", default=True, show_default=True,
               help="keep partition 3 (/etc/denali)")
 @click.option("--reboot", is_flag=True, help="reboot once written")
+@click.option("--insecure", is_flag=True,
+              help="write an image whose manifest is unsigned or cannot be checked")
 @click.pass_obj
-def upgrade(paths, image, manifest, device, keep_config, reboot):
+def upgrade(paths, image, manifest, device, keep_config, reboot, insecure):
     """Write a new firmware image (checked against its manifest first)."""
     from ha.haconf import upgrade as U
     device = device or U.running_device()
@@ -340,7 +342,7 @@ def upgrade(paths, image, manifest, device, keep_config, reboot):
                           "with --device")
     try:
         written = U.upgrade(image, device, manifest=manifest, keep_config=keep_config,
-                            progress=say)
+                            progress=say, insecure=insecure)
     except U.UpgradeError as e:
         raise HaconfError(f"upgrade refused, nothing written: {e}") from None
     except OSError as e:
