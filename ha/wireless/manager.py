@@ -23,7 +23,7 @@ import logging
 import os
 
 from ha.wireless.hostapd import (HostapdChild, PhyInfo, RadioSpec, Verdict, check_radios,
-                        hostapd_config, regdb_present)
+                        hostapd_config, regdb_present, write_config)
 
 log = logging.getLogger("denali.wireless")
 
@@ -195,6 +195,9 @@ class WirelessManager:
 
     async def start(self) -> None:
         try:
+            # the configs hold WPA passphrases: their directory is 0700 when we make it
+            from ha.config.atomic import private_dir
+            private_dir(self.runtime_dir)
             os.makedirs(self.ctrl_dir, mode=0o750, exist_ok=True)
         except OSError as e:  # hostapd will say the same; the radios show why they are down
             log.error("cannot create %s: %s", self.ctrl_dir, e)
@@ -268,8 +271,7 @@ class WirelessManager:
                 continue
             conf = os.path.join(self.runtime_dir, f"{s.name}.conf")
             try:
-                from ha.config.atomic import atomic_write
-                atomic_write(conf, hostapd_config(s, self.ctrl_dir, country=country))
+                write_config(conf, hostapd_config(s, self.ctrl_dir, country=country))
             except (OSError, ValueError) as e:
                 self.verdicts[s.name] = Verdict(s.name, False, f"cannot write {conf}: {e}")
                 log.error("radio %s down: cannot write %s: %s", s.name, conf, e)
