@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(level, foreground)
     if args.pidfile:
         from ha.config.atomic import atomic_write
-        atomic_write(args.pidfile, f"{os.getpid()}\n")
+        # no secret in a pid: 0644, so init scripts and tools run as other users can read it
+        atomic_write(args.pidfile, f"{os.getpid()}\n", mode=0o644)
     # until the event loop takes the signals over, SIGTERM ends start-up at once
     # (imports alone take seconds on the board)
     import signal
