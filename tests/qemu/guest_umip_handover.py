@@ -243,6 +243,50 @@ class Port:
         self._link(0, 0, struct.pack("HHI", 8, IFLA_MASTER, self.bridges[bridge]))
 
 
+IFA_F_NAMES = ((0x01, "secondary"), (0x02, "nodad"), (0x04, "optimistic"),
+               (0x08, "dadfailed"), (0x10, "homeaddress"), (0x20, "deprecated"),
+               (0x40, "tentative"), (0x80, "permanent"))
+RTM_GETADDR, NLM_F_DUMP, NLMSG_DONE, IFA_ADDRESS, IFA_FLAGS = 22, 0x300, 3, 1, 8
+
+
+class Addresses:
+    """The MN's IPv6 addresses and their flags (tentative, optimistic...), by an
+    RTM_GETADDR dump from this process: no `ip` child at a moment that counts."""
+
+    def __init__(self, ns, ifname):
+        def opened():
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+            s.bind((0, 0))
+            return s, socket.if_nametoindex(ifname)
+        self.sock, self.index = in_netns(ns, opened)
+
+    def snapshot(self):
+        body = struct.pack("BBBBI", socket.AF_INET6, 0, 0, 0, 0)
+        self.sock.send(struct.pack("IHHII", 16 + len(body), RTM_GETADDR,
+                                   NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
+        out = []
+        while True:
+            data = self.sock.recv(65536)
+            off = 0
+            while off < len(data):
+                ln, kind = struct.unpack_from("IH", data, off)
+                if kind == NLMSG_DONE:
+                    return out
+                if kind == RTM_NEWLINK + 4:  # RTM_NEWADDR
+                    fam, plen, flags, scope, index = struct.unpack_from("BBBBI", data, off + 16)
+                    a, addr = off + 24, None
+                    while a < off + ln:
+                        alen, atype = struct.unpack_from("HH", data, a)
+                        if atype == IFA_ADDRESS:
+                            addr = socket.inet_ntop(socket.AF_INET6, data[a + 4:a + 20])
+                        elif atype == IFA_FLAGS:
+                            (flags,) = struct.unpack_from("I", data, a + 4)
+                        a += (alen + 3) & ~3
+                    if index == self.index and addr and scope == 0:
+                        out.append(addr + " " + ",".join(n for b, n in IFA_F_NAMES if flags & b))
+                off += (ln + 3) & ~3
+
+
 # ------------------------------------------------------------------- the run
 
 class Lines:
@@ -476,6 +520,7 @@ def run_variant(spec, args, R):
         time.sleep(args.settle)
 
         port = Port(lab.sw, "p-mn", ("br-home", "br-remote"))
+        addrs = Addresses(mn, "wlan0")
         cpu0 = cpu_ticks()
         where = "remote"
         for i in range(2 * args.moves):
@@ -490,8 +535,12 @@ def run_variant(spec, args, R):
             mv["t_up"] = time.monotonic()
             where = to
             end = mv["t_up"] + args.move_timeout
-            while not flowing(mv["t_up"]) and time.monotonic() < end:
-                time.sleep(0.1)
+            mv["mn_addresses"] = {}
+            marks = [0.2, 0.6, 1.2, 2.0]
+            while time.monotonic() < end and (marks or not flowing(mv["t_up"])):
+                if marks and time.monotonic() >= mv["t_up"] + marks[0]:
+                    mv["mn_addresses"][f"+{marks.pop(0)} s"] = addrs.snapshot()
+                time.sleep(0.05)
             mv["resumed"] = flowing(mv["t_up"])
             time.sleep(args.settle)
             mv["t_end"] = time.monotonic()
