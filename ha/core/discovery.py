@@ -17,6 +17,11 @@ from ipaddress import IPv6Address, IPv6Network
 # agents") in an EUI-64 format /64 gives the interface identifier below.
 HOME_AGENTS_ANYCAST_IID = 0xFDFF_FFFF_FFFF_FFFE
 
+# Section 10.1 keeps every home agent heard on the home link; a link has a
+# handful, and a host sending RAs with the H flag from many link-local
+# sources must not grow the list (nor the DHAAD work) without bound.
+MAX_HOME_AGENTS = 16
+
 # A reply must fit the IPv6 minimum MTU (section 10.5): 1280 octets less
 # the IPv6 header (40) and the ICMPv6 DHAAD reply header (8).
 MAX_DHAAD_ADDRESSES = (1280 - 40 - 8) // 16
@@ -34,12 +39,20 @@ class HomeAgentEntry:
     preference: int
     lifetime: int
     expires_at: float
+    own: bool = False  # this node's own entry, from its own RA
 
 
 class HomeAgentList:
-    """Home agents on the home link, keyed by their link-local address."""
+    """Home agents on the home link, keyed by their link-local address.
 
-    def __init__(self):
+    At most `limit` entries. This node's own entry (own=True) is always
+    kept; when the list is full, a newcomer takes the place of the entry
+    that matters least (lowest preference, then soonest to expire) if it
+    matters more, and is left out otherwise.
+    """
+
+    def __init__(self, limit: int = MAX_HOME_AGENTS):
+        self.limit = max(1, limit)
         self._entries: dict[IPv6Address, HomeAgentEntry] = {}
 
     def __len__(self) -> int:
@@ -48,8 +61,11 @@ class HomeAgentList:
     def __iter__(self):
         return iter(sorted(self._entries.values(), key=lambda e: (-e.preference, e.link_local)))
 
-    def update_from_ra(self, src: IPv6Address, ra, now: float) -> HomeAgentEntry | None:
-        """Section 10.1: record, refresh or drop a home agent from its RA."""
+    def update_from_ra(self, src: IPv6Address, ra, now: float,
+                       own: bool = False) -> HomeAgentEntry | None:
+        """Section 10.1: record, refresh or drop a home agent from its RA.
+
+        `own`: the RA is this node's own (heard back on the home link)."""
         from ha.wire.icmpv6 import HomeAgentInformation, PrefixInformation
 
         if not ra.home_agent:
@@ -67,9 +83,29 @@ class HomeAgentList:
             # section 10.1: a zero home agent lifetime removes the entry
             self._entries.pop(src, None)
             return None
-        entry = HomeAgentEntry(src, tuple(addresses), preference, lifetime, now + lifetime)
+        entry = HomeAgentEntry(src, tuple(addresses), preference, lifetime, now + lifetime, own)
+        if src not in self._entries and not self._make_room(entry, now):
+            return None
         self._entries[src] = entry
         return entry
+
+    def _make_room(self, entry: HomeAgentEntry, now: float) -> bool:
+        """Room for a new entry: True when there is (after evicting one), False to leave it out."""
+        entries = self._entries
+        if len(entries) < self.limit:
+            return True
+        self.expire(now)
+        if len(entries) < self.limit:
+            return True
+        others = [e for e in entries.values() if not e.own]
+        if not others:
+            return entry.own  # the list holds only our own entries
+        worst = min(others, key=lambda e: (e.preference, e.expires_at))
+        if not entry.own and (entry.preference, entry.expires_at) <= \
+                (worst.preference, worst.expires_at):
+            return False
+        del entries[worst.link_local]
+        return True
 
     def expire(self, now: float) -> None:
         for key in [k for k, e in self._entries.items() if e.expires_at <= now]:

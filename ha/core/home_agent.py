@@ -83,6 +83,7 @@ from ha.core.binding_cache import BindingCache, BindingState
 from ha.core.discovery import (HomeAgentList, HomePrefix, answer_dhaad,
                                answer_mobile_prefix_solicitation, home_agents_anycast)
 from ha.core.error_limits import ErrorLimiter
+from ha.core.rate_limit import NewBindingLimiter
 from ha.wire import auth as rfc4285
 from ha.wire import icmpv6 as nd
 from ha.wire.errors import CodecError
@@ -131,6 +132,23 @@ class HomeAgentSettings:
     # protected: only BUs it authenticates are served, and its BAs are signed.
     auth: dict = dataclasses.field(default_factory=dict)
     replay_window: float = rfc4285.DEFAULT_REPLAY_WINDOW  # seconds either side of our clock
+    # new bindings a second (and the burst allowed before that holds), per
+    # source /64 and overall (ha/core/rate_limit.py); 0 = no limit. Off here,
+    # the engine's default; the daemon's Settings carry the board's.
+    new_bindings_per_prefix_rate: float = 0.0
+    new_bindings_per_prefix_burst: float = 0.0
+    new_bindings_rate: float = 0.0
+    new_bindings_burst: float = 0.0
+    # entries of the home agent list learned from RAs (section 10.1); our own
+    # entry is always kept
+    max_home_agents: int = 16
+
+    def new_binding_limiter(self) -> NewBindingLimiter | None:
+        if self.new_bindings_per_prefix_rate <= 0 and self.new_bindings_rate <= 0:
+            return None
+        return NewBindingLimiter(self.new_bindings_per_prefix_rate,
+                                 self.new_bindings_per_prefix_burst,
+                                 self.new_bindings_rate, self.new_bindings_burst)
 
     @property
     def prefixes(self) -> tuple[IPv6Network, ...]:
@@ -202,10 +220,14 @@ class HomeAgentCore:
                  rng: random.Random | None = None):
         self.settings = settings
         self.cache = BindingCache(capacity)
-        self.home_agents = HomeAgentList()
+        self.home_agents = HomeAgentList(settings.max_home_agents)
         self.stats: Counter = Counter()
         self.rng = rng if rng is not None else random.Random(0)
         self._errors = ErrorLimiter()
+        # new bindings by source /64 and overall; refusals logged once per
+        # source /64 per minute, at most a few lines a second in all
+        self._limiter = settings.new_binding_limiter()
+        self._limit_logged = ErrorLimiter(per_destination=60.0, overall=5)
         self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
         self._datagrams: list[Datagram] = []
         self._actions: deque = deque()
@@ -236,6 +258,9 @@ class HomeAgentCore:
         mobile node away from home hears it at once in an unsolicited MPA.
         """
         old = self._home_prefixes()
+        if _limits(settings) != _limits(self.settings):
+            self._limiter = settings.new_binding_limiter()  # buckets start full
+        self.home_agents.limit = settings.max_home_agents
         self.settings = settings
         self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
         if now is not None and settings.send_mob_pfx_advs and self._home_prefixes() != old:
@@ -284,7 +309,7 @@ class HomeAgentCore:
         if isinstance(msg, (nd.NeighborSolicitation, nd.NeighborAdvertisement)):
             self._dad_observe(msg, src, now)
         elif isinstance(msg, nd.RouterAdvertisement):
-            self.home_agents.update_from_ra(src, msg, now)
+            self.home_agents.update_from_ra(src, msg, now, own=src in self._ours)
 
     # ------------------------------------------------------------- outputs
 
@@ -449,8 +474,13 @@ class HomeAgentCore:
             if not self._authenticated(pkt, msg, reg.home_address_of(ctx), now, wall):
                 return
             before = self._snapshot(reg.home_address_of(ctx))
-            self._carry_out(reg.process_binding_update(ctx, self.cache, self.rules, now),
-                            before, now)
+            admit = None if self._limiter is None else (lambda s: self._admit(s, now))
+            d = reg.process_binding_update(ctx, self.cache, self.rules, now, admit)
+            if d.reason.endswith(": cache_has_room"):
+                self.stats["BU refused, binding cache full"] += 1
+                self._log_limit(UNSPECIFIED, now, "binding cache full (%d bindings): "
+                                "new bindings refused 130", len(self.cache))
+            self._carry_out(d, before, now)
         elif isinstance(msg, UnknownMobilityMessage):
             # section 9.2: an unknown MH type is answered with BE status 2
             self.stats["unknown MH type"] += 1
@@ -519,6 +549,31 @@ class HomeAgentCore:
                          ack_to=src, hoa=hoa, coa=src,
                          reason=f"refused {int(status)} {status.name}: {why}")
         self._send_ack(d, stamp)
+
+    # ------------------------------------------------------------- limits
+
+    def _admit(self, src: IPv6Address, now: float) -> bool:
+        """The rate limit of new bindings, asked by the registration rules."""
+        verdict = self._limiter.admit(src, now)
+        if verdict is True:
+            return True
+        s = self.settings
+        if verdict == NewBindingLimiter.OVER_PREFIX:
+            self.stats["BU refused, new bindings over the per-prefix rate"] += 1
+            key = IPv6Address(int(src) >> 64 << 64)
+            if self._limit_logged.allow(key, now):  # once per source /64 per minute
+                log.warning("new bindings from %s/64 over %g/s (burst %g): refused 130", key,
+                            s.new_bindings_per_prefix_rate, s.new_bindings_per_prefix_burst)
+        else:
+            self.stats["BU refused, new bindings over the global rate"] += 1
+            self._log_limit(UNSPECIFIED, now, "new bindings over %g/s (burst %g) in all "
+                            "(this one from %s): refused 130", s.new_bindings_rate,
+                            s.new_bindings_burst, src)
+        return False
+
+    def _log_limit(self, key: IPv6Address, now: float, fmt: str, *args) -> None:
+        if self._limit_logged.allow(key, now):  # once per key per minute
+            log.warning(fmt, *args)
 
     def _on_hao_packet(self, pkt: Packet, now: float) -> None:
         b = self.cache.get(pkt.home_address)
@@ -833,6 +888,11 @@ class HomeAgentCore:
         rh2 = RoutingHeaderType2(Proto.ICMPV6, hoa).encode()
         head = IPv6Header(src, coa, Proto.ROUTING, len(rh2) + len(body), HOP_LIMIT).encode()
         self._datagrams.append(Datagram(head + rh2 + body, coa))
+
+
+def _limits(s: HomeAgentSettings) -> tuple:
+    return (s.new_bindings_per_prefix_rate, s.new_bindings_per_prefix_burst,
+            s.new_bindings_rate, s.new_bindings_burst)
 
 
 def bu_flags(bu) -> str:

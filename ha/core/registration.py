@@ -209,6 +209,9 @@ class _Facts:
     cache: BindingCache
     config: HomeAgentConfig
     now: float
+    # asked only of a BU that would make a new binding, once every other rule
+    # passed: (outer source) -> True, or False to refuse it with 130
+    admit: Callable[[IPv6Address], bool] | None = None
 
 
 # section 9.5.1: a sequence number is newer when 1..32767 ahead modulo 2**16
@@ -324,6 +327,13 @@ def home_address_not_ours(f: _Facts) -> bool:
     return f.deregistration or f.binding is not None or f.hoa not in f.config.ha_addresses
 
 
+# section 10.3.1 ("insufficient resources"): new bindings come at a bounded
+# rate (ha/core/rate_limit.py); asked last, so that only a BU that would
+# otherwise be accepted as new is charged, and never a refresh or a move
+def new_binding_admitted(f: _Facts) -> bool:
+    return f.deregistration or f.binding is not None or f.admit is None or f.admit(f.ctx.src)
+
+
 # First failing rule wins; the order is the RFC's (9.5.1, then 10.3.1, then 10.3.2).
 _REFUSALS: tuple[tuple[Callable[[_Facts], bool], BAStatus], ...] = (
     (sequence_in_window, BAStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW),
@@ -334,6 +344,7 @@ _REFUSALS: tuple[tuple[Callable[[_Facts], bool], BAStatus], ...] = (
     (allowed_by_policy, BAStatus.ADMINISTRATIVELY_PROHIBITED),
     (cache_has_room, BAStatus.INSUFFICIENT_RESOURCES),
     (home_address_not_ours, BAStatus.DUPLICATE_ADDRESS_DETECTION_FAILED),
+    (new_binding_admitted, BAStatus.INSUFFICIENT_RESOURCES),
 )
 
 
@@ -391,13 +402,18 @@ def refresh_advice_options(lifetime_units: int, config: HomeAgentConfig) -> list
 
 
 def process_binding_update(ctx: BUContext, cache: BindingCache, config: HomeAgentConfig,
-                           now: float) -> Decision:
-    """Decide what to do with one received Binding Update (updates `cache`)."""
+                           now: float,
+                           admit: Callable[[IPv6Address], bool] | None = None) -> Decision:
+    """Decide what to do with one received Binding Update (updates `cache`).
+
+    `admit`, when given, is asked whether a BU that would create a binding
+    may (the caller's rate limit); it is never asked about any other BU.
+    """
     bu = ctx.bu
     hoa = home_address_of(ctx)
     coa = care_of_address_of(ctx)
     f = _Facts(ctx, bu, hoa, coa, cache.get(hoa), is_deregistration(bu, hoa, coa),
-               cache, config, now)
+               cache, config, now, admit)
     for rule, why in _DISCARDS:
         if not rule(f):
             return Decision(hoa=hoa, coa=coa, reason=f"discard: {why}")
