@@ -209,7 +209,8 @@ class Bench:
             time.sleep(pause)
         if route:  # the plain path: the static configuration for the new link
             gw = HA_FOREIGN if to == "remote" else HA_HOME
-            run(["ip", "-6", "route", "replace", "default", "via", str(gw)], lab.mn)
+            run(["ip", "-6", "route", "replace", "default", "via", str(gw), "dev", "wlan0",
+                 "onlink"], lab.mn)
         t_up = time.monotonic()
         run(["ip", "link", "set", "p-mn", "up"], lab.sw)
         lab.where = to
@@ -251,10 +252,13 @@ class Bench:
         lab.build()
         moves = []
         try:
-            # both addresses static, no DAD (the lab builds with accept_dad=0)
-            run(["ip", "addr", "add", f"{MN_COA}/64", "dev", "wlan0", "nodad"], lab.mn)
-            run(["ip", "-6", "route", "add", FOREIGN_PREFIX, "via", str(HA_HOME)], lab.cn,
-                check=False)
+            # both addresses static as /128s (no on-link prefix to mislead the
+            # node on the other link), no DAD; the default route is swapped at the move
+            run(["ip", "addr", "del", f"{MN_HOME}/64", "dev", "wlan0"], lab.mn)
+            for addr in (MN_HOME, MN_COA):
+                run(["ip", "addr", "add", f"{addr}/128", "dev", "wlan0", "nodad"], lab.mn)
+            run(["ip", "-6", "route", "replace", "default", "via", str(HA_HOME), "dev", "wlan0",
+                 "onlink"], lab.mn)
             procs, cn_out, mn_out = self._probes(lab, workdir, plain=True)
             time.sleep(1.0)
             for i in range(self.moves * 2):
@@ -287,7 +291,7 @@ class Bench:
                 f.write(text)
         lab = SeedLab(tag=f"ho{os.getpid() % 10000}{name[:1]}{len(name)}")
         lab.build()
-        moves = []
+        moves, settled = [], []
         arr = None
         try:
             # the kernel's DAD on at raven, as on a laptop (the lab turns it off)
@@ -319,12 +323,14 @@ class Bench:
                     ok = wait_for(lambda: any(e.get("state") == "registered" and e.get("coa")
                                               for e in raven("bul json") or []), 60, 0.05)
                 else:
-                    ok = wait_for(lambda: all(e.get("state") == "idle"
-                                              for e in raven("bul json") or [{}])
-                                  and (raven("md json") or {}).get("location") == "home",
-                                  60, 0.05)
+                    def home():
+                        bul = raven("bul json")
+                        return bul is not None and all(e.get("state") == "idle" for e in bul) \
+                            and (raven("md json") or {}).get("location") == "home"
+                    ok = wait_for(home, 60, 0.05)
                 if not ok:
                     say(f"  {name}: move {i + 1} to {to} did not settle in 60 s")
+                settled.append(time.monotonic())
                 time.sleep(1.0)
             arr = self._stop_probes(procs, cn_out, mn_out)
         finally:
@@ -332,16 +338,20 @@ class Bench:
         clock = Clock()
         logs = {"raven": log_events(os.path.join(workdir, "raven.log"), clock),
                 "denali": log_events(os.path.join(workdir, "denali.log"), clock)}
-        self._summarise(name, moves, arr, logs, workdir)
+        self._summarise(name, moves, arr, logs, workdir, settled)
         if not self.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
     # ----------------------------------------------------------- figures
 
-    def _summarise(self, name, moves, arr, logs, workdir) -> None:
+    def _summarise(self, name, moves, arr, logs, workdir, settled=None) -> None:
         res = {}
         for i, (to, t_down, t_up) in enumerate(moves):
             end = moves[i + 1][1] if i + 1 < len(moves) else t_up + 60
+            if settled:  # the registration is done: traffic resumes within a moment of it
+                end = min(end, settled[i] + 0.5)
+            else:
+                end = min(end, t_up + 1.0)
             key = "home->remote" if to == "remote" else "remote->home"
             entry = res.setdefault(key, {"cn->mn": [], "mn->cn": [], "events": {}})
             firsts = {}
