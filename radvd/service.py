@@ -34,7 +34,7 @@ from ipaddress import IPv6Address, IPv6Interface
 from ha.daemon.process import TRACE     # per-packet logging, `-d 3` and up
 from ha.net.iface import SCOPE_GLOBAL, SCOPE_LINK, if_inet6 as interface_addresses
 from radvd.config import Config, InterfaceConfig, validate_interface
-from radvd.scheduler import Link, RAScheduler
+from radvd.scheduler import ALL_NODES, Link, RAScheduler
 
 log = logging.getLogger("denali.radvd")
 
@@ -165,6 +165,26 @@ def _open_socket(name: str, index: int) -> socket.socket:
     return s
 
 
+def _open_multicast_sender(name: str, index: int, src: IPv6Address) -> socket.socket:
+    """A send-only ICMPv6 socket bound to `src` and connected to ff02::1 on the
+    interface: the periodic RA then goes out with send(), without the per-packet
+    destination and IPV6_PKTINFO that the kernel would parse each time."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    try:
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)   # RFC 4861 §6.1.2
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, name.encode())
+        s.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, b"\xff" * 32)  # receives nothing
+        s.bind((str(src), 0, 0, index))
+        s.connect(("ff02::1", 0, 0, index))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 class _Port:
     """One advertising interface: its socket, its scheduler, its timer."""
 
@@ -174,6 +194,8 @@ class _Port:
         self.state = state
         self.loop = service.loop
         self.sock = _open_socket(config.name, state.index)
+        self._group_sock: socket.socket | None = None
+        self._open_group_sock()
         self.scheduler = RAScheduler(config, state.link, now=self.loop.time(),
                                      random=service.random)
         self.timer: asyncio.TimerHandle | None = None
@@ -185,6 +207,17 @@ class _Port:
         self.finished = asyncio.Event()
         self.loop.add_reader(self.sock.fileno(), self._readable)
         self._arm()
+
+    def _open_group_sock(self) -> None:
+        if self._group_sock is not None:
+            self._group_sock.close()
+            self._group_sock = None
+        try:
+            self._group_sock = _open_multicast_sender(self.config.name, self.state.index,
+                                                      self.state.link.link_local)
+        except OSError as e:                   # the general socket sends them all then
+            log.debug("%s: no connected socket for ff02::1 (%s)", self.config.name,
+                      e.strerror or e)
 
     # -- timer
     def _arm(self) -> None:
@@ -211,7 +244,19 @@ class _Port:
 
     def _flush(self) -> None:
         trace = log.isEnabledFor(TRACE)
+        group = self._group_sock
         for t in self.scheduler.datagrams_to_send():
+            if group is not None and t.dst is ALL_NODES and t.src is self.state.link.link_local:
+                try:
+                    group.send(t.data)
+                    if trace:
+                        log.log(TRACE, "%s: sent %s RA to %s (%d octets)", self.config.name,
+                                t.kind, t.dst, len(t.data))
+                except OSError as e:
+                    self.send_errors += 1
+                    log.warning("%s: sending RA to %s failed: %s", self.config.name, t.dst,
+                                e.strerror or e)
+                continue
             anc = self._anc_for
             if anc is None or anc[0] is not t.src:
                 pktinfo = t.src.packed + struct.pack("@I", self.state.index)
@@ -265,6 +310,7 @@ class _Port:
         self.state = state
         self._anc_for = self._addr_for = None
         self.scheduler.set_link(state.link)
+        self._open_group_sock()                # the link-local address may be another
 
     def begin_stop(self) -> None:
         self.scheduler.stop(self.loop.time())
@@ -279,6 +325,9 @@ class _Port:
         except (ValueError, OSError):
             pass
         self.sock.close()
+        if self._group_sock is not None:
+            self._group_sock.close()
+            self._group_sock = None
         self.finished.set()
 
     def counters(self) -> dict:
