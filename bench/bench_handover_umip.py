@@ -73,7 +73,8 @@ def report(data: dict, moves_each_way: int) -> None:
         label = (V["name"] + ": HA " + (V["extra"] or "the seed's mip6d.conf")
                  + f", RAs {ra_min}-{ra_max} s, Advertisement Interval option "
                  + ("on" if opt else "off")
-                 + (f"; UMIP {V['mn_extra']}" if V.get("mn_extra") else ""))
+                 + (f"; UMIP {V['mn_extra']}" if V.get("mn_extra") else "")
+                 + ("" if V.get("mn_dad", True) else "; kernel DAD OFF at the MN"))
         print(f"\nvariant {label}\n  denalid up at {V.get('denalid_started')} s, "
               f"UMIP registered at {V.get('registered')} s, variant took {V.get('seconds')} s, "
               f"guest CPU busy {100 * V.get('cpu_busy', 0):.0f}% during the moves")
@@ -141,6 +142,11 @@ def main() -> int:
     p.add_argument("--control", action="store_true",
                    help="also run the RAs without the Advertisement Interval option (UMIP "
                         "then keeps a router for its 1 s lifetime instead of 70 ms)")
+    p.add_argument("--isolate-ha", action="store_true",
+                   help="also run UMIP with OptimisticHandoff and the kernel's DAD off at the "
+                        "MN, with and without DenaliTunnelDuringDad: what is left is the home "
+                        "agent's side")
+    p.add_argument("--variants-json", help="the variant list itself (see the guest script)")
     p.add_argument("--keep-json", help="write the guest's whole report here")
     p.add_argument("--log", help="the guest's serial console, as it comes")
     a = p.parse_args()
@@ -163,6 +169,11 @@ def main() -> int:
     mns = [("", "")] + ([("-oh", OH_LINE)] if a.optimistic_handoff else [])
     variants = [{"name": pre + name + mname, "extra": extra, "ra": ra, "mn_extra": mn_extra}
                 for pre, ra in profiles for mname, mn_extra in mns for name, extra in has]
+    if a.isolate_ha:
+        variants += [{"name": name + "-oh-mn-nodad", "extra": extra, "mn_extra": OH_LINE,
+                      "mn_dad": False} for name, extra in has]
+    if a.variants_json:
+        variants = json.loads(a.variants_json)
     kernel = harness.find_kernel()
     with open(umip_peer.MIP6D, "rb") as f:
         mip6d = f.read()

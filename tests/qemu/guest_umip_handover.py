@@ -420,6 +420,7 @@ def run_variant(spec, args, R):
 
     name, extra, ra = spec["name"], spec.get("extra", ""), spec.get("ra", [0.03, 0.07, True])
     V = {"name": name, "extra": extra, "ra": ra, "mn_extra": spec.get("mn_extra", ""),
+         "mn_dad": spec.get("mn_dad", True),
          "moves": [], "notes": []}
     R["variants"].append(V)
     tmp = f"/tmp/uho-{name}"
@@ -435,7 +436,8 @@ def run_variant(spec, args, R):
         # mobile node here, a laptop's kernel DADs every address it forms
         run(["ip", "addr", "flush", "dev", "wlan0", "scope", "global"], mn)
         run(["ip", "-6", "route", "flush", "default"], mn, check=False)
-        for key, val in (("forwarding", 0), ("accept_ra", 1), ("accept_dad", 1),
+        mn_dad = 1 if spec.get("mn_dad", True) else 0
+        for key, val in (("forwarding", 0), ("accept_ra", 1), ("accept_dad", mn_dad),
                          ("optimistic_dad", args.optimistic), ("use_optimistic", args.optimistic),
                          ("dad_transmits", 1)):
             for dev in ("all", "default", "wlan0"):
