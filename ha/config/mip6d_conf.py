@@ -94,6 +94,13 @@ class Mip6dConfig:
     # denali's own handover settings (README, "Handover settings"):
     optimistic_dad: bool | None = None      # MN: RFC 4429 for the care-of address
     tunnel_during_dad: bool | None = None   # HA: forward for a new binding while DAD runs
+    # denali's own limits (denali.spec's [ha] keys of the same names say why)
+    capacity: int | None = None                        # DenaliCapacity
+    new_bindings_per_prefix_rate: int | None = None    # DenaliNewBindingsPerPrefixRate
+    new_bindings_per_prefix_burst: int | None = None   # DenaliNewBindingsPerPrefixBurst
+    new_bindings_rate: int | None = None               # DenaliNewBindingsRate
+    new_bindings_burst: int | None = None              # DenaliNewBindingsBurst
+    max_tunnels: int | None = None                     # DenaliMaxTunnels
     warnings: list = field(default_factory=list, compare=False)
 
     def with_defaults(self):
@@ -140,6 +147,12 @@ _SCALARS = {
     "OptimisticHandoff": ("optimistic_handoff", "bool"),
     "DenaliOptimisticDad": ("optimistic_dad", "bool"),
     "DenaliTunnelDuringDad": ("tunnel_during_dad", "bool"),
+    "DenaliCapacity": ("capacity", "int"),
+    "DenaliNewBindingsPerPrefixRate": ("new_bindings_per_prefix_rate", "int"),
+    "DenaliNewBindingsPerPrefixBurst": ("new_bindings_per_prefix_burst", "int"),
+    "DenaliNewBindingsRate": ("new_bindings_rate", "int"),
+    "DenaliNewBindingsBurst": ("new_bindings_burst", "int"),
+    "DenaliMaxTunnels": ("max_tunnels", "int"),
 }
 _KEYWORDS = sorted(list(_SCALARS) + [
     "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix", "DenaliMnHaKey"])

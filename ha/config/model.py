@@ -123,6 +123,13 @@ class HaSettings:
     min_mob_pfx_adv_interval: int
     max_mob_pfx_adv_interval: int
     debug_level: int
+    # limits (denali.spec says why these defaults)
+    capacity: int = 4096
+    new_bindings_per_prefix_rate: float = 20.0
+    new_bindings_per_prefix_burst: int = 100
+    new_bindings_rate: float = 100.0
+    new_bindings_burst: int = 500
+    max_tunnels: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,7 +595,13 @@ def _build(cfg, filename, ra_check=None):
             send_mob_pfx_advs=ha["send_mob_pfx_advs"],
             min_mob_pfx_adv_interval=ha["min_mob_pfx_adv_interval"],
             max_mob_pfx_adv_interval=ha["max_mob_pfx_adv_interval"],
-            debug_level=ha["debug_level"]),
+            debug_level=ha["debug_level"],
+            capacity=ha["capacity"],
+            new_bindings_per_prefix_rate=ha["new_bindings_per_prefix_rate"],
+            new_bindings_per_prefix_burst=ha["new_bindings_per_prefix_burst"],
+            new_bindings_rate=ha["new_bindings_rate"],
+            new_bindings_burst=ha["new_bindings_burst"],
+            max_tunnels=ha["max_tunnels"]),
         ra_interfaces=ras, radios=radios, warnings=warnings,
         values=cfg.dict(),
         auth={str(ipaddress.IPv6Address(h)): (a["spi"], a["key"])

@@ -33,6 +33,11 @@ log = logging.getLogger("denali.ha")
 WAIT_POLL = 0.5  # seconds between looks at a home interface that is not there yet
 
 
+# the rate limits of new bindings, passed to the core as they are named in Settings
+_LIMITS = ("new_bindings_per_prefix_rate", "new_bindings_per_prefix_burst",
+           "new_bindings_rate", "new_bindings_burst")
+
+
 class HomeAgent:
     """The home agent service of denalid on one home interface.
 
@@ -145,6 +150,9 @@ class HomeAgent:
         self.datapath = await open_datapath(self.ifname, self.ha_address, backend=self.backend,
                                             firewall=self.firewall,
                                             proxy=self.settings.proxy_nd)
+        if hasattr(self.datapath, "max_tunnels"):  # one device per care-of address
+            self.datapath.max_tunnels = getattr(self.settings, "max_tunnels",
+                                                self.datapath.max_tunnels)
         self._raw = RawSender()
         self._tap = PacketTap(self._on_tap_packet)
         loop.add_reader(self._tap.fileno(), self._tap.read_ready)
@@ -200,7 +208,8 @@ class HomeAgent:
             max_mob_pfx_adv_interval=getattr(s, "max_mob_pfx_adv_interval", 86400),
             auth=dict(getattr(s, "auth", {})),
             tunnel_during_dad=getattr(s, "tunnel_during_dad", False),
-            replay_window=getattr(s, "replay_window", rfc4285.DEFAULT_REPLAY_WINDOW))
+            replay_window=getattr(s, "replay_window", rfc4285.DEFAULT_REPLAY_WINDOW),
+            **{k: getattr(s, k) for k in _LIMITS if hasattr(s, k)})
 
     async def reload(self, settings) -> None:
         self.settings = settings
@@ -210,6 +219,10 @@ class HomeAgent:
         if self.core is None:
             return  # still waiting for the interface: _serve() reads the new settings
         self.core.reload(self._core_settings(self.core.settings.home_ifindex), self.clock())
+        self.core.cache.capacity = getattr(settings, "capacity", self.core.cache.capacity)
+        if hasattr(self.datapath, "max_tunnels"):
+            self.datapath.max_tunnels = getattr(settings, "max_tunnels",
+                                                self.datapath.max_tunnels)
         self._flush()  # unsolicited MPAs when the home prefixes changed
         log.info("home agent configuration reloaded")
 

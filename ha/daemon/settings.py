@@ -58,7 +58,13 @@ class Settings:
     dad: bool = True
     tunnel_during_dad: bool = False  # forward for a new binding while its DAD runs
     proxy_nd: str = "kernel"  # who answers NS for away home addresses: kernel or daemon
-    capacity: int = 200_000
+    # limits that hold under attack: ha/config/denali.spec says why these defaults
+    capacity: int = 4096  # bindings
+    new_bindings_per_prefix_rate: float = 20.0  # a second, per source /64; 0 = no limit
+    new_bindings_per_prefix_burst: int = 100
+    new_bindings_rate: float = 100.0  # a second, all sources; 0 = no limit
+    new_bindings_burst: int = 500
+    max_tunnels: int = 64  # ip6tnl devices (kernel datapath)
     send_mob_pfx_advs: bool = True
     radvd_text: str | None = None  # radvd.conf syntax for the RA sender
     radvd_source: str = "radvd.conf"
@@ -132,6 +138,12 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
     if cfg.send_mob_pfx_advs is not None:
         s.send_mob_pfx_advs = cfg.send_mob_pfx_advs
     s.tunnel_during_dad = bool(cfg.tunnel_during_dad)
+    for name in _LIMITS:  # denali's Denali* limit lines
+        value = getattr(cfg, name)
+        if value is not None:
+            if value < 1 and name in ("capacity", "max_tunnels"):
+                raise SettingsError(f"{name} {value}: use 1 or more", path)
+            setattr(s, name, value)
     if s.node == "MN":
         if not cfg.home_links:
             raise SettingsError('a mobile node needs MnHomeLink "if" { ... }', path)
@@ -145,6 +157,10 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
                                            optimistic_handoff=bool(cfg.optimistic_handoff),
                                            optimistic_dad=bool(cfg.optimistic_dad))
     return s
+
+
+_LIMITS = ("capacity", "new_bindings_per_prefix_rate", "new_bindings_per_prefix_burst",
+           "new_bindings_rate", "new_bindings_burst", "max_tunnels")
 
 
 def _from_denali_conf(path: str | None) -> Settings:
@@ -172,6 +188,8 @@ def _from_denali_conf(path: str | None) -> Settings:
     s.dad = ha.dad
     s.tunnel_during_dad = ha.tunnel_during_dad
     s.proxy_nd = ha.proxy_nd
+    for name in _LIMITS:
+        setattr(s, name, getattr(ha, name))
     s.vt_port = ha.vt_port
     s.debug_level = ha.debug_level
     s.send_mob_pfx_advs = ha.send_mob_pfx_advs

@@ -22,6 +22,7 @@ event-loop turn go to the kernel in one `nft -f -` run.
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import logging
 import socket
@@ -34,6 +35,16 @@ from ha.net.rtnl import (ROUTE_TABLE, RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, R
                          route_msg, rule_msg)
 
 log = logging.getLogger(__name__)
+
+# ip6tnl devices at once. Each is a network device with its IPv6 state (some
+# 45 KB of kernel memory), and a flood of new bindings from fresh care-of
+# addresses would otherwise make one apiece: past the cap a binding that needs
+# another tunnel fails, and the core answers 130 (ha/config/denali.spec, max_tunnels).
+MAX_TUNNELS = 64
+
+
+class TooManyTunnels(OSError):
+    """A new care-of address would need a tunnel past max_tunnels."""
 
 
 class NftSourceCheck:
@@ -142,10 +153,11 @@ class KernelDatapath(Datapath):
         self._pending: dict[IPv6Address, asyncio.Future] = {}  # tunnels being created
         self._bindings: dict[IPv6Address, IPv6Address] = {}
         self._link_local_of = {}
-        self.counters = {"tunnels_created": 0, "tunnels_deleted": 0}
+        self.counters = {"tunnels_created": 0, "tunnels_deleted": 0, "tunnels_refused": 0}
         self.responder = None  # proxy="daemon": we answer NS (ha/datapath/proxy_nd.py)
         self.source_check = source_check
         self._closed = False
+        self.max_tunnels = MAX_TUNNELS
 
     @classmethod
     async def open(cls, home_ifname: str, ha_address: IPv6Address, *, loop=None,
@@ -196,6 +208,10 @@ class KernelDatapath(Datapath):
         pending = self._pending.get(coa)
         if pending is not None:  # another registration to this CoA is creating it
             return await asyncio.shield(pending)
+        if len(self._tunnels) + len(self._pending) >= self.max_tunnels:
+            self.counters["tunnels_refused"] += 1
+            raise TooManyTunnels(errno.ENOBUFS, f"{self.max_tunnels} tunnels in use, none "
+                                 f"more for care-of address {coa}")
         fut = asyncio.get_running_loop().create_future()
         self._pending[coa] = fut
         try:

@@ -213,3 +213,42 @@ def test_core_bounds_the_list_from_its_settings():
         msg = nd.encode_icmpv6(ra(), A(f"fe80::{i + 10:x}"), A("ff02::1"))
         c.receive_icmpv6(msg, A(f"fe80::{i + 10:x}"), A("ff02::1"), 255, float(i))
     assert len(c.home_agents) == 4
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_limits_from_denali_conf_and_mip6d_conf(tmp_path):
+    from ha.config.model import DEFAULT_TEXT
+    from ha.config.mip6d_conf import dump_mip6d, parse_mip6d
+    from ha.daemon.settings import SettingsError, load_settings
+    conf = tmp_path / "denali.conf"
+    conf.write_text(DEFAULT_TEXT)
+    s = load_settings(str(conf))
+    assert (s.capacity, s.new_bindings_per_prefix_rate, s.new_bindings_per_prefix_burst,
+            s.new_bindings_rate, s.new_bindings_burst, s.max_tunnels) == (4096, 20, 100,
+                                                                          100, 500, 64)
+    conf.write_text(DEFAULT_TEXT.replace("[ha]\n", "[ha]\n    capacity = 10\n"
+                                         "    new_bindings_per_prefix_rate = 0\n"
+                                         "    new_bindings_rate = 2.5\n    max_tunnels = 3\n", 1))
+    s = load_settings(str(conf))
+    assert (s.capacity, s.new_bindings_per_prefix_rate, s.new_bindings_rate,
+            s.max_tunnels) == (10, 0, 2.5, 3)
+    conf.write_text(DEFAULT_TEXT.replace("[ha]\n", "[ha]\n    capacity = 0\n", 1))
+    with pytest.raises(SettingsError, match="capacity"):
+        load_settings(str(conf))
+
+    text = ('NodeConfig HA;\nUseMnHaIPsec disabled;\nInterface "wlan0";\n'
+            "DenaliCapacity 7;\nDenaliNewBindingsPerPrefixRate 5;\n"
+            "DenaliNewBindingsPerPrefixBurst 9;\nDenaliNewBindingsRate 0;\n"
+            "DenaliNewBindingsBurst 11;\nDenaliMaxTunnels 2;\n")
+    cfg = parse_mip6d(text)
+    assert parse_mip6d(dump_mip6d(cfg)) == cfg
+    mip6d = tmp_path / "mip6d.conf"
+    mip6d.write_text(text)
+    s = load_settings(str(mip6d))
+    assert (s.capacity, s.new_bindings_per_prefix_rate, s.new_bindings_per_prefix_burst,
+            s.new_bindings_rate, s.new_bindings_burst, s.max_tunnels) == (7, 5, 9, 0, 11, 2)
+    mip6d.write_text(text.replace("DenaliMaxTunnels 2", "DenaliMaxTunnels 0"))
+    with pytest.raises(SettingsError, match="max_tunnels 0"):
+        load_settings(str(mip6d))
