@@ -102,6 +102,8 @@ class Mip6dConfig:
     new_bindings_burst: int | None = None              # DenaliNewBindingsBurst
     max_tunnels: int | None = None                     # DenaliMaxTunnels
     warnings: list = field(default_factory=list, compare=False)
+    # keyword -> the line of the file it was set on (for a reader's later refusals)
+    lines: dict = field(default_factory=dict, compare=False, repr=False)
 
     def with_defaults(self):
         """A copy with every unset scalar replaced by UMIP's default."""
@@ -297,6 +299,7 @@ def parse_mip6d(text, filename="mip6d.conf"):
             name, kind = _SCALARS[kw]
             _arity(words, {1}, filename, line, f"{kw} <value>")
             setattr(cfg, name, _value(kind, words[1], filename, line, kw))
+            cfg.lines[kw] = line
         elif kw == "Interface":
             _arity(words, {1}, filename, line, 'Interface "<name>"')
             ifname = _value("string", words[1], filename, line, kw)

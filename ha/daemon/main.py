@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if not foreground:
         process.detach()
     setup_logging(level, foreground)
+    for warning in settings.warnings:  # e.g. home addresses without an RFC 4285 key
+        log.warning("%s", warning)
     if args.pidfile:
         from ha.config.atomic import atomic_write
         # no secret in a pid: 0644, so init scripts and tools run as other users can read it

@@ -73,6 +73,9 @@ class Settings:
     # RFC 4285: home address -> MnHaSecret; those home addresses are protected
     auth: dict = field(default_factory=dict, repr=False)
     replay_window: float = DEFAULT_REPLAY_WINDOW
+    # what denalid logs as warnings at start (main.py): the file is usable, but
+    # not as safe as RFC 6275 wants (home addresses without a key)
+    warnings: list = field(default_factory=list, compare=False)
 
 
 def _looks_like_configobj(text: str) -> bool:
@@ -156,7 +159,55 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
                                            s.auth.get(hoa.ip),
                                            optimistic_handoff=bool(cfg.optimistic_handoff),
                                            optimistic_dad=bool(cfg.optimistic_dad))
+    _refuse_ipsec(cfg, path)
+    _warn_unauthenticated(s, "no DenaliMnHaKey line", "DefaultBindingAclPolicy deny;")
     return s
+
+
+# RFC 6275 section 5.1: BUs and BAs between mobile node and home agent must be
+# protected. UMIP does it with IPsec (RFC 3776, `UseMnHaIPsec enabled`, its
+# default); denali has no IPsec, only RFC 4285's MN-HA authentication option.
+# A file that asks for IPsec is refused rather than run open without it.
+_NO_IPSEC = ("IPsec (RFC 3776) for BU/BA is not available in denali; use "
+             "`UseMnHaIPsec disabled;` with DenaliMnHaKey lines for RFC 4285 "
+             "authentication, or `UseMnHaIPsec disabled;` alone to run unauthenticated")
+_UNAUTHENTICATED = ("bindings for home addresses without a key are unauthenticated "
+                    "(RFC 6275 5.1 requires protection)")
+
+
+def _refuse_ipsec(cfg, path: str) -> None:
+    if cfg.use_mn_ha_ipsec is False:
+        return
+    if cfg.use_mn_ha_ipsec is None:  # not in the file: UMIP's default holds
+        raise SettingsError("UseMnHaIPsec is not given and defaults to enabled (as in "
+                            "UMIP): " + _NO_IPSEC, path)
+    raise SettingsError("UseMnHaIPsec enabled: " + _NO_IPSEC, path,
+                        cfg.lines.get("UseMnHaIPsec"))
+
+
+def _warn_unauthenticated(s: Settings, no_keys: str, deny_default: str) -> None:
+    """Add the start-up warning when some home address this node serves or
+    uses has no RFC 4285 key (those bindings are taken or sent unsigned)."""
+    if s.node == "MN" and s.mobile_node is not None:
+        if s.mobile_node.secret is None:
+            hoa = s.mobile_node.home_address.ip
+            s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: no key for the home "
+                              f"address {hoa}")
+        return
+    if s.node != "HA" or s.ha_interface is None:
+        return
+    if not s.auth:
+        s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: {no_keys}")
+    elif s.acl_default_allow:
+        s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: a key for {len(s.auth)} home "
+                          f"address{'es' if len(s.auth) > 1 else ''}, any other home address "
+                          f"is served unsigned ({deny_default} refuses them)")
+    else:
+        allowed = {(k[0] if isinstance(k, tuple) else k) for k, ok in s.acl.items() if ok}
+        open_ = sorted(h for h in allowed if h not in s.auth)
+        if open_:
+            s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: no key for "
+                              + ", ".join(str(h) for h in open_))
 
 
 _LIMITS = ("capacity", "new_bindings_per_prefix_rate", "new_bindings_per_prefix_burst",
@@ -198,4 +249,5 @@ def _from_denali_conf(path: str | None) -> Settings:
     s.radios = list(cfg.radios)
     s.auth = {IPv6Address(h): MnHaSecret(spi, bytes.fromhex(key))
               for h, (spi, key) in cfg.auth.items()}
+    _warn_unauthenticated(s, "[auth] is empty", "acl_default = deny")
     return s

@@ -12,6 +12,7 @@ KEY = "00112233445566778899AABBCCDDEEFF"
 LINE = f'DenaliMnHaKey 2001:db8::beef 256 "{KEY}";\n'
 MN = """NodeConfig MN;
 Interface "wlan0";
+UseMnHaIPsec disabled;
 MnHomeLink "wlan0" {
         HomeAddress 2001:db8::beef/64;
         HomeAgentAddress 2001:db8::;

@@ -145,7 +145,8 @@ def test_a_care_of_address_rule_never_widens_the_policy(tmp_path):
     from ha.daemon.settings import load_settings
     from ha.wire.mobility import BAStatus, BindingUpdate
     f = tmp_path / "mip6d.conf"
-    f.write_text('NodeConfig HA;\nInterface "wlan0";\nDefaultBindingAclPolicy deny;\n'
+    f.write_text('NodeConfig HA;\nInterface "wlan0";\nUseMnHaIPsec disabled;\n'
+                 'DefaultBindingAclPolicy deny;\n'
                  'BindingAclPolicy 2001:db8::beef 2001:db8:1::5 allow;\n')
     s = load_settings(str(f))
     assert s.acl == {(A("2001:db8::beef"), A("2001:db8:1::5")): True}
