@@ -63,6 +63,8 @@ DENALI_CONF = """\
 [ha]
 interface = wlan0
 debug_level = 7
+# the handover settings of the README (bench/bench_handover.py's "fast" run)
+tunnel_during_dad = yes
 
 [radio]
     [[wlan0]]
@@ -86,6 +88,7 @@ interface {ifname}
         MinRtrAdvInterval 0.03;
         MinDelayBetweenRAs 0.03;
         AdvRASolicitedUnicast on;
+        MaxRADelay 0;
         AdvHomeAgentFlag {ha};
 
         prefix {prefix}
@@ -492,8 +495,8 @@ def main(args) -> None:
         mn_conf = open(os.path.join(repo, "tests", "data", "mip6d.mn.conf")).read()
         optimistic = _parser_takes("OptimisticHandoff enabled;", mn_conf)
         if optimistic:
-            mn_conf = mn_conf.replace("NodeConfig MN;",
-                                      "NodeConfig MN;\nOptimisticHandoff enabled;")
+            mn_conf = mn_conf.replace("NodeConfig MN;", "NodeConfig MN;\nOptimisticHandoff "
+                                      "enabled;\nDenaliOptimisticDad enabled;")
         with open(f"{run}/mip6d.mn.conf", "w") as f:
             f.write(mn_conf)
         spawn("mn", [sys.executable, "-m", "ha.daemon.main", "-c", f"{run}/mip6d.mn.conf",
