@@ -50,6 +50,9 @@ def setup_logging(level: int, foreground: bool) -> None:
                           stderr_format="%(asctime)s.%(msecs)03d %(name)s: %(message)s",
                           date_format="%H:%M:%S",
                           syslog_format="denalid[%(process)d]: %(name)s: %(message)s")
+    # pyroute2 (the wireless manager's nl80211) logs every message at debug:
+    # at -d 7 it would bury mip6d's own lines
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     from ha.daemon.logbuffer import RecentLog
     logging.getLogger().addHandler(RecentLog.install())
 
