@@ -1,6 +1,7 @@
 """The handover blackout with UMIP's mip6d as the mobile node and denalid as its home agent.
 
-    python3 bench/bench_handover_umip.py [--moves 3] [--keep-json FILE]
+    python3 bench/bench_handover_umip.py [--moves 3] [--ha base|tdd|both]
+        [--optimistic-handoff] [--isolate-ha] [--control] [--keep-json FILE]
 
 UMIP needs a kernel with CONFIG_IPV6_MIP6, which this host lacks, so the whole
 bench runs in one qemu guest on Debian's stock kernel (tests/qemu/harness.py;
@@ -20,7 +21,13 @@ longest gap of the steady stream just before each move (what TCG's own jitter
 costs). qemu TCG emulates every instruction: these are a lower bound on speed,
 to be read beside bench/bench_handover.py's namespace figures, not against them.
 When the home agent has a setting to tunnel while its DAD runs
-(`DenaliTunnelDuringDad`), the run is made with it off and on.
+(`DenaliTunnelDuringDad`), the run is made with it off and on (about 3-4
+minutes here). --optimistic-handoff adds UMIP with `OptimisticHandoff enabled`
+(it sends from its home address right after the BU instead of blackholing
+until the BA); --isolate-ha adds that with the MN's kernel DAD off too, so
+that what is left of the home->remote blackout is the home agent's side;
+--control adds RAs without the Advertisement Interval option. Each added pair
+costs about 2.5 minutes.
 
 Figures only, nothing asserted; exits 0 with the reason when qemu, the guest
 kernel or UMIP's build is missing.

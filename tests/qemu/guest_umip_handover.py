@@ -5,7 +5,10 @@ CONFIG_IPV6_MIP6 and ip6_tunnel, the host's files over 9p) by
 bench/bench_handover_umip.py and tests/qemu/test_umip_handover.py:
 
     python3 guest_umip_handover.py --repo /run/src --mip6d /run/job/mip6d \
-        --kroot /opt/denali-qemu/linux-image-... [--moves 3] [--variant NAME=LINES ...]
+        --kroot /opt/denali-qemu/linux-image-... [--moves 3] [--rate 1000] \
+        [--variants '[{"name": "tdd", "extra": "DenaliTunnelDuringDad enabled;",
+                       "mn_extra": "OptimisticHandoff enabled;", "mn_dad": true,
+                       "ra": [0.03, 0.07, true]}]']
 
 Everything runs in namespaces of this one guest, so every timestamp is one
 CLOCK_MONOTONIC:
@@ -14,8 +17,9 @@ CLOCK_MONOTONIC:
     0.03-0.07 s with the Advertisement Interval option and unicast answers to
     RSs), a correspondent on the home link;
   - UMIP's mip6d as the mobile node in the lab's MN namespace (the seed's MN
-    file with the brace its listing lost), kernel DAD on for its interface with
-    optimistic DAD (RFC 4429) allowed and used;
+    file with the brace its listing lost, plus a variant's lines), kernel DAD
+    on for its interface (a variant may turn it off) with optimistic DAD
+    (RFC 4429) allowed and used;
   - a probe in the correspondent and in the mobile node: 1,000 numbered,
     timestamped UDP datagrams a second each way (correspondent -> home
     address, home address -> correspondent).
