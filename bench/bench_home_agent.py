@@ -119,8 +119,12 @@ def run_case(dad: bool, n: int, big: int, window: int, proxy: str = "kernel") ->
     tmp = tempfile.mkdtemp(prefix="denali-bench-")
     conf = os.path.join(tmp, "denali.conf")
     from ha.config.model import DEFAULT_TEXT
+    # one load generator, one care-of address: the rate limits of new bindings
+    # (20/s per source /64 by default) off, and room for every binding
     text = DEFAULT_TEXT.replace(
-        "[ha]\n", f"[ha]\n    dad = {'on' if dad else 'off'}\n    proxy_nd = {proxy}\n", 1)
+        "[ha]\n", f"[ha]\n    dad = {'on' if dad else 'off'}\n    proxy_nd = {proxy}\n"
+        f"    capacity = {n + big + 1000}\n    new_bindings_per_prefix_rate = 0\n"
+        f"    new_bindings_rate = 0\n    packets_per_source_rate = 0\n", 1)
     with open(conf, "w") as f:
         f.write(text)
     out = {"dad": dad, "proxy": proxy}

@@ -101,6 +101,8 @@ class Mip6dConfig:
     new_bindings_rate: int | None = None               # DenaliNewBindingsRate
     new_bindings_burst: int | None = None              # DenaliNewBindingsBurst
     max_tunnels: int | None = None                     # DenaliMaxTunnels
+    packets_per_source_rate: int | None = None         # DenaliPacketsPerSourceRate
+    packets_per_source_burst: int | None = None        # DenaliPacketsPerSourceBurst
     warnings: list = field(default_factory=list, compare=False)
     # keyword -> the line of the file it was set on (for a reader's later refusals)
     lines: dict = field(default_factory=dict, compare=False, repr=False)
@@ -155,6 +157,8 @@ _SCALARS = {
     "DenaliNewBindingsRate": ("new_bindings_rate", "int"),
     "DenaliNewBindingsBurst": ("new_bindings_burst", "int"),
     "DenaliMaxTunnels": ("max_tunnels", "int"),
+    "DenaliPacketsPerSourceRate": ("packets_per_source_rate", "int"),
+    "DenaliPacketsPerSourceBurst": ("packets_per_source_burst", "int"),
 }
 _KEYWORDS = sorted(list(_SCALARS) + [
     "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix", "DenaliMnHaKey"])

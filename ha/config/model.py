@@ -130,6 +130,8 @@ class HaSettings:
     new_bindings_rate: float = 100.0
     new_bindings_burst: int = 500
     max_tunnels: int = 64
+    packets_per_source_rate: float = 200.0
+    packets_per_source_burst: int = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,7 +603,9 @@ def _build(cfg, filename, ra_check=None):
             new_bindings_per_prefix_burst=ha["new_bindings_per_prefix_burst"],
             new_bindings_rate=ha["new_bindings_rate"],
             new_bindings_burst=ha["new_bindings_burst"],
-            max_tunnels=ha["max_tunnels"]),
+            max_tunnels=ha["max_tunnels"],
+            packets_per_source_rate=ha["packets_per_source_rate"],
+            packets_per_source_burst=ha["packets_per_source_burst"]),
         ra_interfaces=ras, radios=radios, warnings=warnings,
         values=cfg.dict(),
         auth={str(ipaddress.IPv6Address(h)): (a["spi"], a["key"])

@@ -83,7 +83,7 @@ from ha.core.binding_cache import BindingCache, BindingState
 from ha.core.discovery import (HomeAgentList, HomePrefix, answer_dhaad,
                                answer_mobile_prefix_solicitation, home_agents_anycast)
 from ha.core.error_limits import ErrorLimiter
-from ha.core.rate_limit import NewBindingLimiter
+from ha.core.rate_limit import NewBindingLimiter, SourceThrottle
 from ha.wire import auth as rfc4285
 from ha.wire import icmpv6 as nd
 from ha.wire.errors import CodecError
@@ -139,6 +139,11 @@ class HomeAgentSettings:
     new_bindings_per_prefix_burst: float = 0.0
     new_bindings_rate: float = 0.0
     new_bindings_burst: float = 0.0
+    # packets a second (and burst) from one source address that the tap's
+    # handling reads at all (rate_limit.SourceThrottle); 0 = no limit. A mobile
+    # node sends about one BU per binding per refresh.
+    packets_per_source_rate: float = 0.0
+    packets_per_source_burst: float = 0.0
     # entries of the home agent list learned from RAs (section 10.1); our own
     # entry is always kept
     max_home_agents: int = 16
@@ -228,6 +233,7 @@ class HomeAgentCore:
         # source /64 per minute, at most a few lines a second in all
         self._limiter = settings.new_binding_limiter()
         self._limit_logged = ErrorLimiter(per_destination=60.0, overall=5)
+        self._throttle = _throttle(settings)
         self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
         self._datagrams: list[Datagram] = []
         self._actions: deque = deque()
@@ -260,6 +266,7 @@ class HomeAgentCore:
         old = self._home_prefixes()
         if _limits(settings) != _limits(self.settings):
             self._limiter = settings.new_binding_limiter()  # buckets start full
+            self._throttle = _throttle(settings)
         self.home_agents.limit = settings.max_home_agents
         self.settings = settings
         self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
@@ -280,6 +287,12 @@ class HomeAgentCore:
         `wall` is the wall clock (Unix seconds): RFC 4285 timestamps are
         compared with it. Without it a BU for a protected home address is dropped.
         """
+        if self._throttle is not None and not self._throttle.admit(data[8:24], now):
+            self.stats["packets dropped, source over its rate"] += 1
+            if self._limit_logged.allow(data[8:24], now):  # once per source per minute
+                log.warning("packets from %s over %g/s: dropped unanswered",
+                            _source_of(data), self.settings.packets_per_source_rate)
+            return
         try:
             pkt = parse_packet(data)
         except CodecError as e:
@@ -892,7 +905,21 @@ class HomeAgentCore:
 
 def _limits(s: HomeAgentSettings) -> tuple:
     return (s.new_bindings_per_prefix_rate, s.new_bindings_per_prefix_burst,
-            s.new_bindings_rate, s.new_bindings_burst)
+            s.new_bindings_rate, s.new_bindings_burst, s.packets_per_source_rate,
+            s.packets_per_source_burst)
+
+
+def _throttle(s: HomeAgentSettings) -> SourceThrottle | None:
+    if s.packets_per_source_rate <= 0:
+        return None
+    return SourceThrottle(s.packets_per_source_rate, s.packets_per_source_burst)
+
+
+def _source_of(data: bytes) -> str:
+    try:
+        return str(IPv6Address(data[8:24]))
+    except ValueError:
+        return "?"
 
 
 def bu_flags(bu) -> str:

@@ -100,3 +100,30 @@ class NewBindingLimiter:
     def __len__(self) -> int:
         """Source prefixes remembered."""
         return len(self._prefixes)
+
+
+class SourceThrottle:
+    """Packets a second from one source address, before anything is parsed.
+
+    A host that sends BUs faster than any mobile node would (one BU per
+    binding per refresh) has the excess dropped on arrival, unanswered: the
+    daemon then spends microseconds, not a whole registration decision and a
+    BA, on each, and keeps up with the flood instead of letting the kernel
+    drop packets at random -- the legitimate mobile nodes' refreshes among
+    them. Keyed by the 16 octets of the source address; memory bounded as
+    NewBindingLimiter's is.
+    """
+
+    def __init__(self, rate: float, burst: float, *, remember: int = 4096):
+        self.rate, self.burst, self.remember = rate, max(1.0, burst), remember
+        self._sources: dict[bytes, TokenBucket] = {}
+
+    def admit(self, source: bytes, now: float) -> bool:
+        sources = self._sources
+        bucket = sources.pop(source, None)
+        if bucket is None:
+            bucket = TokenBucket(self.rate, self.burst)
+            if len(sources) >= self.remember:
+                del sources[next(iter(sources))]
+        sources[source] = bucket
+        return bucket.take(now)

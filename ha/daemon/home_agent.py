@@ -35,7 +35,8 @@ WAIT_POLL = 0.5  # seconds between looks at a home interface that is not there y
 
 # the rate limits of new bindings, passed to the core as they are named in Settings
 _LIMITS = ("new_bindings_per_prefix_rate", "new_bindings_per_prefix_burst",
-           "new_bindings_rate", "new_bindings_burst")
+           "new_bindings_rate", "new_bindings_burst", "packets_per_source_rate",
+           "packets_per_source_burst")
 
 
 class HomeAgent:

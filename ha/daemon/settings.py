@@ -65,6 +65,8 @@ class Settings:
     new_bindings_rate: float = 100.0  # a second, all sources; 0 = no limit
     new_bindings_burst: int = 500
     max_tunnels: int = 64  # ip6tnl devices (kernel datapath)
+    packets_per_source_rate: float = 200.0  # BU packets read a second from one address
+    packets_per_source_burst: int = 400
     send_mob_pfx_advs: bool = True
     radvd_text: str | None = None  # radvd.conf syntax for the RA sender
     radvd_source: str = "radvd.conf"
@@ -211,7 +213,8 @@ def _warn_unauthenticated(s: Settings, no_keys: str, deny_default: str) -> None:
 
 
 _LIMITS = ("capacity", "new_bindings_per_prefix_rate", "new_bindings_per_prefix_burst",
-           "new_bindings_rate", "new_bindings_burst", "max_tunnels")
+           "new_bindings_rate", "new_bindings_burst", "max_tunnels",
+           "packets_per_source_rate", "packets_per_source_burst")
 
 
 def _from_denali_conf(path: str | None) -> Settings:

@@ -252,3 +252,17 @@ def test_limits_from_denali_conf_and_mip6d_conf(tmp_path):
     mip6d.write_text(text.replace("DenaliMaxTunnels 2", "DenaliMaxTunnels 0"))
     with pytest.raises(SettingsError, match="max_tunnels 0"):
         load_settings(str(mip6d))
+
+
+def test_a_source_over_its_packet_rate_is_dropped_unread_and_others_are_not():
+    c = core(packets_per_source_rate=200, packets_per_source_burst=400, **LIMITS)
+    c.receive_packet(bu(hoa(0), LEGIT), IFINDEX, 0.0)
+    serve(c, 0.0)
+    for i in range(1, 2001):  # 2,000 BUs from one address at once
+        c.receive_packet(bu(hoa(i), ATTACKER), IFINDEX, 0.0)
+    got = serve(c, 0.0)
+    assert len(got) == 400  # the burst is read (and answered); the rest never parsed
+    assert c.stats["packets dropped, source over its rate"] == 1600
+    assert c.stats["BU received"] == 401
+    c.receive_packet(bu(hoa(0), LEGIT, seq=2), IFINDEX, 0.0)  # another address: served
+    assert serve(c, 0.0) == {hoa(0): 0}
