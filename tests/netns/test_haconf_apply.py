@@ -26,8 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def haconf(lab, conf, *args, check=True):
+    # the lab's daemon keeps its state, and its console socket (changes go there), in the
+    # lab's own directory, as the board's does in /run/denali
     r = run([sys.executable, "-m", "ha.haconf.cli", "--config", conf, *args], lab.ha, check=False,
-            cwd=ROOT)
+            cwd=ROOT, env={**os.environ, "DENALI_STATE_DIR": lab.state_dir})
     if check:
         assert r.returncode == 0, f"haconf {' '.join(args)}: {r.stdout}{r.stderr}"
     return r
