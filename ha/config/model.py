@@ -11,7 +11,10 @@ which imports it.
 No file yet means the seed article's setup (``DEFAULT_TEXT``): wlan0 "home"
 channel 3 serving as home agent on 2001:db8::/64, wlan1 "remote" channel 8
 as the foreign link 2001:db8:1::/64, RAs every 1-10 s with the Advertisement
-Interval option (RFC 6275 §7.3).
+Interval option (RFC 6275 §7.3). It is closed: ``acl_default = deny``, so
+only a configured home address gets a binding, one with an [auth] key
+(RFC 4285, RFC 6275 §5.1's protection) or an [[acl]] allow; ``haconf init``
+writes it with a key for the seed's home address.
 
 Nothing heavy is imported here: haconf must start fast on the board.
 """
@@ -32,6 +35,9 @@ DEFAULT_TEXT = """\
 # denali.conf - the seed article's home agent (see haconf show)
 [ha]
     interface = wlan0
+    # closed by default: only home addresses with an [auth] key or an
+    # [[acl]] allow get a binding (haconf auth add HOA makes a key)
+    acl_default = deny
 [ra]
     [[wlan0]]
         AdvSendAdvert = on
@@ -114,7 +120,10 @@ class HaSettings:
     served_prefixes_derived: bool
     max_binding_lifetime: int
     acl_default_allow: bool
-    acl: dict                   # home address -> True (allow) / False
+    # home address -> True (allow) / False: the [[acl]] entries, and an allow
+    # for each [auth] home address that [[acl]] does not name (a key is a
+    # configuration: acl_default = deny admits it; an [[acl]] deny still wins)
+    acl: dict
     dad: bool
     tunnel_during_dad: bool     # forward for a new binding while its DAD runs
     proxy_nd: str               # "kernel" or "daemon"
@@ -591,8 +600,7 @@ def _build(cfg, filename, ra_check=None):
             served_prefixes=served, served_prefixes_derived=derived,
             max_binding_lifetime=ha["max_binding_lifetime"],
             acl_default_allow=ha["acl_default"] == "allow",
-            acl={str(ipaddress.IPv6Address(k)): v == "allow"
-                 for k, v in ha["acl"].items()},
+            acl=_effective_acl(ha["acl"], cfg.get("auth", {})),
             dad=ha["dad"], tunnel_during_dad=ha["tunnel_during_dad"], proxy_nd=ha["proxy_nd"], vt_port=ha["vt_port"],
             send_mob_pfx_advs=ha["send_mob_pfx_advs"],
             min_mob_pfx_adv_interval=ha["min_mob_pfx_adv_interval"],
@@ -610,6 +618,19 @@ def _build(cfg, filename, ra_check=None):
         values=cfg.dict(),
         auth={str(ipaddress.IPv6Address(h)): (a["spi"], a["key"])
               for h, a in cfg.get("auth", {}).items()})
+
+
+def _effective_acl(acl, auth):
+    """[[acl]] as home address -> allow, plus an allow for each keyed home address.
+
+    A home address is configured when it has an [auth] key or an [[acl]]
+    allow; ``acl_default = deny`` refuses the others (129, RFC 6275 §10.3.1).
+    A key alone admits its address; an explicit [[acl]] deny still refuses it.
+    """
+    out = {str(ipaddress.IPv6Address(k)): v == "allow" for k, v in acl.items()}
+    for hoa in auth:
+        out.setdefault(str(ipaddress.IPv6Address(hoa)), True)
+    return out
 
 
 # ------------------------------------------------------------------- loading

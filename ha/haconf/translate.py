@@ -79,7 +79,8 @@ def import_files(obj, files, warn):
     return done
 
 
-# mip6d.conf field -> [ha] key; UMIP's defaults are denali's defaults.
+# mip6d.conf field -> [ha] key; UMIP's defaults are denali's defaults, but for
+# DefaultBindingAclPolicy (UMIP allow, denali deny), which import_mip6d writes.
 _MIP6D_TO_HA = {
     "debug_level": "debug_level",
     "ha_max_binding_life": "max_binding_lifetime",
@@ -136,6 +137,11 @@ def import_mip6d(obj, text, name, warn):
         v = getattr(m, field)
         if v is not None:
             ha[key] = conf_value(v)
+    if m.default_binding_acl_policy is None:
+        # the file meant UMIP's default; denali.conf's own default is deny
+        ha["acl_default"] = "allow"
+        warn(f"{name}: DefaultBindingAclPolicy not given: UMIP's default allow "
+             "kept (acl_default = allow; denali's default is deny)")
     if m.ha_served_prefixes:
         ha["served_prefix"] = ", ".join(m.ha_served_prefixes)
     if m.binding_acl:

@@ -44,7 +44,7 @@ def test_default_is_the_seed(tmp_path):
     assert h.served_prefixes == ("2001:db8::/64",)
     assert h.served_prefixes_derived
     assert h.max_binding_lifetime == 262140
-    assert h.acl_default_allow and h.acl == {} and h.dad
+    assert not h.acl_default_allow and h.acl == {} and h.dad  # closed by default
     assert h.vt_port == 7777 and h.debug_level == 0
     assert (h.min_mob_pfx_adv_interval, h.max_mob_pfx_adv_interval) == (
         600, 86400)

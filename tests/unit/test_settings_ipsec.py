@@ -137,10 +137,12 @@ def test_denali_conf_with_an_empty_auth_is_warned(tmp_path):
 
 def test_denali_conf_keys_and_acl(tmp_path):
     auth = f"[auth]\n    [[2001:db8::beef]]\n        spi = 256\n        key = {KEY}\n"
-    s = load_settings(denali_conf(tmp_path, auth))
+    # acl_default = allow (the default is deny): any other home address is served
+    opened = DEFAULT_TEXT.replace("acl_default = deny", "acl_default = allow")
+    s = load_settings(write(tmp_path, opened + auth, "denali.conf"))
     assert len(s.warnings) == 1 and "acl_default = deny" in s.warnings[0]
-    text = DEFAULT_TEXT.replace("[ha]\n    interface = wlan0\n",
-                                "[ha]\n    interface = wlan0\n    acl_default = deny\n"
+    text = DEFAULT_TEXT.replace("    acl_default = deny\n",
+                                "    acl_default = deny\n"
                                 "    [[acl]]\n        2001:db8::beef = allow\n"
                                 "        2001:db8::5 = allow\n")
     assert text != DEFAULT_TEXT
