@@ -13,6 +13,12 @@ that socket, every POLL_INTERVAL.  Interfaces that are missing, down or
 without a usable link-local address are picked up when they become ready;
 nothing here raises out of a callback.
 
+The periodic multicast RAs leave from one sender thread per interface, which
+sleeps until the next RA is due: a steady RA then costs a thread wakeup and not
+a turn of the asyncio loop (that turn was most of our CPU beside radvd's).
+Everything else (RSs, reloads, interface changes, the final RAs) runs on the
+loop, and both sides share the scheduler under one lock (see _Port).
+
     svc = RAService(config)
     await svc.start()
     await svc.reload(new_config)       # SIGHUP: the schedule is kept
@@ -28,6 +34,8 @@ import logging
 import os
 import socket
 import struct
+import threading
+import time
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Interface
 
@@ -186,27 +194,52 @@ def _open_multicast_sender(name: str, index: int, src: IPv6Address) -> socket.so
 
 
 class _Port:
-    """One advertising interface: its socket, its scheduler, its timer."""
+    """One advertising interface: its sockets, its scheduler, what drives its timer.
+
+    The periodic multicast RAs come from a sender thread of the port's own
+    (`_sender`): it sleeps on a condition until the scheduler's next due time and
+    sends from there, so a steady RA costs one thread wakeup and no turn of the
+    asyncio loop.  RS handling, reloads and address changes stay on the loop.
+    Both sides touch the scheduler, the sockets and the counters only while
+    holding `_cond`'s lock, and the loop notifies the condition whenever it may
+    have moved the due time.  On stop the thread is told to end and joined, and
+    the final RAs are driven by loop timers (as everything is when the thread
+    cannot be started).
+    """
+
+    JOIN_TIMEOUT = 2.0
 
     def __init__(self, service: RAService, config: InterfaceConfig, state: LinkState):
         self.service = service
         self.config = config
         self.state = state
         self.loop = service.loop
+        self.clock = time.monotonic            # the scheduler's `now`, on both threads
         self.sock = _open_socket(config.name, state.index)
         self._group_sock: socket.socket | None = None
         self._open_group_sock()
-        self.scheduler = RAScheduler(config, state.link, now=self.loop.time(),
+        self.scheduler = RAScheduler(config, state.link, now=self.clock(),
                                      random=service.random)
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None      # loop timer (no thread)
+        self._timer_due: float | None = None
         self.send_errors = 0
         # what sendmsg() needs per source and destination, made once: the periodic
         # RA goes to the same group from the same address each time
         self._anc_for: tuple | None = None      # (src, ancillary data list)
         self._addr_for: tuple | None = None     # (dst, sockaddr tuple)
         self.finished = asyncio.Event()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self._thread_exit = False
+        self._waiting_for: float | None = None    # the due time the thread sleeps towards
         self.loop.add_reader(self.sock.fileno(), self._readable)
-        self._arm()
+        # the first RA (due now, RFC 4861 §6.2.4) leaves from here: its message is built,
+        # and the modules that build it imported, on this thread, which keeps that
+        # memory out of a malloc arena of the sender thread's own (1.5 MiB measured)
+        self._run_timer()
+        self._start_sender()
+        if self._thread is None:
+            self._arm()                        # the thread reads the due time itself
 
     def _open_group_sock(self) -> None:
         if self._group_sock is not None:
@@ -219,28 +252,83 @@ class _Port:
             log.debug("%s: no connected socket for ff02::1 (%s)", self.config.name,
                       e.strerror or e)
 
+    # -- the sender thread
+    def _start_sender(self) -> None:
+        thread = threading.Thread(target=self._sender, name=f"ra-{self.config.name}",
+                                  daemon=True)   # never keeps the process alive
+        try:
+            thread.start()
+        except RuntimeError as e:              # no threads left: the loop's timers do it
+            log.warning("%s: no RA sender thread (%s), sending from the event loop",
+                        self.config.name, e)
+            return
+        self._thread = thread
+
+    def _sender(self) -> None:
+        cond, clock, scheduler = self._cond, self.clock, self.scheduler
+        with cond:
+            while not self._thread_exit:
+                when = scheduler.get_timer()
+                now = clock()
+                if when is None or when > now:
+                    self._waiting_for = when
+                    # until due, or until the loop moves the due time and notifies
+                    cond.wait(None if when is None else when - now)
+                    continue
+                try:
+                    scheduler.handle_timer(now)
+                    self._flush()
+                except Exception:              # keep advertising whatever one RA did
+                    log.exception("%s: RA timer failed", self.config.name)
+                    cond.wait(0.1)             # no spinning on a repeating fault
+
+    def _stop_sender(self) -> None:
+        """End the thread (it finishes the RA it may be sending) and join it; from
+        then on the loop's timers drive the scheduler."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._cond:
+            self._thread_exit = True
+            self._cond.notify()
+        thread.join(self.JOIN_TIMEOUT)
+        if thread.is_alive():                  # it touches nothing once told to end
+            log.warning("%s: RA sender thread did not end in %g s", self.config.name,
+                        self.JOIN_TIMEOUT)
+        self._thread = None
+
     # -- timer
     def _arm(self) -> None:
+        """After the loop changed the schedule: wake the thread, or set the loop timer.
+        Called with the lock held or from the loop thread alone (no sender thread)."""
+        if self._thread is not None:
+            if self.scheduler.get_timer() != self._waiting_for:
+                self._cond.notify()            # it sleeps towards another time
+            return
         when = self.scheduler.get_timer()
         timer = self.timer
         if timer is not None:
-            if when is not None and timer.when() == when:
+            if when is not None and self._timer_due == when:
                 return                         # already set for that time
             timer.cancel()
             self.timer = None
         if when is not None:
-            self.timer = self.loop.call_at(when, self._fire)
+            self._timer_due = when
+            self.timer = self.loop.call_later(max(0.0, when - self.clock()), self._fire)
         if self.scheduler.finished:
             self.finished.set()
 
     def _fire(self) -> None:
         self.timer = None
+        self._run_timer()
+        self._arm()
+
+    def _run_timer(self) -> None:
         try:
-            self.scheduler.handle_timer(self.loop.time())
+            self.scheduler.handle_timer(self.clock())
             self._flush()
         except Exception:                      # never let one interface kill the loop
             log.exception("%s: RA timer failed", self.config.name)
-        self._arm()
 
     def _flush(self) -> None:
         trace = log.isEnabledFor(TRACE)
@@ -276,47 +364,55 @@ class _Port:
 
     # -- receive
     def _readable(self) -> None:
-        for _ in range(64):                    # bounded: a flood cannot starve the loop
-            try:
-                data, ancdata, _flags, addr = self.sock.recvmsg(
-                    2048, socket.CMSG_SPACE(4))
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as e:
-                log.warning("%s: receive failed: %s", self.config.name, e.strerror or e)
-                break
-            try:
-                hop_limit = -1
-                for level, kind, value in ancdata:
-                    if level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT \
-                            and len(value) >= 4:
-                        hop_limit = struct.unpack("@i", value[:4])[0]
-                src = IPv6Address(addr[0].split("%")[0])
-                log.log(TRACE, "%s: RS from %s hop limit %d", self.config.name, src, hop_limit)
-                self.scheduler.receive_rs(data, src, hop_limit, self.loop.time())
-                # an answer due at once (MaxRADelay 0) leaves in this turn of the loop
-                self._flush()
-            except Exception:
-                log.exception("%s: RS handling failed", self.config.name)
-        self._arm()
+        with self._cond:
+            for _ in range(64):                # bounded: a flood cannot starve the loop
+                try:
+                    data, ancdata, _flags, addr = self.sock.recvmsg(
+                        2048, socket.CMSG_SPACE(4))
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as e:
+                    log.warning("%s: receive failed: %s", self.config.name, e.strerror or e)
+                    break
+                try:
+                    hop_limit = -1
+                    for level, kind, value in ancdata:
+                        if level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT \
+                                and len(value) >= 4:
+                            hop_limit = struct.unpack("@i", value[:4])[0]
+                    src = IPv6Address(addr[0].split("%")[0])
+                    log.log(TRACE, "%s: RS from %s hop limit %d", self.config.name, src,
+                            hop_limit)
+                    self.scheduler.receive_rs(data, src, hop_limit, self.clock())
+                    # an answer due at once (MaxRADelay 0) leaves in this turn of the loop
+                    self._flush()
+                except Exception:
+                    log.exception("%s: RS handling failed", self.config.name)
+            self._arm()
 
     # -- control
     def reconfigure(self, config: InterfaceConfig) -> None:
-        self.config = config
-        self.scheduler.reconfigure(config, self.loop.time())
-        self._arm()
+        with self._cond:
+            self.config = config
+            self.scheduler.reconfigure(config, self.clock())
+            self._arm()
 
     def set_link(self, state: LinkState) -> None:
-        self.state = state
-        self._anc_for = self._addr_for = None
-        self.scheduler.set_link(state.link)
-        self._open_group_sock()                # the link-local address may be another
+        with self._cond:
+            self.state = state
+            self._anc_for = self._addr_for = None
+            self.scheduler.set_link(state.link)
+            self._open_group_sock()            # the link-local address may be another
+            self._arm()
 
     def begin_stop(self) -> None:
-        self.scheduler.stop(self.loop.time())
-        self._arm()
+        self._stop_sender()                    # the final RAs go out from the loop
+        with self._cond:
+            self.scheduler.stop(self.clock())
+            self._arm()
 
     def close(self) -> None:
+        self._stop_sender()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -324,10 +420,11 @@ class _Port:
             self.loop.remove_reader(self.sock.fileno())
         except (ValueError, OSError):
             pass
-        self.sock.close()
-        if self._group_sock is not None:
-            self._group_sock.close()
-            self._group_sock = None
+        with self._cond:
+            self.sock.close()
+            if self._group_sock is not None:
+                self._group_sock.close()
+                self._group_sock = None
         self.finished.set()
 
     def counters(self) -> dict:

@@ -8,6 +8,7 @@ One scenario runs once (module fixture, a few seconds); the tests then read
 what it recorded.  Timing checks are protocol bounds with generous slack.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -607,3 +608,154 @@ def test_max_ra_delay_0_rs_answered_by_unicast_ra(tmp_path):
     assert not [a for a in answers if a[1] != str(mn_ll)], (out, log)   # no multicast answer
     assert log.count(f"RS from {mn_ll}, unicast RA now") == 2, log
     assert str(rtr_ll) in log
+
+
+# The periodic RAs come from a sender thread, RS answers from the event loop: both
+# obey one schedule.  With MaxRADelay 0 and multicast answers, an RS every 10 ms
+# asks for an RA at once each time; what the peer hears must still keep
+# MinDelayBetweenRAs apart and never wait longer than MaxRtrAdvInterval.
+BURST_CONFIG = """\
+interface wlan0
+{
+    AdvSendAdvert on;
+    MaxRADelay 0;
+    AdvRASolicitedUnicast off;
+    MinRtrAdvInterval 0.2;
+    MaxRtrAdvInterval 0.3;
+    MinDelayBetweenRAs 0.1;
+    AdvHomeAgentFlag on;
+    AdvHomeAgentInfo on;
+    HomeAgentLifetime 600;
+    prefix 2001:db8::/64 { AdvRouterAddr on; };
+};
+"""
+
+# Runs in the peer namespace: kernel receive timestamps of every RA, RSs every 10 ms
+# during the middle second, until the final RAs (router lifetime 0) have come.
+BURST_PEER = textwrap.dedent("""
+    import json, select, socket, struct, sys, time
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    words = [0xFFFFFFFF] * 8
+    words[134 >> 5] &= ~(1 << (134 & 31))          # pass only RAs
+    s.setsockopt(socket.IPPROTO_ICMPV6, 1, struct.pack("=8I", *words))
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+    s.setsockopt(socket.SOL_SOCKET, 25, b"wlan0")
+    s.setsockopt(socket.SOL_SOCKET, 35, 1)          # SO_TIMESTAMPNS
+    idx = socket.if_nametoindex("wlan0")
+    print("ready", flush=True)
+    ras, rs_at, finals = [], [], 0
+    start = None
+    deadline = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < deadline and finals < 3:
+        now = time.monotonic()
+        if start is not None and 1.0 <= now - start < 2.0:
+            s.sendto(bytes([133, 0, 0, 0, 0, 0, 0, 0]), ("ff02::2", 0, 0, idx))
+            rs_at.append(time.time())
+        if not select.select([s], [], [], 0.01)[0]:
+            continue
+        data, anc, _, _ = s.recvmsg(2048, 64)
+        if start is None:
+            start = time.monotonic()
+        stamp = time.time()
+        for level, kind, value in anc:
+            if level == socket.SOL_SOCKET and kind == 35:
+                sec, nsec = struct.unpack("@qq", value[:16])
+                stamp = sec + nsec / 1e9
+        life = struct.unpack("!H", data[6:8])[0]
+        finals += life == 0
+        ras.append((stamp, life))
+        if len(ras) == 12:
+            print("signal", flush=True)
+    print(json.dumps({"ras": ras, "rs": rs_at}), flush=True)
+""")
+
+# FAKE at a boundary the machine cannot reach on demand: a process that may start
+# no more threads.  threading.Thread.start fails as it does then (RuntimeError).
+NO_THREADS = textwrap.dedent("""
+    import runpy, sys, threading
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+    threading.Thread.start = refuse
+    sys.argv = ["radvd"] + sys.argv[1:]
+    runpy.run_module("radvd", run_name="__main__", alter_sys=True)
+""")
+
+
+def threads_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.parametrize("driver", ["sender thread", "loop timers"])
+def test_periodic_and_solicited_multicast_ras_share_one_schedule(tmp_path, driver):
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(BURST_CONFIG)
+    topo = Topology()
+    procs = []
+    log_file = None
+    try:
+        rtr, mn = topo.host("rbst"), topo.host("mbst")
+        topo.link(rtr, "wlan0", mn, "wlan0")
+        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
+        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "0")
+        mn.sysctl("net.ipv6.conf.wlan0.router_solicitations", "0")
+        rtr.run("ip", "addr", "add", f"{HA_ADDRESS}/64", "dev", "wlan0", "nodad")
+        wait_for(lambda: link_local(rtr), what="router link-local")
+        wait_for(lambda: link_local(mn), what="mn link-local")
+        peer = mn.popen(sys.executable, "-c", BURST_PEER, "30",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(peer)
+        assert peer.stdout.readline().strip() == "ready", peer.communicate()[1][-2000:]
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        args = ["-C", str(conf), "-n", "-d", "1"]
+        cmd = [sys.executable, "-m", "radvd", *args] if driver == "sender thread" \
+            else [sys.executable, "-c", NO_THREADS, *args]
+        log_file = open(tmp_path / "radvd.log", "w")
+        router = rtr.popen(*cmd, stderr=log_file, env=env, cwd=ROOT)
+        procs.append(router)
+        line = peer.stdout.readline().strip()
+        assert line == "signal", (line, peer.stderr.read()[-2000:])
+        # the peer has heard 12 RAs: the 1 s RS burst is under way
+        threads = threads_of(router.pid)
+        time.sleep(2.5)
+        router.send_signal(signal.SIGTERM)
+        rc = router.wait(timeout=15)
+        out, err = peer.communicate(timeout=30)
+    finally:
+        if log_file is not None:
+            log_file.close()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        topo.teardown()
+    log = (tmp_path / "radvd.log").read_text()
+    assert rc == 0, log
+    result = json.loads(out.strip().splitlines()[-1])
+    ras, rs_at = result["ras"], result["rs"]
+    # one thread beside the loop, or none when it could not start (and the log says so)
+    if driver == "sender thread":
+        assert threads == 2, log
+        assert "no RA sender thread" not in log
+    else:
+        assert threads == 1, log
+        assert "no RA sender thread (can't start new thread), sending from the event loop" \
+            in log
+    assert len(rs_at) >= 50, err
+    periodic = [t for t, life in ras if life != 0]
+    finals = [t for t, life in ras if life == 0]
+    assert len(finals) == 3, (ras, log)
+    gaps = [b - a for a, b in zip(periodic, periodic[1:])]
+    # RFC 4861 §6.2.6: MinDelayBetweenRAs (0.1 s) between any two multicast RAs, the
+    # solicited ones sent from the loop included; no gap beyond MaxRtrAdvInterval
+    assert min(gaps) >= 0.1 - 0.005, gaps
+    assert max(gaps) <= 0.3 + 0.05, gaps
+    # during the burst the RS answers come as fast as the limit allows (~0.1 s)
+    burst = [g for a, g in zip(periodic, gaps) if rs_at[0] + 0.15 <= a <= rs_at[-1] - 0.15]
+    assert burst and max(burst) <= 0.1 + 0.03, (burst, gaps)
+    # RFC 4861 §6.2.5: the final RAs, MinDelayBetweenRAs apart, after the last periodic one
+    assert finals[0] - periodic[-1] >= 0.1 - 0.005, (periodic[-3:], finals)
+    assert all(b - a >= 0.1 - 0.005 for a, b in zip(finals, finals[1:])), finals
