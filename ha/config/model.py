@@ -151,6 +151,33 @@ class RaPrefix:
     adv_router_addr: bool
     adv_valid_lifetime: int     # 0xffffffff = infinity
     adv_preferred_lifetime: int
+    deprecate_prefix: bool = False
+    decrement_lifetimes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RaRoute:
+    """A [[[route P]]]: RFC 4191 §2.3 Route Information option."""
+    prefix: str
+    adv_route_preference: str   # low, medium or high
+    adv_route_lifetime: int     # unset: 3 x MaxRtrAdvInterval, as radvd
+    remove_route: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RaRdnss:
+    """A [[[rdnss]]]: RFC 8106 §5.1 Recursive DNS Server option."""
+    addresses: tuple            # "2001:db8::53", ...
+    adv_rdnss_lifetime: int     # unset: 2 x MaxRtrAdvInterval, as radvd
+    flush_rdnss: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RaDnssl:
+    """A [[[dnssl]]]: RFC 8106 §5.2 DNS Search List option."""
+    domains: tuple
+    adv_dnssl_lifetime: int     # unset: 2 x MaxRtrAdvInterval, as radvd
+    flush_dnssl: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +204,15 @@ class RaInterface:
     prefixes: tuple             # RaPrefix
     # denali's MaxRADelay: RFC 4861 §6.2.6's delay before a solicited RA, 0 to 0.5 s
     max_ra_delay: float = 0.5
+    adv_default_preference: str = "medium"   # RFC 4191 §2.2
+    unicast_only: bool = False
+    ignore_if_missing: bool = True
+    adv_ra_solicited_unicast: bool = True
+    adv_mob_rtr_support_flag: bool = False
+    clients: tuple = ()         # unicast RAs to these only, when given
+    routes: tuple = ()          # RaRoute
+    rdnss: tuple = ()           # RaRdnss
+    dnssl: tuple = ()           # RaDnssl
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +266,11 @@ def snake(name):
 
 PREFIX_KEYS = ("AdvOnLink", "AdvAutonomous", "AdvRouterAddr",
                "AdvValidLifetime", "AdvPreferredLifetime")
+# the radvd.conf blocks an [ra] interface holds as sub-subsections, by the
+# first word of their name; denali.spec has the template [[[__WORD__]]] of each
+RA_BLOCKS = ("prefix", "route", "rdnss", "dnssl")
+RA_BLOCK_HINT = ("use [[[prefix 2001:db8:5::/64]]], [[[route 2001:db8:7::/48]]], "
+                 "[[[rdnss]]] or [[[dnssl]]]")
 
 
 # -------------------------------------------------------------- value checks
@@ -259,6 +300,31 @@ def _checks():
                           "address/length with no host bits, e.g. "
                           "2001:db8::/64")
         return str(net)
+
+    def ipv6_address_list(value):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        if not value:
+            raise Refused("no address given: use e.g. 2001:db8::53, "
+                          "2001:db8::54")
+        return [ipv6_address(v) for v in value]
+
+    def domain_list(value):
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        if not value:
+            raise Refused("no domain given: use e.g. example.com, lab.example")
+        for name in value:
+            labels = name.rstrip(".").split(".")
+            # RFC 8106 §5.2: names in DNS wire form, so 253 octets, labels 1-63
+            if (not isinstance(name, str) or not name.rstrip(".") or len(name) > 253
+                    or not all(re.fullmatch(r"[A-Za-z0-9_-]{1,63}", x)
+                               for x in labels)):
+                raise Refused(f"{name!r} is not a domain name: use letters, "
+                              "digits, '-' in labels of 1-63, e.g. example.com")
+        return list(value)
 
     def ipv6_prefix_list(value):
         if isinstance(value, str):
@@ -319,6 +385,7 @@ def _checks():
     return Refused, {
         "ipv6_address": ipv6_address, "ipv6_prefix": ipv6_prefix,
         "ipv6_prefix_list": ipv6_prefix_list,
+        "ipv6_address_list": ipv6_address_list, "domain_list": domain_list,
         "ipv6_interface": ipv6_interface, "essid": essid, "country": country,
         "wpa_psk": wpa_psk, "ifname": ifname, "lifetime": lifetime,
         "mn_ha_key": mn_ha_key}
@@ -361,6 +428,8 @@ def describe_check(check):
         "ipv6_prefix": "use an IPv6 prefix, e.g. 2001:db8::/64",
         "ipv6_interface": "use an IPv6 address/length, e.g. 2001:db8::/64",
         "ifname": "use an interface name, e.g. wlan0",
+        "ipv6_address_list": "use IPv6 addresses, e.g. 2001:db8::53, 2001:db8::54",
+        "domain_list": "use domain names, e.g. example.com, lab.example",
     }.get(name, f"use a value of type {name}")
 
 
@@ -402,9 +471,9 @@ def validate_obj(raw, filename, ra_check=None):
 
     Refused, funcs = _checks()
     spec = load_spec()
+    errors, reported = _fit_ra_blocks(spec, raw)
     cfg = ConfigObj(raw.dict(), configspec=spec, interpolation=False)
     result = cfg.validate(Validator(funcs), preserve_errors=True, copy=True)
-    errors = []
     sections_words = ", ".join(f"[{s}]" for s in SECTIONS)
     for unknown in sorted(raw):
         if unknown in SECTIONS:
@@ -434,6 +503,8 @@ def validate_obj(raw, filename, ra_check=None):
         if not sections:
             continue  # unknown top level sections reported above
         path = ".".join(list(sections) + [name])
+        if path in reported:
+            continue
         parent = spec
         for s in sections:
             parent = parent[s] if s in parent else parent["__many__"]
@@ -447,6 +518,42 @@ def validate_obj(raw, filename, ra_check=None):
     if errors:
         raise DenaliConfError(filename, errors)
     return _build(cfg, filename, ra_check)
+
+
+def ra_block_kind(name):
+    """'prefix', 'route', 'rdnss' or 'dnssl' for a block's section name, else None."""
+    word = name.split(None, 1)[0].lower() if name.strip() else ""
+    return word if word in RA_BLOCKS else None
+
+
+def _fit_ra_blocks(spec, raw):
+    """Give each [ra] interface's blocks their template in *spec*: (errors, paths).
+
+    configobj fits sections to a spec by name only; a block's name carries
+    its argument (``prefix 2001:db8:5::/64``), so the spec is widened here for
+    the blocks this file has.  The templates leave ``__many__``, where
+    configobj would create them in every interface.
+    """
+    many = spec["ra"]["__many__"]
+    templates = {k: many.pop(f"__{k}__").dict() for k in RA_BLOCKS}
+    errors, reported = [], set()
+    ra = raw.get("ra")
+    if not hasattr(ra, "sections"):
+        return errors, reported
+    for iface in ra.sections:
+        blocks = ra[iface].sections if hasattr(ra[iface], "sections") else []
+        if not blocks:
+            continue
+        own = many.dict()
+        for b in blocks:
+            kind = ra_block_kind(b)
+            if kind is None:
+                errors.append((f"ra.{iface}.{b}", "unknown block: " + RA_BLOCK_HINT))
+                reported.add(f"ra.{iface}.{b}")
+                continue
+            own[b] = templates[kind]
+        spec["ra"][iface] = own
+    return errors, reported
 
 
 def _raw_value(raw, path):
@@ -501,6 +608,7 @@ def _cross_checks(cfg, filename, ra_check=None):
             errors.append((f"ra.{name}.AdvPreferredLifetime",
                            "greater than AdvValidLifetime: use at most "
                            f"{ra['AdvValidLifetime']}"))
+        errors += _ra_block_checks(name, ra)
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
             errors.append((f"ra.{name}", "not an interface name"))
         elif ra_check is not None and not any(
@@ -542,6 +650,105 @@ def _num(x):
     return f"{x:g}"
 
 
+def ra_blocks(r):
+    """[(section name, kind, argument)] of one [ra] interface's blocks, in file order."""
+    out = []
+    for key, v in r.items():
+        if isinstance(v, dict):
+            parts = key.split(None, 1)
+            out.append((key, ra_block_kind(key), parts[1].strip() if len(parts) > 1 else ""))
+    return out
+
+
+def block_prefix(kind, arg):
+    """(as radvd.conf writes it, network) of a prefix or route block; ValueError(rule)."""
+    if not arg:
+        raise ValueError(f"{kind} without a prefix: name it e.g. [[[{kind} "
+                         f"{'2001:db8:5::/64' if kind == 'prefix' else '2001:db8:7::/48'}]]]")
+    try:
+        iface = ipaddress.IPv6Interface(arg)
+    except ValueError:
+        iface = None
+    if iface is None or "/" not in arg:
+        raise ValueError(f"{arg!r} is not an IPv6 prefix: use address/length, e.g. "
+                         "2001:db8:5::/64")
+    net = iface.network
+    if iface.ip == net.network_address:
+        return str(net), net
+    if kind == "route":
+        raise ValueError(f"{arg!r} has host bits: a route is a prefix, e.g. {net}")
+    # radvd.conf(5): the interface's own address in a prefix, for Mobile IPv6
+    # (RFC 6275 §7.2, the Router Address flag)
+    return f"{iface.ip}/{net.prefixlen}", net
+
+
+def _ra_block_checks(name, ra):
+    """Rules of one interface's blocks and of the settings they go with."""
+    errors = []
+    maxi = ra["MaxRtrAdvInterval"]
+    seen = {}
+    if ra["prefix"]:
+        seen[("prefix", ipaddress.IPv6Network(ra["prefix"]))] = "prefix"
+    for key, kind, arg in ra_blocks(ra):
+        where = f"ra.{name}.{key}"
+        b = ra[key]
+        if kind in ("prefix", "route"):
+            try:
+                _, net = block_prefix(kind, arg)
+            except ValueError as e:
+                errors.append((where, str(e)))
+                continue
+            first = seen.setdefault((kind, net), key)
+            if first != key:
+                errors.append((where, f"{net} is already given by {first}: give "
+                               f"each {kind} once"))
+        if kind == "prefix" and b["AdvPreferredLifetime"] > b["AdvValidLifetime"]:
+            errors.append((f"{where}.AdvPreferredLifetime", "greater than "
+                           f"AdvValidLifetime: use at most {b['AdvValidLifetime']}"))
+        for lk in ("AdvRDNSSLifetime", "AdvDNSSLLifetime"):
+            lt = b.get(lk)
+            # radvd refuses less than MaxRtrAdvInterval (and sends that instead);
+            # RFC 8106 §5.1 advises at least 3 x MaxRtrAdvInterval; 0 withdraws
+            if lt not in (None, 0) and lt < maxi:
+                errors.append((f"{where}.{lk}", f"{lt} is less than MaxRtrAdvInterval "
+                               f"{_num(maxi)}: use 0 (withdraw) or at least {_num(maxi)}"))
+    return errors
+
+
+def _ra_typed_blocks(r, maxi):
+    """(prefixes, routes, rdnss, dnssl) of one checked [ra] interface, typed."""
+    prefixes, routes, rdnss, dnssl = [], [], [], []
+    if r["prefix"]:
+        prefixes.append(RaPrefix(r["prefix"], r["AdvOnLink"], r["AdvAutonomous"],
+                                 r["AdvRouterAddr"], r["AdvValidLifetime"],
+                                 r["AdvPreferredLifetime"]))
+
+    def derived(v, times):  # radvd.config's default: max(1, int(times x Max))
+        return max(1, int(times * maxi)) if v is None else v
+
+    for key, kind, arg in ra_blocks(r):
+        b = r[key]
+        if kind == "prefix":
+            prefixes.append(RaPrefix(
+                block_prefix(kind, arg)[0], b["AdvOnLink"], b["AdvAutonomous"],
+                b["AdvRouterAddr"], b["AdvValidLifetime"], b["AdvPreferredLifetime"],
+                b["DeprecatePrefix"], b["DecrementLifetimes"]))
+        elif kind == "route":
+            routes.append(RaRoute(block_prefix(kind, arg)[0], b["AdvRoutePreference"],
+                                  derived(b["AdvRouteLifetime"], 3), b["RemoveRoute"]))
+        elif kind == "rdnss":
+            rdnss.append(RaRdnss(tuple(b["addresses"]),
+                                 derived(b["AdvRDNSSLifetime"], 2), b["FlushRDNSS"]))
+        elif kind == "dnssl":
+            dnssl.append(RaDnssl(tuple(b["domains"]),
+                                 derived(b["AdvDNSSLLifetime"], 2), b["FlushDNSSL"]))
+    return tuple(prefixes), tuple(routes), tuple(rdnss), tuple(dnssl)
+
+
+def _unset(v, default):
+    return default if v is None else v
+
+
 def _build(cfg, filename, ra_check=None):
     warnings = _cross_checks(cfg, filename, ra_check)
     ha = cfg["ha"]
@@ -568,12 +775,7 @@ def _build(cfg, filename, ra_check=None):
         if dl is None:
             dl = max(1, int(3 * maxi))
         hal = r["HomeAgentLifetime"]
-        prefixes = ()
-        if r["prefix"]:
-            prefixes = (RaPrefix(r["prefix"], r["AdvOnLink"],
-                                 r["AdvAutonomous"], r["AdvRouterAddr"],
-                                 r["AdvValidLifetime"],
-                                 r["AdvPreferredLifetime"]),)
+        prefixes, routes, rdnss, dnssl = _ra_typed_blocks(r, maxi)
         ras.append(RaInterface(
             name=n, adv_send_advert=r["AdvSendAdvert"],
             max_rtr_adv_interval=maxi, min_rtr_adv_interval=mini,
@@ -592,7 +794,14 @@ def _build(cfg, filename, ra_check=None):
             home_agent_preference=r["HomeAgentPreference"],
             home_agent_lifetime=dl if hal is None else hal,
             prefixes=prefixes,
-            max_ra_delay=0.5 if r["MaxRADelay"] is None else r["MaxRADelay"]))
+            max_ra_delay=0.5 if r["MaxRADelay"] is None else r["MaxRADelay"],
+            adv_default_preference=_unset(r["AdvDefaultPreference"], "medium"),
+            unicast_only=_unset(r["UnicastOnly"], False),
+            ignore_if_missing=_unset(r["IgnoreIfMissing"], True),
+            adv_ra_solicited_unicast=_unset(r["AdvRASolicitedUnicast"], True),
+            adv_mob_rtr_support_flag=_unset(r["AdvMobRtrSupportFlag"], False),
+            clients=tuple(r["clients"] or ()),
+            routes=routes, rdnss=rdnss, dnssl=dnssl))
     return DenaliConfig(
         path=filename,
         ha=HaSettings(
@@ -674,20 +883,48 @@ def _radvd_value(v):
     return str(v)
 
 
-def _radvd_iface_text(name, r):
-    out = [f"interface {name}", "{"]
+def _radvd_iface_lines(name, r):
+    """[(radvd.conf line, the denali.conf key it comes from)] of one interface."""
+    out = [(f"interface {name}", None), ("{", None)]
     for key, v in r.items():
-        if key in PREFIX_KEYS or key == "prefix" or v is None:
+        if (key in PREFIX_KEYS or key in ("prefix", "clients") or v is None
+                or isinstance(v, dict)):
             continue
-        out.append(f"\t{key} {_radvd_value(v)};")
+        out.append((f"\t{key} {_radvd_value(v)};", key))
     if r.get("prefix"):
-        out.append(f"\tprefix {r['prefix']}")
-        out.append("\t{")
+        out.append((f"\tprefix {r['prefix']}", "prefix"))
+        out.append(("\t{", "prefix"))
         for key in PREFIX_KEYS:
-            out.append(f"\t\t{key} {_radvd_value(r[key])};")
-        out.append("\t};")
-    out.append("};")
-    return "\n".join(out) + "\n"
+            out.append((f"\t\t{key} {_radvd_value(r[key])};", "prefix"))
+        out.append(("\t};", "prefix"))
+    # radvd.conf's order: prefixes, routes, RDNSS, DNSSL, clients
+    blocks = ra_blocks(r)
+    for want in RA_BLOCKS:
+        for key, kind, arg in blocks:
+            if kind != want:
+                continue
+            b = r[key]
+            if kind in ("prefix", "route"):
+                head = f"{kind} {block_prefix(kind, arg)[0]}"
+            elif kind == "rdnss":
+                head = "RDNSS " + " ".join(b["addresses"])
+            else:
+                head = "DNSSL " + " ".join(b["domains"])
+            out += [(f"\t{head}", key), ("\t{", key)]
+            for k, v in b.items():
+                if k not in ("addresses", "domains") and v is not None:
+                    out.append((f"\t\t{k} {_radvd_value(v)};", f"{key}.{k}"))
+            out.append(("\t};", key))
+    if r.get("clients"):
+        out += [("\tclients", "clients"), ("\t{", "clients")]
+        out += [(f"\t\t{c};", "clients") for c in r["clients"]]
+        out.append(("\t};", "clients"))
+    out.append(("};", None))
+    return out
+
+
+def _radvd_iface_text(name, r):
+    return "".join(line + "\n" for line, _ in _radvd_iface_lines(name, r))
 
 
 def ra_as_radvd_text(cfg):
@@ -702,8 +939,18 @@ def ra_as_radvd_text(cfg):
 
 def _ra_rules(ra_check, name, ra):
     """The RA sender's rules across one interface's settings, as (key, rule)."""
+    lines = _radvd_iface_lines(name, ra)
     try:
-        ra_check(_radvd_iface_text(name, ra), "ra")
+        ra_check("".join(line + "\n" for line, _ in lines), "ra")
     except _errors.ConfigError as e:
-        return [(f"ra.{name}", e.message)]
+        # the line of the text handed over says which block broke the rule
+        # (the message names the keyword); the interface's own rules stay ra.NAME
+        n = getattr(e, "line", None)
+        key = lines[n - 1][1] if isinstance(n, int) and 0 < n <= len(lines) else None
+        block = key.split(".")[0] if key else None
+        if block not in ra:
+            block = None
+        elif not isinstance(ra[block], dict):
+            block = "prefix" if block == "prefix" else None
+        return [(f"ra.{name}.{block}" if block else f"ra.{name}", e.message)]
     return []
