@@ -4,6 +4,16 @@
     haconf set wlan1 essid remote channel 8
     haconf set ra.wlan0.MaxRtrAdvInterval 10
     haconf changes / commit / revert / apply [--confirm 60] / confirm
+    haconf init                              (first boot: the config, with a key)
+    haconf auth add 2001:db8::beef           (an RFC 4285 key for a mobile node)
+
+New installs are closed: the built-in config has ``acl_default = deny``, so
+denalid serves only home addresses with an [auth] key or an [[acl]] allow.
+``haconf init`` (run by the image's first boot, S50denali) writes the config
+when there is none, with a generated key for the seed's home address
+2001:db8::beef, and prints the line the mobile node's mip6d.conf needs;
+``haconf auth add HOA`` (or ``set auth.HOA.key generate``) stages one more.
+``commit`` warns while no home address is configured.
 
 Changes are staged in <config>.staged beside the config; ``commit`` checks
 them and replaces the config atomically (the old one is kept as
@@ -98,7 +108,63 @@ def set_(paths, words):
     unless an interface name comes first.  Values are kept as typed, even
     those starting with '-' (so only --help shows this help).
     """
-    _staged(*staging.set_values(paths, words))
+    generated = []
+    _staged(*staging.set_values(paths, words, generated))
+    for hoa, spi, key in generated:
+        _tell_mobile_node(hoa, spi, key)
+
+
+def _tell_mobile_node(hoa, spi, key):
+    """How to give the mobile node its key: the exact mip6d.conf line."""
+    say(f"RFC 4285 key for {hoa}, SPI {spi}. On the mobile node, put this line "
+        "in its mip6d.conf, before its MnHomeLink block, and chmod 600 the file:")
+    click.echo(staging.mn_line(hoa, spi, key))  # one line, never wrapped
+    say("haconf show --secrets auth prints the key again")
+
+
+@cli.group(cls=click.Group)
+def auth():
+    """RFC 4285 MN-HA keys of home addresses ([auth])."""
+
+
+@auth.command("add")
+@click.argument("hoa")
+@click.option("--spi", type=click.IntRange(0, 0xFFFFFFFF),
+              help="Mobility SPI (default: the next free from 256)")
+@click.pass_obj
+def auth_add(paths, hoa, spi):
+    """Stage a generated 128-bit key for home address HOA."""
+    cfg, (canon, spi, key) = staging.add_key(paths, hoa, spi)
+    _staged(cfg, [f"auth.{canon}.spi = {spi}", f"auth.{canon}.key = "
+                  "********"])
+    _tell_mobile_node(canon, spi, key)
+
+
+@cli.command()
+@click.option("--hoa", default=staging.SEED_HOME_ADDRESS, show_default=True,
+              help="home address to make a key for")
+@click.pass_obj
+def init(paths, hoa):
+    """First configuration: write the config, with a key for HOA, once."""
+    done = staging.init(paths, hoa)
+    if done is None:
+        say(f"{paths.conf} exists: nothing done")
+        return
+    cfg, made = done
+    for w in cfg.warnings:
+        warn(w)
+    say(f"wrote {paths.conf}: closed by default (acl_default = deny), only "
+        "home addresses in [auth] or allowed in [[acl]] get a binding")
+    if made:
+        _tell_mobile_node(*made)
+    _warn_unconfigured(cfg)
+
+
+def _warn_unconfigured(cfg):
+    if staging.unconfigured(cfg):
+        warn("no home address is configured ([auth] is empty, no [[acl]] "
+             "allow) and acl_default = deny: denalid refuses every binding; "
+             f"haconf auth add {staging.SEED_HOME_ADDRESS} makes a key")
 
 
 @cli.command()
@@ -122,8 +188,9 @@ def get(paths, words, committed):
 @cli.command()
 @click.argument("section", required=False)
 @click.option("--committed", is_flag=True, help="show the committed config")
+@click.option("--secrets", is_flag=True, help="print [auth] keys (masked otherwise)")
 @click.pass_obj
-def show(paths, section, committed):
+def show(paths, section, committed, secrets):
     """Show the configuration (staged view), defaults marked."""
     raw, cfg = staging.view(paths, committed)
     if section and section.split(".")[0] not in C.SECTIONS:
@@ -131,7 +198,8 @@ def show(paths, section, committed):
                           "or e.g. ra.wlan0")
     if not committed and os.path.exists(paths.staged):
         say("# staged, not committed (haconf changes)")
-    show_tree(cfg.values, raw, [], section.split(".") if section else [])
+    show_tree(cfg.values, raw, [], section.split(".") if section else [],
+              secrets=secrets)
 
 
 @cli.command()
@@ -155,6 +223,7 @@ def commit(paths):
         return
     for w in cfg.warnings:
         warn(w)
+    _warn_unconfigured(cfg)
     say(f"committed to {paths.conf}; haconf apply to use it")
 
 

@@ -51,8 +51,10 @@ def fmt(v):
     return str(v)
 
 
-def show_tree(values, raw, path, want, depth=0):
-    """The checked tree as configobj text, defaults marked; *want* a path prefix."""
+def show_tree(values, raw, path, want, depth=0, secrets=False):
+    """The checked tree as configobj text, defaults marked; *want* a path prefix.
+
+    [auth] keys print masked unless *secrets* (haconf show --secrets)."""
     for key, v in values.items():
         here = path + [key]
         n = min(len(here), len(want))
@@ -62,11 +64,11 @@ def show_tree(values, raw, path, want, depth=0):
             raw, "get") else None
         if isinstance(v, dict):
             say("    " * depth + "[" * (depth + 1) + key + "]" * (depth + 1))
-            show_tree(v, sub_raw, here, want, depth + 1)
+            show_tree(v, sub_raw, here, want, depth + 1, secrets)
         else:
             mark = "" if raw is not None and key in raw else "  # default"
             # RFC 4285 keys are never shown (haconf get auth.<hoa>.key prints one)
-            shown = MASK if is_secret(here) else fmt(v)
+            shown = MASK if is_secret(here) and not secrets else fmt(v)
             say("    " * depth + f"{key} = {shown}{mark}")
 
 

@@ -94,15 +94,138 @@ def stage(paths, obj):
     return cfg
 
 
-def set_values(paths, words):
-    """Stage ``[IFACE] KEY VALUE...``: (DenaliConfig, ["path = value", ...])."""
+def set_values(paths, words, generated=None):
+    """Stage ``[IFACE] KEY VALUE...``: (DenaliConfig, ["path = value", ...]).
+
+    ``auth.<hoa>.key generate`` makes a random key (and the next free SPI if
+    the subsection has none); each such (hoa, spi, key) is appended to
+    *generated*, for the caller to print the mobile node's line.
+    """
     obj = editable(paths)
-    done = []
+    done, made = [], []
     for path, value in grammar.parse_words(words, obj):
+        if grammar.is_secret(path) and value == GENERATE:
+            value = new_key()
+            made.append(path[1])
         grammar.node(obj, path, True)[path[-1]] = value
         shown = grammar.MASK if grammar.is_secret(path) else value
         done.append(f"{'.'.join(path)} = {shown}")
-    return stage(paths, obj), done
+    for hoa in made:
+        entry = obj["auth"][hoa]
+        if "spi" not in entry:
+            entry["spi"] = str(next_spi(obj))
+            done.append(f"auth.{hoa}.spi = {entry['spi']}")
+    cfg = stage(paths, obj)
+    if generated is not None:
+        for hoa in made:
+            generated.append(_key_of(cfg, hoa))
+    return cfg, done
+
+
+# ------------------------------------------------------- RFC 4285 keys
+
+GENERATE = "generate"            # haconf set auth.<hoa>.key generate
+KEY_OCTETS = 16                  # 128 bits, denali's floor (model.MIN_MN_HA_KEY)
+FIRST_SPI = 256                  # RFC 4285 section 5: Mobility SPIs 0-255 are reserved
+SEED_HOME_ADDRESS = "2001:db8::beef"  # raven's, in the seed's MN mip6d.conf
+
+
+def new_key():
+    """A random MN-HA key as hex (os.urandom: the kernel's CSPRNG)."""
+    return os.urandom(KEY_OCTETS).hex()
+
+
+def next_spi(obj):
+    """The lowest SPI from FIRST_SPI that no [auth] subsection uses."""
+    used = set()
+    for entry in obj.get("auth", {}).values():
+        try:
+            used.add(int(entry.get("spi")))
+        except (TypeError, ValueError, AttributeError):
+            pass
+    spi = FIRST_SPI
+    while spi in used:
+        spi += 1
+    return spi
+
+
+def mn_line(hoa, spi, key):
+    """The mobile node's mip6d.conf line for this key (ha/config/mip6d_conf.py)."""
+    return f'DenaliMnHaKey {hoa} {spi} "{key}";'
+
+
+def _key_of(cfg, hoa):
+    import ipaddress
+    canon = str(ipaddress.IPv6Address(hoa))
+    spi, key = cfg.auth[canon]
+    return canon, spi, key
+
+
+def _canonical_hoa(hoa):
+    import ipaddress
+    try:
+        return str(ipaddress.IPv6Address(hoa))
+    except ValueError:
+        raise HaconfError(f"{hoa!r} is not an IPv6 address: give the mobile "
+                          "node's home address, e.g. 2001:db8::beef") from None
+
+
+def _auth_entry(obj, canon):
+    """The name of *obj*'s [auth] subsection for the address *canon*, or None."""
+    import ipaddress
+    for name in obj.get("auth", {}):
+        try:
+            if str(ipaddress.IPv6Address(name)) == canon:
+                return name
+        except ValueError:
+            continue
+    return None
+
+
+def _add_key(obj, hoa, spi=None):
+    """Put a new key for *hoa* into *obj*'s [auth]: the canonical address."""
+    canon = _canonical_hoa(hoa)
+    if _auth_entry(obj, canon) is not None:
+        raise HaconfError(f"{canon} already has a key: haconf set "
+                          f"auth.{canon}.key generate replaces it")
+    auth = obj.setdefault("auth", {})
+    auth[canon] = {"spi": str(next_spi(obj) if spi is None else spi),
+                   "key": new_key()}
+    return canon
+
+
+def add_key(paths, hoa, spi=None):
+    """Stage a generated key for *hoa*: (DenaliConfig, (hoa, spi, key))."""
+    obj = editable(paths)
+    canon = _add_key(obj, hoa, spi)
+    cfg = stage(paths, obj)
+    return cfg, _key_of(cfg, canon)
+
+
+def unconfigured(cfg):
+    """True when acl_default = deny and no home address is configured (no
+    [auth] key, no [[acl]] allow): the home agent refuses every binding."""
+    return cfg.ha.enabled and not cfg.ha.acl_default_allow and \
+        not any(cfg.ha.acl.values())
+
+
+def init(paths, hoa=SEED_HOME_ADDRESS):
+    """A new install's first configuration: write the config (the built-in
+    default, or the staged edit if there is one) with a key for *hoa* when its
+    [auth] is empty.  (DenaliConfig, (hoa, spi, key) or None), or None when
+    the config file exists already (nothing is done then)."""
+    if os.path.exists(paths.conf):
+        return None
+    obj = editable(paths)
+    made = None
+    if not obj.get("auth"):
+        made = _add_key(obj, hoa)
+    text = "\n".join(obj.write()) + "\n"
+    cfg = check(text, paths.conf)
+    write(paths.conf, text)
+    if os.path.exists(paths.staged):
+        os.unlink(paths.staged)  # it is the config now
+    return cfg, (_key_of(cfg, made) if made else None)
 
 
 def unset_values(paths, words):
