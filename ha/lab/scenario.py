@@ -1,6 +1,6 @@
 """The seed document's scenario, run on this machine in network namespaces.
 
-    python3 -m ha.lab.scenario [--keep-logs DIR]
+    python3 -m ha.lab.scenario [--keep-logs DIR] [--no-auth]
 
 Builds the seed's network (denali with its home and remote links, a
 correspondent on the home link, the laptop raven at home) and runs both ends
@@ -12,6 +12,13 @@ changed cell), waits for raven to notice, form a care-of address and
 register, prints raven's `bul` and denali's `bc`, pings through the tunnel
 both ways, brings raven home, and tears everything down. Needs root
 (namespaces) and the tools ./setup.sh installs.
+
+Authenticated by default, as a new install is closed: each run makes a fresh
+RFC 4285 key (os.urandom, 128 bits) and adds it to both files with denali's
+``DenaliMnHaKey`` line; the home agent's file also gets
+``DefaultBindingAclPolicy deny;`` and ``BindingAclPolicy <raven> allow;``, so
+it serves raven's home address alone and only from signed BUs. ``--no-auth``
+runs the seed's files exactly as printed (unauthenticated, UMIP's allow).
 """
 
 from __future__ import annotations
@@ -81,6 +88,22 @@ interface wlan1
 """
 
 
+def with_auth(ha_text: str, mn_text: str, hoa: str, key_hex: str, spi: int = 256):
+    """The seed's two files with raven's MN-HA key (RFC 4285) in both.
+
+    The home agent's file denies by default and allows raven's home address
+    (a mip6d.conf key line does not admit its address by itself); the mobile
+    node's line goes before its MnHomeLink block, which the seed leaves open.
+    """
+    line = f'DenaliMnHaKey {hoa} {spi} "{key_hex}";\n'
+    ha = ha_text + ("DefaultBindingAclPolicy deny;\n"
+                    f"BindingAclPolicy {hoa} allow;\n" + line)
+    head, sep, tail = mn_text.partition("MnHomeLink")
+    if not sep:
+        raise ValueError("the mobile node's file has no MnHomeLink block")
+    return ha, head + line + "\n" + sep + tail
+
+
 def say(msg: str) -> None:
     print(f"[scenario] {msg}", flush=True)
 
@@ -98,6 +121,8 @@ def wait(what: str, predicate, timeout: float):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m ha.lab.scenario", description=__doc__.split("\n")[0])
     p.add_argument("--keep-logs", metavar="DIR", help="keep the daemons' logs and configs here")
+    p.add_argument("--no-auth", action="store_true",
+                   help="run the seed's files as printed, without an RFC 4285 key")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("scenario: needs root to make network namespaces", file=sys.stderr)
@@ -106,12 +131,22 @@ def main(argv=None) -> int:
 
     workdir = args.keep_logs or tempfile.mkdtemp(prefix="denali-scenario-")
     os.makedirs(workdir, exist_ok=True)
+    ha_text, mn_text = SEED_MIP6D_HA, SEED_MIP6D_MN
+    if not args.no_auth:
+        ha_text, mn_text = with_auth(ha_text, mn_text, str(MN_HOME), os.urandom(16).hex())
     files = {}
-    for name, text in (("mip6d-ha.conf", SEED_MIP6D_HA), ("radvd.conf", SEED_RADVD),
-                       ("mip6d-mn.conf", SEED_MIP6D_MN)):
+    for name, text in (("mip6d-ha.conf", ha_text), ("radvd.conf", SEED_RADVD),
+                       ("mip6d-mn.conf", mn_text)):
         files[name] = os.path.join(workdir, name)
-        with open(files[name], "w") as f:
+        # 0600 from birth: the files hold the key
+        fd = os.open(files[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
             f.write(text)
+    if args.no_auth:
+        say("the seed's files as printed: BUs and BAs unauthenticated")
+    else:
+        say(f"a fresh RFC 4285 key for {MN_HOME}, SPI 256, in both files "
+            "(DenaliMnHaKey); denali denies other home addresses")
 
     lab = SeedLab()
     say("building the seed's network: denali (home agent), cn, raven; cells home and remote")
@@ -139,6 +174,12 @@ def main(argv=None) -> int:
             and b["status"] == "registered"], 60)[0]
         say(f"raven noticed the new router, formed care-of address {binding['coa']} and "
             f"registered in {time.monotonic() - start:.1f} s")
+        stats = json.loads(lab.console("stats json"))
+        signed = stats.get("BU authenticated", 0)
+        failed = stats.get("BU authentication failed", 0)
+        if not args.no_auth:
+            say(f"denali authenticated {signed} BU(s) from raven (RFC 4285), "
+                f"refused {failed}")
         say("raven# telnet localhost 7777 ... mip6d> bul")
         print(raven("bul"))
         say("denali# telnet localhost 7777 ... mip6d> bc")
@@ -160,7 +201,8 @@ def main(argv=None) -> int:
         leftovers = run(["ip", "-6", "route", "show", "table", "6275"], lab.ha,
                         check=False).stdout.strip()
         say(f"denalid exited with {rc}; routes left in its table: {leftovers or 'none'}")
-        ok = rc == 0 and not leftovers and r.returncode == 0 and r2.returncode == 0
+        ok = rc == 0 and not leftovers and r.returncode == 0 and r2.returncode == 0 \
+            and (args.no_auth or (signed > 0 and failed == 0))
         return 0 if ok else 1
     except TimeoutError as e:
         say(f"failed waiting for {e}; see the logs in {workdir}")
