@@ -2,8 +2,10 @@
 
 ``haconf import`` reads a MIPL home agent's mip6d.conf into [ha] and a
 radvd.conf into [ra]; ``haconf export`` writes them back from the config.
-What denali cannot carry (IPsec, a care-of address in an ACL, more than one
-prefix...) is refused with what to change, never dropped in silence.
+[ra] carries every block and option the RA sender reads (prefixes, routes,
+RDNSS, DNSSL, clients). What denali cannot carry (IPsec, a care-of address in
+an ACL, a route given twice...) is refused with what to change, never dropped
+in silence.
 
 This is the one place of haconf that imports radvd (the RA sender's own
 parser and rules); ha/config does not, so that radvd may import ha.
@@ -150,62 +152,115 @@ def import_mip6d(obj, text, name, warn):
 
 
 def import_radvd(obj, text, name):
-    """A radvd.conf into [ra] of *obj* (replacing it), only what differs from radvd's defaults."""
+    """A radvd.conf into [ra] of *obj* (replacing it), only what differs from radvd's defaults.
+
+    Each interface keeps today's form for one plain prefix (prefix = P and
+    its keys beside it); more prefixes, a prefix written with the router's
+    address, routes, RDNSS and DNSSL become blocks ([[[prefix P]]],
+    [[[route P]]], [[[rdnss]]], [[[dnssl]]]) in the file's order.
+    """
     try:
         from radvd import config as R
     except ImportError:
         raise HaconfError(f"{name}: reading radvd.conf needs radvd.config, "
                           "which is not installed", EXIT_FAILED) from None
-    from dataclasses import fields
     try:
         rc = R.parse(text, name)
     except R.ConfigError as e:
         raise HaconfError(str(e)) from None
     _, ra_keys, _ = spec_keys()
-    modelled = {C.snake(k): k for k in ra_keys
-                if k not in C.PREFIX_KEYS and k != "prefix"}
+    keys = set(ra_keys)
+    modelled = {attr: kw for kw, (attr, _) in R.INTERFACE_OPTIONS.items()
+                if kw in keys and kw not in C.PREFIX_KEYS}
     ra = {}
     for iface in rc.interfaces:
         default = R.InterfaceConfig(name=iface.name)
+        maxi = iface.max_rtr_adv_interval
         # derived defaults stay unset so they are derived again the same way
         derived = {
-            "min_rtr_adv_interval": 0.33 * iface.max_rtr_adv_interval,
-            "adv_default_lifetime": max(1, int(3 * iface.max_rtr_adv_interval)),
+            "min_rtr_adv_interval": 0.33 * maxi,
+            "adv_default_lifetime": max(1, int(3 * maxi)),
+            "home_agent_lifetime": iface.adv_default_lifetime,
         }
-        derived["home_agent_lifetime"] = iface.adv_default_lifetime
         sec, dropped = {}, []
-        for f_ in fields(iface):
-            if f_.name in ("name", "line", "lines", "prefixes"):
-                continue
-            v = getattr(iface, f_.name)
-            if v == derived.get(f_.name, getattr(default, f_.name)):
-                continue
-            if f_.name in modelled:
-                sec[modelled[f_.name]] = conf_value(v)
-            else:
-                dropped.append(f_.name)
-        if len(iface.prefixes) > 1:
-            dropped.append(f"{len(iface.prefixes)} prefixes (one is "
-                           "supported)")
+        for attr, kw in modelled.items():
+            v = getattr(iface, attr)
+            if v != derived.get(attr, getattr(default, attr)):
+                sec[kw] = _radvd_conf_value(attr, v)
+        missing = [f for f in R.INTERFACE_OPTIONS.values()
+                   if f[0] not in modelled and getattr(iface, f[0]) != getattr(default, f[0])]
+        dropped += [attr for attr, _ in missing]
+        if iface.clients:
+            sec["clients"] = _conf_list(iface.clients)
+        first = iface.prefixes[0] if iface.prefixes else None
+        # one prefix with only the keys [ra] has beside prefix =: today's form
+        plain = (len(iface.prefixes) == 1 and first.address is None and all(
+            kw in C.PREFIX_KEYS for kw, _ in _block_values(
+                first, R.PREFIX_OPTIONS, R.PrefixConfig(prefix=first.prefix))))
         for p in iface.prefixes:
-            sec["prefix"] = str(p.prefix)
-            pdefault = R.PrefixConfig(prefix=p.prefix)
-            for f_ in fields(p):
-                v = getattr(p, f_.name)
-                if f_.name in ("prefix", "line") or v == getattr(
-                        pdefault, f_.name):
-                    continue
-                key = {C.snake(k): k for k in C.PREFIX_KEYS}.get(f_.name)
-                if key:
-                    sec[key] = conf_value(v)
-                else:
-                    dropped.append(f"prefix {f_.name}")
+            values = _block_values(p, R.PREFIX_OPTIONS, R.PrefixConfig(prefix=p.prefix))
+            if plain:
+                sec["prefix"] = str(p.prefix)
+                sec.update(values)
+            else:
+                _put_block(sec, f"prefix {_shown_prefix(p)}", name, iface.name).update(values)
+        for r in iface.routes:
+            b = _put_block(sec, f"route {r.prefix}", name, iface.name)
+            b.update(_block_values(r, R.ROUTE_OPTIONS, R.RouteConfig(prefix=r.prefix),
+                                   {"adv_route_lifetime": max(1, int(3 * maxi))}))
+        for i, r in enumerate(iface.rdnss):
+            b = _put_block(sec, "rdnss" + (f" {i + 1}" if i else ""), name, iface.name)
+            b["addresses"] = _conf_list(r.servers)
+            b.update(_block_values(r, R.RDNSS_OPTIONS, R.RDNSSConfig(servers=r.servers),
+                                   {"adv_rdnss_lifetime": max(1, int(2 * maxi))}))
+        for i, d in enumerate(iface.dnssl):
+            b = _put_block(sec, "dnssl" + (f" {i + 1}" if i else ""), name, iface.name)
+            b["domains"] = _conf_list(d.domains)
+            b.update(_block_values(d, R.DNSSL_OPTIONS, R.DNSSLConfig(domains=d.domains),
+                                   {"adv_dnssl_lifetime": max(1, int(2 * maxi))}))
         if dropped:
             raise HaconfError(f"{name}: interface {iface.name}: denali's [ra] "
                               "cannot carry " + ", ".join(dropped) + "; remove "
                               "them and import again")
         ra[iface.name] = sec
     obj["ra"] = ra
+
+
+def _radvd_conf_value(attr, v):
+    """A radvd.config value as denali.conf text (preferences by name)."""
+    if attr.endswith("preference") and attr != "home_agent_preference":
+        from radvd.config import PREFERENCES
+        return {n: k for k, n in PREFERENCES.items()}[v]
+    return conf_value(v)
+
+
+def _block_values(obj, options, default, derived=None):
+    """[(keyword, denali.conf text)] of a block's options that differ from radvd's defaults."""
+    derived = derived or {}
+    out = []
+    for kw, (attr, _conv) in options.items():
+        v = getattr(obj, attr)
+        if v != derived.get(attr, getattr(default, attr)):
+            out.append((kw, _radvd_conf_value(attr, v)))
+    return out
+
+
+def _conf_list(items):
+    """A list value as configobj writes it bare: a, b (one item alone, no comma)."""
+    items = [str(i) for i in items]
+    return items if len(items) > 1 else items[0]
+
+
+def _shown_prefix(p):
+    return f"{p.address}/{p.prefix.prefixlen}" if p.address else str(p.prefix)
+
+
+def _put_block(sec, key, name, iface):
+    if key in sec:
+        raise HaconfError(f"{name}: interface {iface}: {key} is given twice: give "
+                          "each once")
+    sec[key] = {}
+    return sec[key]
 
 
 # ---------------------------------------------------------------- export

@@ -351,8 +351,12 @@ def test_import_mip6d_keywords(box, tmp_path):
      "BindingAclPolicy 2001:db8::1 2001:db8::2 deny;", "per home address"),
     ('NodeConfig HA; Interface "a"; HaMaxBindingLife 999999;',
      "4-262140"),
-    ("interface wlan0 { AdvSendAdvert on; RDNSS 2001:db8::53 { }; };",
-     "cannot carry rdnss"),
+    ("interface wlan0 { AdvSendAdvert on; route 2001:db8:7::/48 { };\n"
+     "route 2001:db8:7::/48 { AdvRoutePreference low; }; };",
+     "route 2001:db8:7::/48 is given twice"),
+    ("interface wlan0 { AdvSendAdvert on; RDNSS 2001:db8::53 "
+     "{ AdvRDNSSLifetime 5; }; };",
+     "ra.wlan0.rdnss.AdvRDNSSLifetime: 5 is less than MaxRtrAdvInterval 600"),
     ("interface wlan0 { AdvSendAdvert maybe; };", "radvd.conf:1"),
 ])
 def test_import_refusals_leave_files_identical(box, tmp_path, text, words):
@@ -633,3 +637,114 @@ def test_max_ra_delay_imported_and_left_out_of_the_radvd_export(box, tmp_path):
         import subprocess
         r = subprocess.run([radvd, "-c", "-C", str(exported)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------ [ra] blocks (issue 14)
+
+# every block and option of radvd.conf that [ra] carries, as an operator writes it
+FULL_RADVD = """\
+interface wlan0
+{
+\tAdvSendAdvert on;
+\tAdvHomeAgentFlag on;
+\tAdvIntervalOpt on;
+\tMaxRtrAdvInterval 10;
+\tMinRtrAdvInterval 1;
+\tMinDelayBetweenRAs 1;
+\tAdvDefaultPreference high;
+\tUnicastOnly on;
+\tAdvRASolicitedUnicast off;
+\tIgnoreIfMissing off;
+\tprefix 2001:db8::1/64 { AdvRouterAddr on; };
+\tprefix 2001:db8:5::/64 { AdvAutonomous off; AdvValidLifetime infinity;
+\t\tAdvPreferredLifetime 3600; DecrementLifetimes on; };
+\troute 2001:db8:7::/48 { AdvRoutePreference low; AdvRouteLifetime 1800; };
+\troute 2001:db8:8::/48 { RemoveRoute off; };
+\tRDNSS 2001:db8::53 2001:db8::54 { AdvRDNSSLifetime 30; };
+\tRDNSS 2001:db8::1:53 { FlushRDNSS off; };
+\tDNSSL example.com lab.example { AdvDNSSLLifetime infinity; };
+\tclients { fe80::1; fe80::2; };
+};
+interface wlan1
+{
+\tAdvSendAdvert on;
+\tMaxRtrAdvInterval 30;
+\tprefix 2001:db8:1::/64 { AdvOnLink on; };
+\tDNSSL remote.example { };
+};
+"""
+
+
+def real_radvd_accepts(text, tmp_path):
+    """None when /usr/sbin/radvd -c reads *text*, else what it said (skip without it)."""
+    import subprocess
+    radvd = "/usr/sbin/radvd"
+    if not os.path.exists(radvd):
+        return None
+    f = tmp_path / "real-radvd.conf"
+    f.write_text(text)
+    r = subprocess.run([radvd, "-c", "-C", str(f)], capture_output=True, text=True,
+                       timeout=30)
+    return None if r.returncode == 0 else r.stderr + r.stdout
+
+
+def test_import_every_radvd_block_and_export_same_meaning(box, tmp_path):
+    R = pytest.importorskip("radvd.config", reason="radvd/config.py not here")
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(FULL_RADVD)
+    box.ok("import", str(conf))
+    box.ok("commit")
+    text = open(box.conf).read()
+    # blocks in denali.conf's own form
+    for section in ("[[[prefix 2001:db8::1/64]]]", "[[[prefix 2001:db8:5::/64]]]",
+                    "[[[route 2001:db8:7::/48]]]", "[[[rdnss]]]", "[[[rdnss 2]]]",
+                    "[[[dnssl]]]"):
+        assert section in text, text
+    assert box.ok("get", "ra.wlan0.AdvDefaultPreference").stdout.split()[-1] == "high"
+    out = box.ok("export", "--format", "radvd").stdout
+    assert R.parse(out, "exported").interfaces == R.parse(FULL_RADVD, "original").interfaces
+    assert real_radvd_accepts(out, tmp_path) is None
+
+
+def test_export_then_import_gives_the_same_ra(box, tmp_path):
+    pytest.importorskip("radvd.config", reason="radvd/config.py not here")
+    tail = "        AdvRouterAddr = on\n    [[wlan1]]"
+    blocks = ("        AdvRouterAddr = on\n"
+              "        AdvDefaultPreference = low\n"
+              "        clients = fe80::1\n"
+              "        [[[prefix 2001:db8:5::/64]]]\n"
+              "            DeprecatePrefix = on\n"
+              "        [[[route 2001:db8:7::/48]]]\n"
+              "            AdvRoutePreference = high\n"
+              "        [[[rdnss]]]\n"
+              "            addresses = 2001:db8::53\n"
+              "            AdvRDNSSLifetime = infinity\n"
+              "        [[[dnssl]]]\n"
+              "            domains = example.com\n"
+              "    [[wlan1]]")
+    box.write(C.DEFAULT_TEXT.replace(tail, blocks))
+    before = C.load_config(box.conf).ra_interfaces
+    out = box.ok("export", "--format", "radvd").stdout
+    assert real_radvd_accepts(out, tmp_path) is None
+    exported = tmp_path / "exported.conf"
+    exported.write_text(out)
+    box.ok("import", str(exported))
+    assert C.validate_text(open(box.staged).read()).ra_interfaces == before
+    # one plain prefix keeps today's form: prefix = beside the interface's keys
+    staged = C.parse_text(open(box.staged).read(), "staged")
+    assert staged["ra"]["wlan1"]["prefix"] == "2001:db8:1::/64"
+    assert staged["ra"]["wlan0"].sections == [
+        "prefix 2001:db8::/64", "prefix 2001:db8:5::/64", "route 2001:db8:7::/48",
+        "rdnss", "dnssl"]
+
+
+def test_show_prints_the_blocks(box, tmp_path):
+    pytest.importorskip("radvd.config", reason="radvd/config.py not here")
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(FULL_RADVD)
+    box.ok("import", str(conf))
+    out = box.ok("show", "ra.wlan0").stdout
+    assert "        [[[rdnss]]]\n" in out
+    assert "            addresses = 2001:db8::53, 2001:db8::54\n" in out
+    assert "            FlushRDNSS = on  # default\n" in out
+
