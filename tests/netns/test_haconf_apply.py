@@ -48,7 +48,10 @@ def granted(lab, hoa, seq=1):
 @pytest.fixture
 def lab(tmp_path):
     conf = tmp_path / "denali.conf"
-    conf.write_text(DEFAULT_TEXT.replace("[ha]\n", "[ha]\n    dad = off\n", 1))
+    # the built-in config is closed (acl_default = deny): allow the home addresses used here
+    acl = "".join(f"        2001:db8::{h} = allow\n" for h in ("a1", "a2", "b1", "b2", "c1", "d1"))
+    conf.write_text(DEFAULT_TEXT.replace("[ha]\n", "[ha]\n    dad = off\n", 1).replace(
+        "    acl_default = deny\n", "    acl_default = deny\n    [[acl]]\n" + acl, 1))
     with SeedLab() as lab:
         lab.conf = str(conf)
         lab.start_daemon(lab.conf, log_path=str(tmp_path / "denalid.log"))

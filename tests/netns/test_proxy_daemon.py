@@ -33,7 +33,10 @@ def register(lab, hoa, lifetime=3600, seq=1):
 @pytest.fixture
 def lab(tmp_path):
     conf = tmp_path / "denali.conf"
-    conf.write_text(DEFAULT_TEXT.replace("[ha]\n", "[ha]\n    proxy_nd = daemon\n", 1))
+    # the built-in config is closed (acl_default = deny): allow the home addresses used here
+    conf.write_text(DEFAULT_TEXT.replace("[ha]\n", "[ha]\n    proxy_nd = daemon\n", 1).replace(
+        "    acl_default = deny\n", "    acl_default = deny\n    [[acl]]\n"
+        "        2001:db8::e1 = allow\n        2001:db8::e2 = allow\n", 1))
     with SeedLab() as lab:
         lab.start_daemon(str(conf), log_path=str(tmp_path / "denalid.log"))
         lab.move_mn("remote")
