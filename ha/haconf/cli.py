@@ -119,7 +119,7 @@ def _tell_mobile_node(hoa, spi, key):
     say(f"RFC 4285 key for {hoa}, SPI {spi}. On the mobile node, put this line "
         "in its mip6d.conf, before its MnHomeLink block, and chmod 600 the file:")
     click.echo(staging.mn_line(hoa, spi, key))  # one line, never wrapped
-    say("haconf show --secrets auth prints the key again")
+    say(f"haconf auth show {hoa} prints this line again")
 
 
 @cli.group(cls=click.Group)
@@ -138,6 +138,23 @@ def auth_add(paths, hoa, spi):
     _staged(cfg, [f"auth.{canon}.spi = {spi}", f"auth.{canon}.key = "
                   "********"])
     _tell_mobile_node(canon, spi, key)
+
+
+@auth.command("show")
+@click.argument("hoa", required=False)
+@click.option("--committed", is_flag=True, help="read the committed config")
+@click.pass_obj
+def auth_show(paths, hoa, committed):
+    """Print the mobile node's DenaliMnHaKey line for HOA (or every key)."""
+    _, cfg = staging.view(paths, committed)
+    want = None if hoa is None else staging.canonical_hoa(hoa)
+    lines = [staging.mn_line(h, spi, key) for h, (spi, key) in cfg.auth.items()
+             if want in (None, h)]
+    if not lines:
+        raise HaconfError(f"no key for {want}: haconf auth add {want} makes one"
+                          if want else "[auth] is empty: haconf auth add HOA makes a key")
+    for line in lines:
+        click.echo(line)  # secrets, asked for by name: one line each, never wrapped
 
 
 @cli.command()

@@ -161,7 +161,7 @@ def _key_of(cfg, hoa):
     return canon, spi, key
 
 
-def _canonical_hoa(hoa):
+def canonical_hoa(hoa):
     import ipaddress
     try:
         return str(ipaddress.IPv6Address(hoa))
@@ -184,7 +184,7 @@ def _auth_entry(obj, canon):
 
 def _add_key(obj, hoa, spi=None):
     """Put a new key for *hoa* into *obj*'s [auth]: the canonical address."""
-    canon = _canonical_hoa(hoa)
+    canon = canonical_hoa(hoa)
     if _auth_entry(obj, canon) is not None:
         raise HaconfError(f"{canon} already has a key: haconf set "
                           f"auth.{canon}.key generate replaces it")

@@ -132,6 +132,18 @@ def test_auth_add_generates_a_key_and_prints_the_mobile_nodes_line(box):
     assert printed_key(box.ok("auth", "add", "2001:db8::9", "--spi", "999").stdout).spi == 999
 
 
+def test_auth_show_prints_the_line_again(box):
+    r = box.run("auth", "show")
+    assert r.exit_code == 2 and "haconf auth add" in r.stderr
+    k = printed_key(box.ok("auth", "add", SEED_HOA).stdout)
+    assert printed_key(box.ok("auth", "show", "2001:DB8::BEEF").stdout) == k
+    assert box.run("auth", "show", "--committed").exit_code == 2  # staged only, so far
+    box.ok("commit")
+    assert printed_key(box.ok("auth", "show", "--committed").stdout) == k
+    r = box.run("auth", "show", "2001:db8::1")
+    assert r.exit_code == 2 and "no key for 2001:db8::1" in r.stderr
+
+
 def test_set_key_generate_makes_a_key_with_the_next_free_spi(box):
     box.ok("auth", "add", SEED_HOA)
     out = box.ok("set", "auth.2001:db8::7.key", "generate").stdout
