@@ -65,6 +65,9 @@ interface = wlan0
 debug_level = 7
 # the handover settings of the README (bench/bench_handover.py's "fast" run)
 tunnel_during_dad = yes
+# denali.conf is closed by default (acl_default = deny): raven's home address is allowed
+    [[acl]]
+    2001:db8::beef = allow
 
 [radio]
     [[wlan0]]
