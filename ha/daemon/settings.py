@@ -140,6 +140,9 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
     s.served_prefixes = [IPv6Network(p, strict=False) for p in cfg.ha_served_prefixes]
     for k in cfg.mn_ha_keys:  # denali's own DenaliMnHaKey lines
         s.auth[IPv6Address(k.hoa)] = MnHaSecret(k.spi, bytes.fromhex(k.key))
+        # as in denali.conf: a home address with a key is configured, so a
+        # deny policy lets it in (an explicit BindingAclPolicy deny still wins)
+        s.acl.setdefault(IPv6Address(k.hoa), True)
     if cfg.send_mob_pfx_advs is not None:
         s.send_mob_pfx_advs = cfg.send_mob_pfx_advs
     s.tunnel_during_dad = bool(cfg.tunnel_during_dad)
