@@ -165,3 +165,17 @@ def test_umip_registers_over_esp_with_the_same_keys_and_not_with_a_wrong_one(umi
     r = run(["ping", "-6", "-c", "3", "-i", "0.5", "-w", "60", str(MN_HOME)], lab.cn,
             check=False, timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_umip_returning_home_deregisters_over_esp(umip_ipsec):
+    # from home the BU has no Home Address option: the tap takes it by its
+    # first next header, ESP (RFC 3776 section 3.1), and the BA goes back in ESP
+    lab, guest = umip_ipsec, umip_ipsec.guest
+    wait(lambda: bc(lab).get(MN_HOME, {}).get("status") == "registered",
+         "denalid's binding for the home address")
+    accepted = stats(lab)["ESP accepted"]
+    run(["ip", "link", "set", guest.tap, "nomaster"], lab.sw)
+    run(["ip", "link", "set", guest.tap, "master", "br-home"], lab.sw)
+    wait(lambda: MN_HOME not in bc(lab), "denalid's binding to go")
+    assert stats(lab)["ESP accepted"] > accepted
+    wait(lambda: guest.bul() == [], "UMIP's binding update list to empty", timeout=60)
