@@ -25,6 +25,38 @@ home agent's BAs. Put the line before a MnHomeLink block that is left open
 at the end of the file (the seed's), or it lands inside the block. UMIP
 refuses the line: keep it out of files meant for UMIP. A file holding it
 should be readable by root only (chmod 600).
+
+IPsec (RFC 3776) for BU/BA is read in UMIP's own words, the block
+
+    IPsecPolicySet {
+        HomeAgentAddress 2001:db8::;
+        HomeAddress 2001:db8::beef/64;
+        IPsecPolicy HomeRegBinding UseESP;
+    }
+
+(HomeAddress may repeat; `IPsecPolicy Type Protos [reqid [reqid]] [enabled|disabled];`
+as in gram.y), and the keys with denali's own line, since UMIP leaves SAs to
+setkey:
+
+    DenaliIPsecSA <home address> <SPI to HA> <SPI to MN> <algorithm> "<hex key>" ["<hex key>"];
+
+for example
+
+    DenaliIPsecSA 2001:db8::beef 0x1000 0x1001 hmac-sha1-96 "00112233445566778899aabbccddeeff00112233";
+
+The SPIs are named by direction (to the home agent: the BUs; to the mobile
+node: the BAs), decimal or 0x hex; the algorithm is hmac-sha1-96 (a 20-octet
+key) or hmac-sha256-128 (32 octets), with NULL encryption (RFC 2410); a
+second key, if given, is the one to the mobile node, else one key serves both
+ways. The mobile node's kernel gets the same SAs, e.g.
+
+    ip xfrm state add src HOA dst HA proto esp spi 0x1000 mode transport \
+        auth-trunc 'hmac(sha1)' 0xKEY 96 enc cipher_null ''
+    ip xfrm state add src HA dst HOA proto esp spi 0x1001 mode transport \
+        auth-trunc 'hmac(sha1)' 0xKEY 96 enc cipher_null ''
+
+This parser checks the syntax only; which policies denalid serves is decided
+in ha/daemon/settings.py.
 """
 
 from dataclasses import dataclass, field, fields, replace
@@ -69,6 +101,44 @@ class MnHaKey:
 
 
 @dataclass(slots=True)
+class IPsecPolicy:
+    """`IPsecPolicy <type> <protos> [reqid [reqid]] [enabled|disabled];` (gram.y)."""
+    type: str                 # HomeRegBinding, Mh, MobPfxDisc, ICMP, any, Tunnel...
+    protos: tuple             # of "UseESP", "UseAH", "UseIPComp"
+    reqid_to_ha: int = 0
+    reqid_to_mn: int = 0
+    allow: bool = True
+    line: int = field(default=0, compare=False)
+
+
+@dataclass(slots=True)
+class IPsecPolicySet:
+    """One `IPsecPolicySet { HomeAgentAddress; HomeAddress...; IPsecPolicy...; }`."""
+    home_agent_address: str
+    home_addresses: list      # "a/plen", in order
+    policies: list            # IPsecPolicy
+    line: int = field(default=0, compare=False)
+
+
+@dataclass(slots=True)
+class IPsecSA:
+    """denali's own `DenaliIPsecSA <hoa> <spi to HA> <spi to MN> <alg> "<hex>" ["<hex>"];`."""
+    hoa: str
+    spi_to_ha: int
+    spi_to_mn: int
+    auth: str
+    key_to_ha: str = field(repr=False)  # hex
+    key_to_mn: str = field(repr=False)  # hex; the same as key_to_ha when one was given
+    line: int = field(default=0, compare=False)
+
+
+IPSEC_POLICY_TYPES = ("HomeRegBinding", "Mh", "MobPfxDisc", "TunnelHomeTesting", "TunnelMh",
+                      "TunnelPayload", "ICMP", "any")
+IPSEC_PROTOS = ("UseESP", "UseAH", "UseIPComp")
+IPSEC_AUTH = {"hmac-sha1-96": 20, "hmac-sha256-128": 32}  # algorithm -> key octets
+
+
+@dataclass(slots=True)
 class Mip6dConfig:
     node_config: str | None = None          # "HA", "MN" or "CN"
     debug_level: int | None = None
@@ -90,6 +160,8 @@ class Mip6dConfig:
     ha_served_prefixes: list = field(default_factory=list)  # "p/len"
     home_links: list = field(default_factory=list)     # HomeLink
     mn_ha_keys: list = field(default_factory=list)     # MnHaKey (denali's own)
+    ipsec_policy_sets: list = field(default_factory=list)  # IPsecPolicySet
+    ipsec_sas: list = field(default_factory=list)      # IPsecSA (denali's own)
     optimistic_handoff: bool | None = None  # MN: tunnel with the BU (UMIP's keyword)
     # denali's own handover settings (README, "Handover settings"):
     optimistic_dad: bool | None = None      # MN: RFC 4429 for the care-of address
@@ -161,7 +233,8 @@ _SCALARS = {
     "DenaliPacketsPerSourceBurst": ("packets_per_source_burst", "int"),
 }
 _KEYWORDS = sorted(list(_SCALARS) + [
-    "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix", "DenaliMnHaKey"])
+    "Interface", "MnHomeLink", "BindingAclPolicy", "HaServedPrefix", "DenaliMnHaKey",
+    "IPsecPolicySet", "DenaliIPsecSA"])
 
 _TOKEN = re.compile(r'\s+|#[^\n]*|"(?P<str>[^"\n]*)"|(?P<punct>[{};])'
                     r'|(?P<word>[^\s{};"#]+)|(?P<bad>.)')
@@ -297,7 +370,7 @@ def parse_mip6d(text, filename="mip6d.conf"):
             raise Mip6dConfError(
                 filename, line, f"unknown keyword {kw!r}; known: "
                 + ", ".join(_KEYWORDS))
-        if block is not None and kw not in ("Interface", "MnHomeLink"):
+        if block is not None and kw not in ("Interface", "MnHomeLink", "IPsecPolicySet"):
             raise Mip6dConfError(filename, line, f"{kw} takes no '{{' block")
         if kw in _SCALARS:
             name, kind = _SCALARS[kw]
@@ -368,12 +441,129 @@ def parse_mip6d(text, filename="mip6d.conf"):
             if any(k.hoa == hoa for k in cfg.mn_ha_keys):
                 raise Mip6dConfError(filename, line, f"{kw}: {hoa} given twice")
             cfg.mn_ha_keys.append(MnHaKey(hoa, spi, key.lower()))
+        elif kw == "IPsecPolicySet":
+            if block is None:
+                raise Mip6dConfError(filename, line, "IPsecPolicySet needs a '{ ... }' block")
+            _arity(words, {0}, filename, line, "IPsecPolicySet { ... }")
+            cfg.ipsec_policy_sets.append(_ipsec_policy_set(block, filename, line))
+        elif kw == "DenaliIPsecSA":
+            sa = _ipsec_sa(words, filename, line)
+            if any(x.hoa == sa.hoa for x in cfg.ipsec_sas):
+                raise Mip6dConfError(filename, line, f"{kw}: {sa.hoa} given twice")
+            spis = {x.spi_to_ha for x in cfg.ipsec_sas} | {x.spi_to_mn for x in cfg.ipsec_sas}
+            for spi in (sa.spi_to_ha, sa.spi_to_mn):
+                if spi in spis:
+                    raise Mip6dConfError(filename, line, f"{kw}: SPI {spi:#x} is used by "
+                                         "another DenaliIPsecSA line")
+            cfg.ipsec_sas.append(sa)
     if (cfg.min_mob_pfx_adv_interval is not None
             and cfg.max_mob_pfx_adv_interval is not None
             and cfg.min_mob_pfx_adv_interval > cfg.max_mob_pfx_adv_interval):
         raise Mip6dConfError(filename, 0, "MinMobPfxAdvInterval is greater "
                              "than MaxMobPfxAdvInterval: use min <= max")
     return cfg
+
+
+def _ipsec_policy_set(block, filename, line):
+    ha, hoas, policies = None, [], []
+    for bline, bwords, _ in block:
+        bkw = bwords[0][1]
+        if bkw == "HomeAgentAddress":
+            _arity(bwords, {1}, filename, bline, "HomeAgentAddress <address>")
+            if ha is not None:
+                raise Mip6dConfError(filename, bline, "HomeAgentAddress given twice in "
+                                     "IPsecPolicySet (one home agent per set)")
+            ha = _value("addr", bwords[1], filename, bline, bkw)
+        elif bkw == "HomeAddress":
+            _arity(bwords, {1}, filename, bline, "HomeAddress <address>/<length>")
+            hoas.append(_value("addrplen", bwords[1], filename, bline, bkw))
+        elif bkw == "IPsecPolicy":
+            policies.append(_ipsec_policy(bwords, filename, bline))
+        else:
+            raise Mip6dConfError(filename, bline, f"unknown keyword {bkw!r} in IPsecPolicySet "
+                                 "block; known: HomeAgentAddress, HomeAddress, IPsecPolicy")
+    # gram.y: the home agent first, then at least one home address and one policy
+    if ha is None:
+        raise Mip6dConfError(filename, line, "HomeAgentAddress missing for IPsecPolicy")
+    if not hoas:
+        raise Mip6dConfError(filename, line, "HomeAddress missing for IPsecPolicy")
+    if not policies:
+        raise Mip6dConfError(filename, line, "IPsecPolicySet has no IPsecPolicy")
+    return IPsecPolicySet(ha, hoas, policies, line)
+
+
+def _ipsec_policy(words, filename, line):
+    usage = ("IPsecPolicy <" + "|".join(IPSEC_POLICY_TYPES) + "> UseESP [UseAH] [UseIPComp] "
+             "[<reqid> [<reqid>]] [enabled|disabled]")
+    rest = [v for _, v in words[1:]]
+    if not rest or rest[0] not in IPSEC_POLICY_TYPES:
+        raise Mip6dConfError(filename, line, f"use: {usage};")
+    ptype, rest = rest[0], rest[1:]
+    protos = []
+    while rest and rest[0] in IPSEC_PROTOS:
+        if rest[0] in protos:
+            raise Mip6dConfError(filename, line, f"IPsecPolicy: {rest[0]} given twice")
+        protos.append(rest.pop(0))
+    if not protos:
+        raise Mip6dConfError(filename, line, "IPsecPolicy must set at least one protocol "
+                             "(UseESP)")
+    reqids = []
+    while rest and rest[0].isascii() and rest[0].isdigit() and len(reqids) < 2:
+        reqids.append(int(rest.pop(0)))
+    allow = True
+    if rest and rest[0] in ("enabled", "disabled"):
+        allow = rest.pop(0) == "enabled"
+    if rest:
+        raise Mip6dConfError(filename, line, f"IPsecPolicy {rest[0]}: use: {usage};")
+    to_ha = reqids[0] if reqids else 0
+    to_mn = reqids[1] if len(reqids) > 1 else to_ha
+    return IPsecPolicy(ptype, tuple(protos), to_ha, to_mn, allow, line)
+
+
+def _spi(tok, filename, line, what):
+    t, v = tok
+    try:
+        spi = int(v, 16) if v.lower().startswith("0x") else int(v) if v.isascii() \
+            and v.isdigit() else None
+    except ValueError:
+        spi = None
+    if t != "word" or spi is None:
+        raise Mip6dConfError(filename, line, f"DenaliIPsecSA {v}: {what} must be a number "
+                             "(decimal or 0x hex)")
+    if not 256 <= spi <= 0xFFFFFFFF:
+        raise Mip6dConfError(filename, line, f"DenaliIPsecSA: SPI {v} out of 256..4294967295 "
+                             "(RFC 4303 section 2.1 reserves 1-255)")
+    return spi
+
+
+def _ipsec_sa(words, filename, line):
+    kw = "DenaliIPsecSA"
+    usage = (f'{kw} <home address> <SPI to HA> <SPI to MN> <'
+             + "|".join(IPSEC_AUTH) + '> "<hex key>" ["<hex key to MN>"]')
+    _arity(words, {5, 6}, filename, line, usage)
+    hoa = _value("addr", words[1], filename, line, kw)
+    to_ha = _spi(words[2], filename, line, "the SPI to the home agent")
+    to_mn = _spi(words[3], filename, line, "the SPI to the mobile node")
+    if to_ha == to_mn:
+        raise Mip6dConfError(filename, line, f"{kw}: SPI {words[2][1]} for both directions: "
+                             "give each its own")
+    auth = words[4][1]
+    if words[4][0] != "word" or auth not in IPSEC_AUTH:
+        raise Mip6dConfError(filename, line, f"{kw}: algorithm {auth!r}: use "
+                             + " or ".join(IPSEC_AUTH))
+    keys = []
+    for tok in words[5:]:
+        key = _value("string", tok, filename, line, kw)
+        key = key[2:] if key.lower().startswith("0x") else key
+        if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", key):
+            raise Mip6dConfError(filename, line, f"{kw}: the key must be hex digits, an even "
+                                 "number of them")
+        if len(key) != 2 * IPSEC_AUTH[auth]:
+            raise Mip6dConfError(filename, line, f"{kw}: {auth} takes a {IPSEC_AUTH[auth]}-"
+                                 f"octet key ({2 * IPSEC_AUTH[auth]} hex digits), not "
+                                 f"{len(key) // 2}")
+        keys.append(key.lower())
+    return IPsecSA(hoa, to_ha, to_mn, auth, keys[0], keys[-1], line)
 
 
 def _onoff(b):
@@ -408,6 +598,22 @@ def dump_mip6d(cfg):
                    f"{'allow' if acl.allow else 'deny'};")
     for k in cfg.mn_ha_keys:
         out.append(f'DenaliMnHaKey {k.hoa} {k.spi} "{k.key}";')
+    for sa in cfg.ipsec_sas:
+        second = f' "{sa.key_to_mn}"' if sa.key_to_mn != sa.key_to_ha else ""
+        out.append(f'DenaliIPsecSA {sa.hoa} {sa.spi_to_ha:#x} {sa.spi_to_mn:#x} {sa.auth} '
+                   f'"{sa.key_to_ha}"{second};')
+    for ps in cfg.ipsec_policy_sets:
+        out.append("IPsecPolicySet {")
+        out.append(f"\tHomeAgentAddress {ps.home_agent_address};")
+        for h in ps.home_addresses:
+            out.append(f"\tHomeAddress {h};")
+        for p in ps.policies:
+            reqids = "" if not (p.reqid_to_ha or p.reqid_to_mn) else (
+                f" {p.reqid_to_ha}" if p.reqid_to_ha == p.reqid_to_mn
+                else f" {p.reqid_to_ha} {p.reqid_to_mn}")
+            out.append(f"\tIPsecPolicy {p.type} {' '.join(p.protos)}{reqids}"
+                       f"{'' if p.allow else ' disabled'};")
+        out.append("}")
     for link in cfg.home_links:
         out.append(f'MnHomeLink "{link.interface}" {{')
         if link.home_address:

@@ -85,6 +85,7 @@ from ha.core.discovery import (HomeAgentList, HomePrefix, answer_dhaad,
 from ha.core.error_limits import ErrorLimiter
 from ha.core.rate_limit import NewBindingLimiter, SourceThrottle
 from ha.wire import auth as rfc4285
+from ha.wire import esp
 from ha.wire import icmpv6 as nd
 from ha.wire.errors import CodecError
 from ha.wire.ipv6 import IPv6Header, Packet, Proto, RoutingHeaderType2, build_ba_packet, parse_packet
@@ -132,6 +133,10 @@ class HomeAgentSettings:
     # protected: only BUs it authenticates are served, and its BAs are signed.
     auth: dict = dataclasses.field(default_factory=dict)
     replay_window: float = rfc4285.DEFAULT_REPLAY_WINDOW  # seconds either side of our clock
+    # RFC 3776: home address -> esp.MnHaIPsecSA (manual keys). A home address
+    # listed here takes only BUs in ESP with its SA, and its BAs go in ESP.
+    ipsec: dict = dataclasses.field(default_factory=dict)
+    esp_replay_window: int = 64  # RFC 4303 section 3.4.3: 32 at least, 64 recommended
     # new bindings a second (and the burst allowed before that holds), per
     # source /64 and overall (ha/core/rate_limit.py); 0 = no limit. Off here,
     # the engine's default; the daemon's Settings carry the board's.
@@ -254,6 +259,12 @@ class HomeAgentCore:
         # what the BA echoes back
         self._last_stamp: dict[IPv6Address, int] = {}
         self._auth_logged: dict[IPv6Address, float] = {}  # source -> when last logged
+        # RFC 3776 / RFC 4303: inbound SAs by SPI, and per home address the
+        # receive window and the last sequence number sent
+        self._esp_in: dict[int, tuple] = {}
+        self._esp_window: dict[IPv6Address, esp.ReplayWindow] = {}
+        self._esp_sent: dict[IPv6Address, int] = {}
+        self._esp_sas(settings, {})
 
     # ------------------------------------------------------------ settings
 
@@ -268,7 +279,9 @@ class HomeAgentCore:
             self._limiter = settings.new_binding_limiter()  # buckets start full
             self._throttle = _throttle(settings)
         self.home_agents.limit = settings.max_home_agents
+        old_ipsec = self.settings.ipsec
         self.settings = settings
+        self._esp_sas(settings, old_ipsec)
         self._ours = frozenset(settings.rules.ha_addresses) | {settings.ha_address}
         if now is not None and settings.send_mob_pfx_advs and self._home_prefixes() != old:
             for b in self.registered():
@@ -303,6 +316,8 @@ class HomeAgentCore:
             return  # passing through, or for another node
         if pkt.protocol == Proto.MH:
             self._on_mh(pkt, data, now, wall)
+        elif pkt.protocol == Proto.ESP:
+            self._on_esp(pkt, data, now, wall)
         elif pkt.home_address is not None:
             self._on_hao_packet(pkt, now)
 
@@ -467,14 +482,17 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------ mobility
 
-    def _on_mh(self, pkt: Packet, data: bytes, now: float, wall: float | None = None) -> None:
+    def _on_mh(self, pkt: Packet, data: bytes, now: float, wall: float | None = None,
+               esp_hoa: IPv6Address | None = None) -> None:
+        """A Mobility Header; `esp_hoa` is the home address of the SA it came
+        in (ESP checked by _on_esp), None when it came in the clear."""
         try:
             msg = decode_mh(pkt.payload, *pkt.pseudo_header_addresses())
         except CodecError as e:
             self.stats["malformed dropped"] += 1
             log.info("dropped malformed mobility header from %s: %s", pkt.header.src, e)
             pointer = mh_parameter_problem(pkt.payload)
-            if pointer is not None:
+            if pointer is not None and esp_hoa is None:  # inside ESP no pointer reaches it
                 # section 9.2: a bad Payload Proto or Header Len earns an ICMP error
                 self._parameter_problem(pkt, data, pkt.payload_offset + pointer, now)
             return
@@ -484,6 +502,16 @@ class HomeAgentCore:
             log.debug("BU from %s hoa %s seq %d lifetime %d flags %s", pkt.header.src, hoa,
                       msg.sequence, msg.lifetime_seconds, bu_flags(msg))
             ctx = reg.BUContext(msg, src=pkt.header.src, dst=pkt.header.dst, hoa=hoa)
+            if reg.home_address_of(ctx) in self.settings.ipsec \
+                    and esp_hoa != reg.home_address_of(ctx):
+                # RFC 3776 section 4.2 (and RFC 4301 5.2): the policy for this
+                # home address requires ESP, so a BU in the clear is discarded
+                # unanswered, as the kernel's IPsec would; nothing moves
+                self.stats["BU dropped, not in ESP (IPsec required)"] += 1
+                self._log_once(pkt.header.src, now, "BU for %s from %s dropped: not in ESP, "
+                               "and its IPsecPolicySet requires it", reg.home_address_of(ctx),
+                               pkt.header.src)
+                return
             if not self._authenticated(pkt, msg, reg.home_address_of(ctx), now, wall):
                 return
             before = self._snapshot(reg.home_address_of(ctx))
@@ -500,6 +528,99 @@ class HomeAgentCore:
             self._binding_error(BEStatus.UNRECOGNIZED_MH_TYPE_VALUE, pkt, now)
         else:
             self.stats[f"MH {type(msg).__name__} ignored"] += 1
+
+    # ------------------------------------------------------- RFC 3776 ESP
+
+    def _esp_sas(self, settings: HomeAgentSettings, old: dict) -> None:
+        """Index the inbound SAs by SPI; an SA unchanged by a reload keeps its
+        counters (sequence numbers sent, the receive window), a new or
+        changed one starts afresh (RFC 4303 section 3.3.3: a new SA counts from 1)."""
+        self._esp_in = {sa.spi_to_ha: (hoa, sa) for hoa, sa in settings.ipsec.items()}
+        for hoa in list(self._esp_window):
+            if settings.ipsec.get(hoa) != old.get(hoa):
+                del self._esp_window[hoa]
+                self._esp_sent.pop(hoa, None)
+        for hoa in settings.ipsec:
+            if hoa not in self._esp_window:
+                self._esp_window[hoa] = esp.ReplayWindow(settings.esp_replay_window)
+                self._esp_sent[hoa] = 0
+
+    def _on_esp(self, pkt: Packet, data: bytes, now: float, wall: float | None) -> None:
+        """RFC 4303 section 3.4 inbound processing for ESP in transport mode
+        to one of our addresses: the SA by SPI, its selector (RFC 3776 4.2:
+        the home address, not the care-of address, and protocol MH), the
+        replay window, the ICV; then the Mobility Header inside goes on as
+        if it had come in the clear, marked as protected."""
+        src = pkt.header.src
+        try:
+            spi, seq = esp.esp_spi(pkt.payload), esp.esp_sequence(pkt.payload)
+        except CodecError:
+            self.stats["malformed dropped"] += 1
+            return
+        found = self._esp_in.get(spi)
+        if found is None:
+            # section 3.4.2: no SA, the packet is discarded (an auditable event)
+            self.stats["ESP dropped, unknown SPI"] += 1
+            self._log_once(src, now, "ESP from %s dropped: no SA for SPI %#x", src, spi)
+            return
+        hoa, sa = found
+        mn = pkt.home_address or src  # from home there is no Home Address option
+        if mn != hoa:
+            self.stats["ESP dropped, SA of another home address"] += 1
+            self._log_once(src, now, "ESP from %s (home address %s) dropped: SPI %#x is the "
+                           "SA of %s", src, mn, spi, hoa)
+            return
+        window = self._esp_window[hoa]
+        why = window.check(seq)
+        if why is not None:
+            self.stats["ESP dropped, replay window"] += 1
+            self._log_once(src, now, "ESP from %s for %s dropped: %s", src, hoa, why)
+            return
+        try:
+            _, _, nh, inner = esp.decode_esp(pkt.payload, sa.key_to_ha)
+        except esp.EspAuthError:
+            self.stats["ESP dropped, ICV wrong"] += 1
+            self._log_once(src, now, "ESP from %s for %s dropped: integrity check failed "
+                           "(wrong key?)", src, hoa)
+            return
+        except CodecError as e:
+            self.stats["malformed dropped"] += 1
+            log.info("dropped malformed ESP from %s: %s", src, e)
+            return
+        window.accept(seq)  # section 3.4.3: only after the ICV has checked out
+        if nh != Proto.MH:
+            self.stats["ESP dropped, not MH"] += 1  # the SA's selector is protocol MH
+            return
+        self.stats["ESP accepted"] += 1
+        log.debug("ESP spi %#x seq %d from %s for %s: %d octets of MH", spi, seq, src, hoa,
+                  len(inner))
+        inner_pkt = dataclasses.replace(pkt, protocol=Proto.MH, payload=inner)
+        self._on_mh(inner_pkt, data, now, wall, esp_hoa=hoa)
+
+    def _esp_wrap(self, hoa: IPv6Address, mh: bytes) -> tuple[int, bytes] | None:
+        """(next header, payload) for a BA to `hoa`: the MH in ESP with our
+        outbound SA when the home address has one, else the MH itself.
+        None: the SA's sequence numbers are used up (section 3.3.3: never cycle)."""
+        sa = self.settings.ipsec.get(hoa)
+        if sa is None:
+            return Proto.MH, mh
+        seq = self._esp_sent.get(hoa, 0) + 1
+        if seq > esp.MAX_SEQ:
+            self.stats["BA not sent, ESP sequence numbers used up"] += 1
+            log.error("ESP SA %#x to %s has sent 2^32-1 packets: new keys (and SPIs) needed",
+                      sa.spi_to_mn, hoa)
+            return None
+        self._esp_sent[hoa] = seq
+        self.stats["ESP sent"] += 1
+        return Proto.ESP, esp.encode_esp(sa.spi_to_mn, seq, mh, Proto.MH, sa.key_to_mn)
+
+    def _log_once(self, src: IPv6Address, now: float, fmt: str, *args) -> None:
+        seen = self._auth_logged.get(src)
+        if seen is None or now - seen >= 60.0:  # once per source per minute
+            if len(self._auth_logged) >= 4096:
+                self._auth_logged.clear()
+            self._auth_logged[src] = now
+            log.warning(fmt, *args)
 
     # ------------------------------------------------------------ RFC 4285
 
@@ -727,16 +848,20 @@ class HomeAgentCore:
             stamp = stamp if stamp is not None else self._last_stamp.get(d.hoa, 0)
             ack = dataclasses.replace(d.ack, options=[*d.ack.options, ReplayProtection(stamp)])
             mh = rfc4285.encode_signed(ack, secret.key, secret.spi, d.ack_to, src, src, d.hoa)
+        wrapped = self._esp_wrap(d.hoa, mh)  # RFC 3776 3.1: ESP after the RH2, before the MH
+        if wrapped is None:
+            return
+        nh, mh = wrapped
         if d.ack_to == d.hoa:
             # at home (section 11.5.4: the BU came from the home address, no HAO) there is
             # no care-of address to route through: a type 2 routing header naming the
             # destination itself is dropped by a MIP6 kernel that holds no binding any more
-            packet = IPv6Header(src, d.hoa, Proto.MH, len(mh), HOP_LIMIT).encode() + mh
+            packet = IPv6Header(src, d.hoa, nh, len(mh), HOP_LIMIT).encode() + mh
             # out of the home interface: the binding's /128 route into the
             # tunnel may not be gone yet, and would send the BA to the old CoA
             self._datagrams.append(Datagram(packet, d.ack_to, self.settings.home_ifindex))
         else:
-            packet = build_ba_packet(src, d.ack_to, d.hoa, mh)
+            packet = build_ba_packet(src, d.ack_to, d.hoa, mh, next_header=nh)
             self._datagrams.append(Datagram(packet, d.ack_to))
         log.debug("BA status %d seq %d lifetime %d to %s", d.ack.status, d.ack.sequence,
                   d.ack.lifetime_seconds, d.ack_to)

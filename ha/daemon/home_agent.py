@@ -208,6 +208,7 @@ class HomeAgent:
             min_mob_pfx_adv_interval=getattr(s, "min_mob_pfx_adv_interval", 600),
             max_mob_pfx_adv_interval=getattr(s, "max_mob_pfx_adv_interval", 86400),
             auth=dict(getattr(s, "auth", {})),
+            ipsec=dict(getattr(s, "ipsec", {})),
             tunnel_during_dad=getattr(s, "tunnel_during_dad", False),
             replay_window=getattr(s, "replay_window", rfc4285.DEFAULT_REPLAY_WINDOW),
             **{k: getattr(s, k) for k in _LIMITS if hasattr(s, k)})

@@ -15,6 +15,7 @@ from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
 from ha.config.errors import ConfigError
 from ha.wire.auth import DEFAULT_REPLAY_WINDOW, MnHaSecret
+from ha.wire.esp import EspKey, MnHaIPsecSA
 
 
 class SettingsError(ConfigError):
@@ -75,6 +76,9 @@ class Settings:
     # RFC 4285: home address -> MnHaSecret; those home addresses are protected
     auth: dict = field(default_factory=dict, repr=False)
     replay_window: float = DEFAULT_REPLAY_WINDOW
+    # RFC 3776: home address -> MnHaIPsecSA (manual keys); those home
+    # addresses accept only ESP-protected BUs, and their BAs go with ESP
+    ipsec: dict = field(default_factory=dict, repr=False)
     # what denalid logs as warnings at start (main.py): the file is usable, but
     # not as safe as RFC 6275 wants (home addresses without a key)
     warnings: list = field(default_factory=list, compare=False)
@@ -164,30 +168,83 @@ def _from_mip6d_conf(text: str, path: str) -> Settings:
                                            s.auth.get(hoa.ip),
                                            optimistic_handoff=bool(cfg.optimistic_handoff),
                                            optimistic_dad=bool(cfg.optimistic_dad))
-    _refuse_ipsec(cfg, path)
+    _ipsec(cfg, s, path)
     _warn_unauthenticated(s, "no DenaliMnHaKey line", "DefaultBindingAclPolicy deny;")
     return s
 
 
 # RFC 6275 section 5.1: BUs and BAs between mobile node and home agent must be
 # protected. UMIP does it with IPsec (RFC 3776, `UseMnHaIPsec enabled`, its
-# default); denali has no IPsec, only RFC 4285's MN-HA authentication option.
-# A file that asks for IPsec is refused rather than run open without it.
-_NO_IPSEC = ("IPsec (RFC 3776) for BU/BA is not available in denali; use "
-             "`UseMnHaIPsec disabled;` with DenaliMnHaKey lines for RFC 4285 "
-             "authentication, or `UseMnHaIPsec disabled;` alone to run unauthenticated")
+# default). denali's home agent does ESP itself (ha/wire/esp.py, in the core)
+# for the home addresses of UMIP's IPsecPolicySet blocks, with the keys of
+# denali's DenaliIPsecSA lines; anything it cannot protect as asked is refused
+# rather than run open.
+_WAY_OUT = ("`UseMnHaIPsec disabled;` with DenaliMnHaKey lines for RFC 4285 "
+            "authentication, or `UseMnHaIPsec disabled;` alone to run unauthenticated")
+_NO_IPSEC = ("IPsec (RFC 3776) for BU/BA needs an IPsecPolicySet block (HomeAgentAddress, "
+             "HomeAddress, `IPsecPolicy HomeRegBinding UseESP;`) and a DenaliIPsecSA line "
+             "for each of its home addresses; or use " + _WAY_OUT)
+_MN_NO_IPSEC = ("IPsec (RFC 3776) for BU/BA is not available in denali's mobile node; use "
+                + _WAY_OUT)
 _UNAUTHENTICATED = ("bindings for home addresses without a key are unauthenticated "
                     "(RFC 6275 5.1 requires protection)")
+# what the core protects: BU and BA (Mh covers them; no other MH goes between
+# a home agent and a mobile node in transport mode)
+_SERVED_POLICIES = ("HomeRegBinding", "Mh")
 
 
-def _refuse_ipsec(cfg, path: str) -> None:
+def _ipsec(cfg, s: Settings, path: str) -> None:
+    """Check UseMnHaIPsec against what denali can do and fill s.ipsec, or refuse."""
     if cfg.use_mn_ha_ipsec is False:
+        if cfg.ipsec_policy_sets or cfg.ipsec_sas:
+            s.warnings.append(f"{path}: UseMnHaIPsec disabled: the IPsecPolicySet blocks and "
+                              "DenaliIPsecSA lines are not used")
         return
     if cfg.use_mn_ha_ipsec is None:  # not in the file: UMIP's default holds
-        raise SettingsError("UseMnHaIPsec is not given and defaults to enabled (as in "
-                            "UMIP): " + _NO_IPSEC, path)
-    raise SettingsError("UseMnHaIPsec enabled: " + _NO_IPSEC, path,
-                        cfg.lines.get("UseMnHaIPsec"))
+        head, line = "UseMnHaIPsec is not given and defaults to enabled (as in UMIP): ", None
+    else:
+        head, line = "UseMnHaIPsec enabled: ", cfg.lines.get("UseMnHaIPsec")
+    if s.node == "MN":
+        raise SettingsError(head + _MN_NO_IPSEC, path, line)
+    if not cfg.ipsec_policy_sets:
+        raise SettingsError(head + "no IPsecPolicySet block: " + _NO_IPSEC, path, line)
+    sas = {IPv6Address(sa.hoa): sa for sa in cfg.ipsec_sas}
+    protected = {}
+    for ps in cfg.ipsec_policy_sets:
+        for p in ps.policies:
+            if p.type not in _SERVED_POLICIES:
+                raise SettingsError(f"IPsecPolicy {p.type}: denali protects Binding Updates "
+                                    "and Acknowledgements only (HomeRegBinding or Mh); "
+                                    "remove the line or run UMIP", path, p.line)
+            if p.protos != ("UseESP",):
+                raise SettingsError(f"IPsecPolicy {p.type} {' '.join(p.protos)}: denali does "
+                                    "ESP only (RFC 3776 requires it): use UseESP alone",
+                                    path, p.line)
+            if not p.allow:
+                raise SettingsError(f"IPsecPolicy {p.type} disabled: a blocking policy is not "
+                                    "served; remove the line", path, p.line)
+        for h in ps.home_addresses:
+            hoa = IPv6Interface(h).ip
+            if hoa in protected:
+                raise SettingsError(f"HomeAddress {hoa} is in two IPsecPolicySet blocks",
+                                    path, ps.line)
+            sa = sas.get(hoa)
+            if sa is None:
+                raise SettingsError(head + f"no DenaliIPsecSA line for the home address {hoa} "
+                                    "of the IPsecPolicySet: UMIP leaves SAs to setkey, denali "
+                                    'reads them from `DenaliIPsecSA <home address> <SPI to HA> '
+                                    '<SPI to MN> hmac-sha1-96 "<hex key>";`', path, ps.line)
+            protected[hoa] = MnHaIPsecSA(sa.spi_to_ha, sa.spi_to_mn,
+                                         EspKey(sa.auth, bytes.fromhex(sa.key_to_ha)),
+                                         EspKey(sa.auth, bytes.fromhex(sa.key_to_mn)))
+    for hoa, sa in sas.items():
+        if hoa not in protected:
+            raise SettingsError(f"DenaliIPsecSA for {hoa}, which no IPsecPolicySet names: add "
+                                f"`HomeAddress {hoa}/64;` to one, or remove the line",
+                                path, sa.line)
+    s.ipsec = protected
+    for hoa in protected:  # an SA configures its home address, as a key does
+        s.acl.setdefault(hoa, True)
 
 
 def _warn_unauthenticated(s: Settings, no_keys: str, deny_default: str) -> None:
@@ -201,15 +258,16 @@ def _warn_unauthenticated(s: Settings, no_keys: str, deny_default: str) -> None:
         return
     if s.node != "HA" or s.ha_interface is None:
         return
-    if not s.auth:
+    keyed = set(s.auth) | set(s.ipsec)  # RFC 4285 keys or RFC 3776 SAs
+    if not keyed:
         s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: {no_keys}")
     elif s.acl_default_allow:
-        s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: a key for {len(s.auth)} home "
-                          f"address{'es' if len(s.auth) > 1 else ''}, any other home address "
+        s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: a key for {len(keyed)} home "
+                          f"address{'es' if len(keyed) > 1 else ''}, any other home address "
                           f"is served unsigned ({deny_default} refuses them)")
     else:
         allowed = {(k[0] if isinstance(k, tuple) else k) for k, ok in s.acl.items() if ok}
-        open_ = sorted(h for h in allowed if h not in s.auth)
+        open_ = sorted(h for h in allowed if h not in keyed)
         if open_:
             s.warnings.append(f"{s.source}: {_UNAUTHENTICATED}: no key for "
                               + ", ".join(str(h) for h in open_))

@@ -114,11 +114,12 @@ def import_mip6d(obj, text, name, warn):
                           "denali serves as home agent on exactly one "
                           "interface")
     if m.use_mn_ha_ipsec:
-        raise HaconfError(f"{name}: UseMnHaIPsec enabled: denali has no "
-                          "IPsec; use UseMnHaIPsec disabled")
+        raise HaconfError(f"{name}: UseMnHaIPsec enabled: denali.conf has no IPsec "
+                          "(RFC 3776) settings; run `denalid -c` on the mip6d.conf itself "
+                          "(IPsecPolicySet, DenaliIPsecSA), or use UseMnHaIPsec disabled")
     if m.use_mn_ha_ipsec is None:
         warn(f"{name}: UseMnHaIPsec not given (UMIP's default is enabled); "
-             "denali runs without IPsec")
+             "denali.conf has no IPsec settings, the import runs without it")
     if any(a.coa for a in m.binding_acl):
         raise HaconfError(f"{name}: BindingAclPolicy with a care-of address: "
                           "denali's ACL is per home address; use "

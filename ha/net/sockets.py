@@ -35,11 +35,14 @@ IPV6_JOIN_ANYCAST = 27
 # daemon never sees ordinary traffic.
 
 # First next header Destination Options (60: a Home Address option may be
-# inside) or the Mobility Header itself (135): what a home agent receives.
+# inside), the Mobility Header itself (135), or ESP (50: a BU in ESP sent
+# from home, RFC 3776 section 3.1, which has no Home Address option): what a
+# home agent receives.
 MH_FILTER = (
     (0x30, 0, 0, 6),       # ldb [6]          next header
-    (0x15, 1, 0, 60),      # jeq #60   -> accept
-    (0x15, 0, 1, 135),     # jeq #135  -> accept, else drop
+    (0x15, 2, 0, 60),      # jeq #60   -> accept
+    (0x15, 1, 0, 135),     # jeq #135  -> accept
+    (0x15, 0, 1, 50),      # jeq #50   -> accept, else drop
     (0x06, 0, 0, 0xFFFF),  # ret #65535
     (0x06, 0, 0, 0),       # ret #0
 )

@@ -362,11 +362,12 @@ def _ipv6(src: IPv6Address, dst: IPv6Address, nh: int, plen: int, hop_limit: int
 
 
 def build_ba_packet(src_ha: IPv6Address, coa: IPv6Address, hoa: IPv6Address,
-                    mh_bytes: bytes, hop_limit: int = 64) -> bytes:
+                    mh_bytes: bytes, hop_limit: int = 64, next_header: int = Proto.MH) -> bytes:
     """IPv6 header (HA -> CoA) + type 2 routing header carrying the home
     address + the MH, for a header-included raw socket (RFC 6275 6.1.8/6.4).
-    `mh_bytes` must already carry the checksum over (HA, HoA)."""
-    rh2 = _RH2.pack(Proto.MH, 2, _TYPE2, 1, hoa.packed)
+    `mh_bytes` must already carry the checksum over (HA, HoA). With
+    next_header ESP, `mh_bytes` is the MH already in ESP (RFC 3776 3.1)."""
+    rh2 = _RH2.pack(next_header, 2, _TYPE2, 1, hoa.packed)
     return _ipv6(src_ha, coa, Proto.ROUTING, 24 + len(mh_bytes), hop_limit) + rh2 + mh_bytes
 
 

@@ -1,12 +1,13 @@
-"""denalid refuses to run open when a mip6d.conf asks for IPsec, and says so
-when it runs unauthenticated (issue 12).
+"""denalid refuses to run open when a mip6d.conf asks for IPsec it has no
+setup for, and says so when it runs unauthenticated (issue 12).
 
 RFC 6275 section 5.1 wants BUs and BAs protected. UMIP does it with IPsec
-(RFC 3776), and `UseMnHaIPsec enabled` is its default; denali has no IPsec,
-only RFC 4285's MN-HA authentication (DenaliMnHaKey lines, [auth] in
-denali.conf). So a file that asks for IPsec, explicitly or by leaving the line
-out, is refused with the way out; `UseMnHaIPsec disabled;` runs, with a
-warning at start for every home address left without a key.
+(RFC 3776), and `UseMnHaIPsec enabled` is its default. denali's home agent
+does ESP for the home addresses of an IPsecPolicySet with DenaliIPsecSA keys
+(tests/unit/test_ipsec.py); a file that asks for IPsec, explicitly or by
+leaving the line out, without that setup (or for denali's mobile node, which
+has no IPsec) is refused with the way out; `UseMnHaIPsec disabled;` runs, with
+a warning at start for every home address left without a key.
 """
 
 import os
@@ -45,7 +46,8 @@ def refusal(path):
 
 
 def assert_says_the_way_out(message):
-    assert "IPsec (RFC 3776) for BU/BA is not available in denali" in message
+    assert ("IPsec (RFC 3776) for BU/BA needs an IPsecPolicySet block" in message
+            or "IPsec (RFC 3776) for BU/BA is not available in denali's mobile node" in message)
     assert "`UseMnHaIPsec disabled;` with DenaliMnHaKey lines for RFC 4285" in message
     assert "`UseMnHaIPsec disabled;` alone to run unauthenticated" in message
 
@@ -186,7 +188,8 @@ def denalid(conf):
 def test_denalid_refuses_ipsec_and_warns_when_unauthenticated(tmp_path):
     r = denalid(write(tmp_path, HA + "UseMnHaIPsec enabled;\n"))
     assert r.returncode == 2
-    assert f"denalid: {tmp_path}/mip6d.conf:3: UseMnHaIPsec enabled: IPsec (RFC 3776)" in r.stderr
+    assert (f"denalid: {tmp_path}/mip6d.conf:3: UseMnHaIPsec enabled: no IPsecPolicySet block: "
+            "IPsec (RFC 3776)") in r.stderr
     r = denalid(write(tmp_path, HA + "UseMnHaIPsec disabled;\n"))
     assert r.returncode == 0, r.stderr
     assert f"denali: {tmp_path}/mip6d.conf: {UNAUTH}: no DenaliMnHaKey line" in r.stderr
