@@ -26,7 +26,8 @@ import re
 
 from ha.config import errors as _errors
 from ha.config.regulatory import (NON_OVERLAP_DISTANCE, channel_rule,
-                                  country_rule, essid_rule, key_rule)
+                                  country_rule, essid_rule, ht_rule, key_rule,
+                                  security_of, security_rule)
 
 DEFAULT_PATH = "/etc/denali/denali.conf"
 ENV_VAR = "DENALI_CONF"
@@ -64,12 +65,14 @@ DEFAULT_TEXT = """\
 [radio]
     [[wlan0]]
         essid = home
+        security = wpa2
         channel = 3
         role = home
         country = US
         address = 2001:db8::/64
     [[wlan1]]
         essid = remote
+        security = wpa2
         channel = 8
         role = foreign
         country = US
@@ -226,6 +229,8 @@ class Radio:
     role: str
     key: str | None
     address: str | None         # "2001:db8::/64": interface address/length
+    ieee80211n: bool = False    # HT20
+    security: str = "open"      # open, wpa2, sae, wpa2-sae (as in force)
 
 
 @dataclass(slots=True)
@@ -355,6 +360,16 @@ def _checks():
     essid, country, wpa_psk = ruled(essid_rule), ruled(country_rule), \
         ruled(key_rule)
 
+    def radio_channel(value):
+        try:
+            v = int(value)
+        except (ValueError, TypeError):
+            v = 0
+        if not (1 <= v <= 14 or 36 <= v <= 165):
+            raise Refused(f"{value!r} is not a channel: use an integer 1-14 "
+                          "(2.4 GHz) or 36-165 (5 GHz, hw_mode a)")
+        return v
+
     def ifname(value):
         if not isinstance(value, str) or not re.fullmatch(
                 r"[A-Za-z0-9_.-]{1,15}", value):
@@ -387,7 +402,7 @@ def _checks():
         "ipv6_prefix_list": ipv6_prefix_list,
         "ipv6_address_list": ipv6_address_list, "domain_list": domain_list,
         "ipv6_interface": ipv6_interface, "essid": essid, "country": country,
-        "wpa_psk": wpa_psk, "ifname": ifname, "lifetime": lifetime,
+        "wpa_psk": wpa_psk, "ifname": ifname, "radio_channel": radio_channel, "lifetime": lifetime,
         "mn_ha_key": mn_ha_key}
 
 
@@ -428,6 +443,7 @@ def describe_check(check):
         "ipv6_prefix": "use an IPv6 prefix, e.g. 2001:db8::/64",
         "ipv6_interface": "use an IPv6 address/length, e.g. 2001:db8::/64",
         "ifname": "use an interface name, e.g. wlan0",
+        "radio_channel": "use an integer 1-14 (2.4 GHz) or 36-165 (5 GHz)",
         "ipv6_address_list": "use IPv6 addresses, e.g. 2001:db8::53, 2001:db8::54",
         "domain_list": "use domain names, e.g. example.com, lab.example",
     }.get(name, f"use a value of type {name}")
@@ -621,6 +637,12 @@ def _cross_checks(cfg, filename, ra_check=None):
         rule = channel_rule(r["channel"], r["country"], r["hw_mode"])
         if rule:
             errors.append((f"radio.{name}.channel", rule))
+        rule = ht_rule(r["ieee80211n"], r["hw_mode"])
+        if rule:
+            errors.append((f"radio.{name}.ieee80211n", rule))
+        rule = security_rule(r["security"], r["key"])
+        if rule:
+            errors.append((f"radio.{name}.security", rule))
     for i, (a, ra_) in enumerate(radios):
         for b, rb in radios[i + 1:]:
             if ra_["essid"] == rb["essid"]:
@@ -633,7 +655,9 @@ def _cross_checks(cfg, filename, ra_check=None):
                                f"channel {rb['channel']} is already used by "
                                f"{a}: use another channel, at best 5 or "
                                "more apart"))
-            elif gap < NON_OVERLAP_DISTANCE:
+            elif gap < NON_OVERLAP_DISTANCE and max(ra_["channel"],
+                                                    rb["channel"]) <= 14:
+                # 5 GHz channels are 20 MHz apart: only 2.4 GHz ones overlap
                 warnings.append(f"radio.{a}.channel {ra_['channel']} and "
                                 f"radio.{b}.channel {rb['channel']} overlap "
                                 "(less than 5 apart)")
@@ -755,7 +779,8 @@ def _build(cfg, filename, ra_check=None):
     radios = [Radio(name=n, essid=r["essid"], channel=r["channel"],
                     hw_mode=r["hw_mode"], country=r["country"],
                     txpower=r["txpower"], role=r["role"], key=r["key"],
-                    address=r["address"])
+                    address=r["address"], ieee80211n=r["ieee80211n"],
+                    security=security_of(r["security"], r["key"]))
               for n, r in cfg["radio"].items()]
     served = tuple(ha["served_prefix"])
     derived = not served
