@@ -3,13 +3,15 @@
 Three layers, the first two pure:
 
 - ``RadioSpec`` + ``check_radios()``: what may start. A radio must exist,
-  support AP mode and have the channel usable for AP on its band; no radio may
+  support AP mode and have the channel usable for AP on its band; a DFS
+  channel (5 GHz 52-64, 100-144, or one the phy flags for radar) only when
+  the driver reports radar detection; a protected cell needs its key; no radio may
   take another's ESSID or channel (the one already running, else the first in
   the config, keeps it); channels less than 5 apart overlap and only warn.
   The channel, country, ESSID and key rules are ha.config.regulatory's, the
   same ones haconf checks before it commits.
-- ``hostapd_config()``: the hostapd.conf text. Open network as in the seed,
-  WPA2-PSK (CCMP) when a key is set. ``country_code`` only when the kernel can
+- ``hostapd_config()``: the hostapd.conf text. Open, WPA2-PSK, WPA3-SAE or
+  both (transition), CCMP always; 802.11n as HT20. ``country_code`` only when the kernel can
   read regulatory.db (wireless-regdb): without it hostapd fails to start.
 - ``HostapdControl`` (control socket client, asyncio) and ``HostapdChild``
   (runs hostapd in the foreground, restarts it with back-off, logs why it died).
@@ -27,9 +29,10 @@ import re
 import socket
 from dataclasses import dataclass
 
-from ha.config.regulatory import (NON_OVERLAP_DISTANCE, channel_frequency,
-                                  channel_rule, essid_rule, hw_mode_rule, is_hex_psk,
-                                  key_rule)
+from ha.config.regulatory import (NON_OVERLAP_DISTANCE, channel_frequency,  # noqa: F401
+                                  channel_rule, essid_rule,
+                                  frequency, ht_rule, hw_mode_rule, is_dfs, is_hex_psk,
+                                  key_rule, security_of, security_rule)
 
 log = logging.getLogger("denali.wireless")
 
@@ -47,6 +50,13 @@ class RadioSpec:
     txpower: int | None = None
     role: str = "foreign"
     key: str | None = None
+    ieee80211n: bool = False
+    security: str | None = None     # None: wpa2 with a key, open without
+
+    @property
+    def mode(self) -> str:
+        """The security in force: open, wpa2, sae or wpa2-sae."""
+        return security_of(self.security, self.key)
 
     @classmethod
     def of(cls, r) -> "RadioSpec":
@@ -59,7 +69,9 @@ class RadioSpec:
         return cls(name=str(name), essid=str(get("essid")), channel=int(get("channel")),
                    hw_mode=get("hw_mode") or "g", country=get("country") or "US",
                    txpower=None if get("txpower") is None else int(get("txpower")),
-                   role=get("role") or "foreign", key=get("key") or None)
+                   role=get("role") or "foreign", key=get("key") or None,
+                   ieee80211n=bool(get("ieee80211n", False)),
+                   security=get("security") or None)
 
 
 @dataclass(slots=True)
@@ -70,6 +82,8 @@ class PhyInfo:
     ap: bool                    # AP among the supported interface types
     freqs: dict | None = None   # MHz -> None (usable) or why not ("disabled", "no-IR")
     iftype: str | None = None
+    radar: frozenset = frozenset()  # MHz flagged NL80211_FREQUENCY_ATTR_RADAR (DFS)
+    radar_detect: bool = False  # an interface combination has radar detect widths
 
 
 @dataclass(slots=True)
@@ -93,8 +107,12 @@ def check_radios(specs, phys: dict, running=()) -> dict:
     for s in order:
         warnings = []
         missing = False
-        reason = (channel_rule(s.channel, s.country, s.hw_mode) or hw_mode_rule(s.hw_mode)
-                  or essid_rule(s.essid) or key_rule(s.key))
+        reason = (hw_mode_rule(s.hw_mode) or channel_rule(s.channel, s.country, s.hw_mode)
+                  or ht_rule(s.ieee80211n, s.hw_mode) or essid_rule(s.essid)
+                  or key_rule(s.key) or security_rule(s.security, s.key))
+        if reason is None and s.mode != "open" and not s.key:
+            reason = (f"security {s.mode} and no key: haconf set {s.name} key PASSPHRASE "
+                      "(8-63 characters), or security open")
         if reason is None:
             for t in taken:
                 if t.essid == s.essid:
@@ -112,15 +130,23 @@ def check_radios(specs, phys: dict, running=()) -> dict:
             elif not p.ap:
                 reason = f"{s.name} ({p.phy}) does not support AP mode"
             elif p.freqs is not None:
-                f = channel_frequency(s.channel)
+                f = frequency(s.channel)
                 if f not in p.freqs:
                     reason = f"{s.name} ({p.phy}) has no channel {s.channel} ({f} MHz)"
                 elif p.freqs[f]:
                     reason = (f"{s.name} ({p.phy}) cannot start an AP on channel "
                               f"{s.channel} ({f} MHz): {p.freqs[f]}")
+            if reason is None and p is not None and p.ap and (
+                    is_dfs(s.channel) or frequency(s.channel) in p.radar) \
+                    and not p.radar_detect:
+                # ETSI EN 301 893 / 47 CFR 15.407(h): no radar detection, no AP here
+                reason = (f"channel {s.channel} is a DFS channel (radar detection "
+                          f"required) and {s.name} ({p.phy}) reports no radar "
+                          "detection: use 36-48 or 149-165")
         if reason is None:
             for t in taken:
-                if abs(t.channel - s.channel) < NON_OVERLAP_DISTANCE:
+                if abs(t.channel - s.channel) < NON_OVERLAP_DISTANCE and \
+                        max(t.channel, s.channel) <= 14:  # 5 GHz: 20 MHz apart
                     warnings.append(f"{s.name} channel {s.channel} overlaps {t.name} channel "
                                     f"{t.channel} (less than {NON_OVERLAP_DISTANCE} apart)")
             taken.append(s)
@@ -153,17 +179,32 @@ def hostapd_config(spec: RadioSpec, ctrl_dir: str, *, country: bool = True) -> s
         "ignore_broadcast_ssid=0",
         "wmm_enabled=1",
     ]
+    if spec.ieee80211n:
+        lines += ["ieee80211n=1", "ht_capab="]  # HT20: no HT40 +/-, no extras
     if country:
         lines += [f"country_code={spec.country}", "ieee80211d=1"]
-    if spec.key:
-        lines += ["wpa=2", "wpa_key_mgmt=WPA-PSK", "rsn_pairwise=CCMP"]
-        why = key_rule(spec.key)
-        if why:
-            raise ValueError(why)
-        if is_hex_psk(spec.key):
-            lines.append(f"wpa_psk={spec.key.lower()}")
-        else:
-            lines.append(f"wpa_passphrase={spec.key}")
+        if spec.hw_mode == "a":
+            lines.append("ieee80211h=1")  # spectrum management: 5 GHz rules
+    mode = spec.mode
+    why = key_rule(spec.key) or security_rule(spec.security, spec.key)
+    if why:
+        raise ValueError(why)
+    if mode != "open":
+        if not spec.key:
+            raise ValueError(f"security {mode} needs a key")
+        mgmt = {"wpa2": "WPA-PSK", "sae": "SAE", "wpa2-sae": "WPA-PSK SAE"}[mode]
+        lines += ["wpa=2", f"wpa_key_mgmt={mgmt}", "rsn_pairwise=CCMP"]
+        if mode == "sae":
+            lines.append("ieee80211w=2")          # WPA3: protected frames required
+        elif mode == "wpa2-sae":
+            lines += ["ieee80211w=1", "sae_require_mfp=1"]  # optional, SAE needs it
+        if mode != "sae":
+            if is_hex_psk(spec.key):
+                lines.append(f"wpa_psk={spec.key.lower()}")
+            else:
+                lines.append(f"wpa_passphrase={spec.key}")
+        if mode != "wpa2":
+            lines.append(f"sae_password={spec.key}")
     return "\n".join(lines) + "\n"
 
 

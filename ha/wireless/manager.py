@@ -34,15 +34,28 @@ def radio_present(name: str, sysfs: str = "/sys/class/net") -> bool:
     return os.path.exists(os.path.join(sysfs, name, "phy80211"))
 
 
-def _freq_flags(freq_attr) -> tuple[int, str | None]:
+def _freq_flags(freq_attr) -> tuple[int, str | None, bool]:
+    """(MHz, why an AP may not use it or None, radar detection required)."""
     f = freq_attr.get_attr("NL80211_FREQUENCY_ATTR_FREQ")
+    radar = freq_attr.get_attr("NL80211_FREQUENCY_ATTR_RADAR") is not None
     if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_DISABLED") is not None:
-        return f, "disabled"
-    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_NO_IR") is not None:
-        return f, "no-IR (regulatory: may not transmit first)"
-    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_RADAR") is not None:
-        return f, "radar (DFS) channel"
-    return f, None
+        return f, "disabled", radar
+    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_NO_IR") is not None and not radar:
+        # a DFS channel is no-IR until its channel availability check: the
+        # radar rule (hostapd.check_radios) decides those
+        return f, "no-IR (regulatory: may not transmit first)", radar
+    return f, None, radar
+
+
+def _radar_detect(combinations) -> bool:
+    """True when an interface combination lists radar detect widths (the driver can do DFS)."""
+    for c in combinations or ():
+        try:
+            if c.get_attr("NL80211_IFACE_COMB_RADAR_DETECT_WIDTHS"):
+                return True
+        except AttributeError:
+            continue
+    return False
 
 
 async def read_phys_iw() -> dict:
@@ -62,15 +75,20 @@ async def read_phys_iw() -> dict:
         async for m in await iw.nlm_request(msg, msg_type=iw.prid,
                                             msg_flags=NLM_F_REQUEST | NLM_F_DUMP):
             idx = m.get_attr("NL80211_ATTR_WIPHY")
-            w = wiphys.setdefault(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {}})
+            w = wiphys.setdefault(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {},
+                                        "radar": set(), "radar_detect": False})
             if m.get_attr("NL80211_ATTR_WIPHY_NAME"):
                 w["name"] = m.get_attr("NL80211_ATTR_WIPHY_NAME")
             w["iftypes"].update(m.get_attr("NL80211_ATTR_SUPPORTED_IFTYPES") or ())
+            if _radar_detect(m.get_attr("NL80211_ATTR_INTERFACE_COMBINATIONS")):
+                w["radar_detect"] = True
             for band in m.get_attr("NL80211_ATTR_WIPHY_BANDS") or ():
                 for fa in band.get_attr("NL80211_BAND_ATTR_FREQS") or ():
-                    f, why = _freq_flags(fa)
+                    f, why, radar = _freq_flags(fa)
                     if f:
                         w["freqs"][f] = why
+                        if radar:
+                            w["radar"].add(f)
         async for m in await iw.get_interfaces_dump():
             ifaces.append((m.get_attr("NL80211_ATTR_IFNAME"), m.get_attr("NL80211_ATTR_WIPHY"),
                            m.get_attr("NL80211_ATTR_IFTYPE")))
@@ -80,9 +98,11 @@ async def read_phys_iw() -> dict:
     type_names = {v: k for k, v in IFTYPE_NAMES.items()}
     out = {}
     for name, idx, iftype in ifaces:
-        w = wiphys.get(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {}})
+        w = wiphys.get(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {},
+                             "radar": set(), "radar_detect": False})
         out[name] = PhyInfo(ifname=name, phy=w["name"], ap="ap" in w["iftypes"],
-                            freqs=dict(w["freqs"]) or None, iftype=type_names.get(iftype))
+                            freqs=dict(w["freqs"]) or None, iftype=type_names.get(iftype),
+                            radar=frozenset(w["radar"]), radar_detect=w["radar_detect"])
     return out
 
 
@@ -101,13 +121,15 @@ def fill_freqs_pyric(phys: dict) -> None:
         except Exception as e:
             log.debug("pyric phyinfo %s: %s", info.ifname, e)
             continue
-        freqs = {}
+        freqs, radar = {}, set()
         for b in bands.values():
             for f, d in zip(b.get("rfs") or (), b.get("rf-data") or ()):
                 # pyric drops NO_IR: it cannot tell a passive-scan channel apart
-                freqs[int(f)] = ("disabled" if not d.get("enabled", True) else
-                                 "radar (DFS) channel" if d.get("radar") else None)
+                freqs[int(f)] = "disabled" if not d.get("enabled", True) else None
+                if d.get("radar"):
+                    radar.add(int(f))
         info.freqs = freqs or None
+        info.radar = info.radar | frozenset(radar)
 
 
 async def read_phys() -> dict:
@@ -344,7 +366,8 @@ class WirelessManager:
             child = self.children.get(s.name)
             row = {"radio": s.name, "interface": s.name, "role": s.role, "essid": s.essid,
                    "channel": s.channel, "frequency": None, "mode": "down", "state": "down",
-                   "stations": [], "station_count": 0, "security": "wpa2-psk" if s.key else "open",
+                   "stations": [], "station_count": 0, "security": {"wpa2": "wpa2-psk", "sae": "wpa3-sae",
+                                "wpa2-sae": "wpa2-psk+wpa3-sae"}.get(s.mode, "open"),
                    "reason": None, "warnings": list(v.warnings) if v else [],
                    "restarts": child.restarts if child else 0,
                    "last_exit": child.last_exit if child else None,
