@@ -13,6 +13,9 @@ denalid serves only home addresses with an [auth] key or an [[acl]] allow.
 when there is none, with a generated key for the seed's home address
 2001:db8::beef, and prints the line the mobile node's mip6d.conf needs;
 ``haconf auth add HOA`` (or ``set auth.HOA.key generate``) stages one more.
+It also gives each protected [radio] cell (security wpa2, sae or wpa2-sae)
+that has no key a generated passphrase, printed that once; ``haconf show``
+masks radio keys as it masks [auth] keys, ``show --secrets`` prints them.
 ``commit`` warns while no home address is configured.
 
 Changes are staged in <config>.staged beside the config; ``commit`` checks
@@ -162,7 +165,12 @@ def auth_show(paths, hoa, committed):
               help="home address to make a key for")
 @click.pass_obj
 def init(paths, hoa):
-    """First configuration: write the config, with a key for HOA, once."""
+    """First configuration: write the config, with a key for HOA and a
+    passphrase for each protected radio cell, once."""
+    if os.path.exists(paths.conf):
+        say(f"{paths.conf} exists: nothing done")
+        return
+    cells = _radio_passphrases(paths)
     done = staging.init(paths, hoa)
     if done is None:
         say(f"{paths.conf} exists: nothing done")
@@ -174,7 +182,44 @@ def init(paths, hoa):
         "home addresses in [auth] or allowed in [[acl]] get a binding")
     if made:
         _tell_mobile_node(*made)
+    for name in cells:
+        r = cfg.radio(name)
+        say(f"radio {name} ({r.essid!r}, {r.security}) passphrase, shown once "
+            "(haconf show --secrets radio prints it again):")
+        click.echo(r.key)  # the secret alone on its line, never wrapped
     _warn_unconfigured(cfg)
+
+
+PROTECTED = ("wpa2", "sae", "wpa2-sae")
+
+
+def _radio_passphrases(paths):
+    """Stage a generated passphrase for each [radio] cell whose security is
+    set and not open and that has no key; the cells' names (init writes them)."""
+    from ha.config.regulatory import new_passphrase
+    obj = staging.editable(paths)
+    cells = [n for n, r in (obj.get("radio") or {}).items()
+             if r.get("security") in PROTECTED and not r.get("key")]
+    if cells:
+        for n in cells:
+            obj["radio"][n]["key"] = new_passphrase()
+        staging.stage(paths, obj)
+    return cells
+
+
+def _masked_radio_keys(values):
+    """A copy of the checked tree with each radio's WPA2/SAE key masked."""
+    from ha.haconf.grammar import MASK
+    out = dict(values)
+    radios = {}
+    for n, r in (values.get("radio") or {}).items():
+        r = dict(r)
+        if r.get("key"):
+            r["key"] = MASK
+        radios[n] = r
+    if "radio" in values:
+        out["radio"] = radios
+    return out
 
 
 def _warn_unconfigured(cfg):
@@ -205,7 +250,8 @@ def get(paths, words, committed):
 @cli.command()
 @click.argument("section", required=False)
 @click.option("--committed", is_flag=True, help="show the committed config")
-@click.option("--secrets", is_flag=True, help="print [auth] keys (masked otherwise)")
+@click.option("--secrets", is_flag=True,
+              help="print [auth] and radio keys (masked otherwise)")
 @click.pass_obj
 def show(paths, section, committed, secrets):
     """Show the configuration (staged view), defaults marked."""
@@ -215,7 +261,8 @@ def show(paths, section, committed, secrets):
                           "or e.g. ra.wlan0")
     if not committed and os.path.exists(paths.staged):
         say("# staged, not committed (haconf changes)")
-    show_tree(cfg.values, raw, [], section.split(".") if section else [],
+    values = cfg.values if secrets else _masked_radio_keys(cfg.values)
+    show_tree(values, raw, [], section.split(".") if section else [],
               secrets=secrets)
 
 
