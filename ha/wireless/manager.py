@@ -143,6 +143,38 @@ async def read_phys() -> dict:
     return phys
 
 
+async def set_regdomain(alpha2: str, wait: float = 3.0) -> str | None:
+    """Ask cfg80211 for *alpha2*'s rules (nl80211 REQ_SET_REG, as `iw reg set`);
+    the country in force after up to *wait* seconds (the kernel reads
+    regulatory.db on its own time), or None when it cannot be read."""
+    from pyroute2.iwutil import AsyncIW
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+    from pyroute2.netlink.nl80211 import NL80211_NAMES, nl80211cmd
+
+    iw = AsyncIW()
+    try:
+        await iw.setup_endpoint()
+        msg = nl80211cmd()
+        msg["cmd"] = NL80211_NAMES["NL80211_CMD_REQ_SET_REG"]
+        msg["attrs"] = [["NL80211_ATTR_REG_ALPHA2", alpha2]]
+        async for _ in await iw.nlm_request(msg, msg_type=iw.prid,
+                                            msg_flags=NLM_F_REQUEST | NLM_F_ACK):
+            pass
+        loop = asyncio.get_running_loop()
+        end, now = loop.time() + wait, None
+        while True:
+            q = nl80211cmd()
+            q["cmd"] = NL80211_NAMES["NL80211_CMD_GET_REG"]
+            async for m in await iw.nlm_request(q, msg_type=iw.prid,
+                                                msg_flags=NLM_F_REQUEST):
+                now = m.get_attr("NL80211_ATTR_REG_ALPHA2") or now
+            if now == alpha2 or loop.time() > end:
+                return now
+            await asyncio.sleep(0.2)
+    finally:
+        iw.close()
+
+
 async def set_station_mode(ifname: str, sysfs: str = "/sys/class/net") -> None:
     with open(os.path.join(sysfs, ifname, "ifindex")) as f:
         ifindex = int(f.read())
@@ -184,7 +216,7 @@ class WirelessManager:
 
     def __init__(self, radios, *, runtime_dir: str = RUNTIME_DIR, hostapd: str = "hostapd",
                  poll: float = 2.0, backoff: float = 1.0, read_phys=read_phys,
-                 sysfs: str = "/sys/class/net"):
+                 sysfs: str = "/sys/class/net", set_reg=set_regdomain):
         self.specs: list[RadioSpec] = []
         self.verdicts: dict[str, Verdict] = {}
         self.children: dict[str, HostapdChild] = {}
@@ -194,6 +226,8 @@ class WirelessManager:
         self.poll = poll
         self.backoff = backoff
         self._read_phys = read_phys
+        self._set_reg = set_reg
+        self._reg: str | None = None  # the country asked of cfg80211
         self.sysfs = sysfs
         self._poll_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
@@ -271,8 +305,11 @@ class WirelessManager:
         """Check every radio and start those that may start and are not running."""
         # nl80211 (and the ~10 MB of pyroute2) only when a radio to check is there:
         # one that is absent is "missing" without asking, and is polled in /sys
-        phys = await self._read_phys() if any(
-            s.name not in keep and radio_present(s.name, self.sysfs) for s in self.specs) else {}
+        checking = any(s.name not in keep and radio_present(s.name, self.sysfs)
+                       for s in self.specs)
+        if checking:
+            await self._regdomain()
+        phys = await self._read_phys() if checking else {}
         for name in keep:  # running radios are there: no need to look them up again
             phys.setdefault(name, PhyInfo(name, "?", True, None))
         self.verdicts = check_radios(self.specs, phys, running=keep)
@@ -307,6 +344,28 @@ class WirelessManager:
             if s.txpower is not None:
                 asyncio.get_running_loop().create_task(self._set_txpower(s, child),
                                                        name=f"txpower-{s.name}")
+
+    async def _regdomain(self) -> None:
+        """Before the 5 GHz checks: the country's rules in cfg80211.  The world
+        domain marks 5 GHz channels no-IR (passive), which a check before
+        hostapd's own country_code would take for a refusal."""
+        five = [s for s in self.specs if s.hw_mode == "a"]
+        if not five or not regdb_present():
+            return
+        want = five[0].country
+        others = sorted({s.country for s in five} - {want})
+        if others:
+            log.warning("radios ask for countries %s and %s: one regulatory domain "
+                        "serves them all, %s", want, ", ".join(others), want)
+        if self._reg == want:
+            return
+        try:
+            now = await self._set_reg(want)
+        except Exception as e:
+            log.error("nl80211: cannot set regulatory domain %s: %s", want, e)
+            return
+        self._reg = want
+        log.info("regulatory domain %s (asked %s)", now, want)
 
     async def _set_txpower(self, s: RadioSpec, child: HostapdChild, wait: float = 30.0) -> None:
         """hostapd has no transmit power setting: once it beacons, set it over nl80211."""
