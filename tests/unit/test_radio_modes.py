@@ -295,3 +295,49 @@ def test_show_masks_radio_keys_and_secrets_prints_them(tmp_path):
     assert re.search(r"^\s+key = \*+$", shown, re.M)
     assert key not in box.ok("show")
     assert f"key = {key}" in box.ok("show", "--secrets", "radio.wlan0")
+
+
+# --- the manager: the country's rules before a 5 GHz check ---------------------------
+
+def test_manager_sets_the_country_before_checking_a_5ghz_cell(tmp_path, monkeypatch):
+    # the stand-ins are at the boundary this machine lacks (no cfg80211 here):
+    # nl80211's regulatory request and wiphy dump, and hostapd (a shell script)
+    import asyncio
+    import sys
+    import ha.wireless.manager as M
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_wireless import fake_hostapd, until
+
+    monkeypatch.setattr(M, "regdb_present", lambda: True)
+    calls = []
+    sysfs = tmp_path / "sys"
+    (sysfs / "dnlt0" / "phy80211").mkdir(parents=True)
+
+    async def set_reg(alpha2):
+        calls.append(("set_reg", alpha2))
+        return alpha2
+
+    async def read_phys():
+        calls.append(("read_phys",))
+        return {"dnlt0": PhyInfo("dnlt0", "phy0", True, dict(FREQS_5))}
+    exe = fake_hostapd(tmp_path, f'cat "$1" > {tmp_path}/conf; exec sleep 600')
+    cell = {"name": "dnlt0", "essid": "five", "channel": 36, "hw_mode": "a",
+            "country": "DE", "ieee80211n": True, "security": "open"}
+    wm = M.WirelessManager([cell], runtime_dir=str(tmp_path / "run"), hostapd=exe,
+                           read_phys=read_phys, set_reg=set_reg, sysfs=str(sysfs), poll=0.02)
+
+    async def main():
+        await wm.start()
+        ok = await until(lambda: (tmp_path / "conf").exists() and
+                         "channel=36" in (tmp_path / "conf").read_text())
+        await wm.reload([dict(cell, channel=40)])
+        ok2 = await until(lambda: "channel=40" in (tmp_path / "conf").read_text())
+        rows = await wm.status()
+        await wm.stop()
+        return ok and ok2, rows
+    ok, rows = asyncio.run(main())
+    assert ok, rows
+    assert calls[:2] == [("set_reg", "DE"), ("read_phys",)]
+    assert calls.count(("set_reg", "DE")) == 1  # asked once, not on every check
+    conf = (tmp_path / "conf").read_text().splitlines()
+    assert "hw_mode=a" in conf and "ieee80211n=1" in conf and "country_code=DE" in conf
