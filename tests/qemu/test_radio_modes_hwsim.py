@@ -70,7 +70,9 @@ def test_5ghz_cell_beacons_on_channel_36_with_ht20(report):
     assert (f["mode"], f["channel"], f["frequency"]) == ("AP", 36, 5180)
     assert "country DE" in f["reg"]
     assert "channel 36 (5180 MHz)" in f["info"]
-    assert f["ieee80211n"] == "1" and f["hw_mode"] == "a"
+    assert f["ieee80211n"] == "1"  # hostapd's STATUS: HT on
+    conf = f["conf"].splitlines()
+    assert "hw_mode=a" in conf and "ht_capab=" in conf and "country_code=DE" in conf
 
 
 def test_station_sees_and_joins_the_5ghz_cell(report):
