@@ -118,3 +118,30 @@ def test_haconf_sets_gets_and_shows_the_uplink(tmp_path):
     assert bad.returncode != 0 and "uplink.mode: 'dhcp' is not allowed" in bad.stderr
     bad = haconf("set", "uplink.mtu", "1500")
     assert bad.returncode != 0 and "[uplink] has: interface, mode" in bad.stderr
+
+
+def test_what_the_daemon_puts_in_the_kernel_for_each_mode():
+    from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+    from ha.daemon.uplink import desired_items
+    assert desired_items(None) == []
+    up = C.validate_text(conf(STATIC)).uplink
+    assert desired_items(up) == [
+        ("addr", "eth0", IPv6Interface("2001:db8:ff::2/64")),
+        ("route", "eth0", IPv6Network("::/0"), IPv6Address("2001:db8:ff::1")),
+        ("route", "eth0", IPv6Network("2001:db8:9::/48"), IPv6Address("fe80::1")),
+        ("route", "eth0", IPv6Network("2001:db8:a::/48"), IPv6Address("2001:db8:ff::3"))]
+    slaac = C.validate_text(conf("[uplink]\ninterface = eth1\nmode = slaac\n")).uplink
+    # a forwarding interface takes RAs only with accept_ra = 2
+    assert desired_items(slaac) == [("sysctl", "eth1", "accept_ra", "2"),
+                                    ("sysctl", "eth1", "autoconf", "1")]
+
+
+def test_the_appliance_table_names_the_uplink_and_the_console_port():
+    from ha.net.firewall import APPLIANCE_TABLE, TABLE, appliance_ruleset
+    text = appliance_ruleset("eth0", 7000)
+    assert APPLIANCE_TABLE != TABLE  # beside the MH table, never in it
+    assert f"table inet {APPLIANCE_TABLE}" in text
+    assert "tcp dport 7000 counter drop" in text
+    assert 'iifname "eth0" counter drop' in text
+    # the drops come after what is accepted from anywhere
+    assert text.index("l4proto { 135, 50, 41 } accept") < text.index("tcp dport 7000")
