@@ -95,7 +95,7 @@ def lab():
         isp.run("ip", "-6", "addr", "add", f"{FAR}/128", "dev", "lo")  # (no dummy module here)
         isp.run("ip", "-6", "route", "add", "2001:db8::/64", "via", UP_HA)
         ha.sysctl("net.ipv6.conf.all.forwarding", "0")
-        yield {"ha": ha, "cell": cell, "isp": isp, "procs": procs}
+        yield {"ha": ha, "cell": cell, "isp": isp, "procs": procs, "topo": topo}
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -118,8 +118,8 @@ def routes(ha):
     return json.loads(ha.run("ip", "-j", "-6", "route", "show", "dev", "eth0").stdout)
 
 
-def addresses(ha):
-    out = json.loads(ha.run("ip", "-j", "-6", "addr", "show", "dev", "eth0").stdout)
+def addresses(ha, dev="eth0"):
+    out = json.loads(ha.run("ip", "-j", "-6", "addr", "show", "dev", dev).stdout)
     return {f"{a['local']}/{a['prefixlen']}" for i in out for a in i["addr_info"]}
 
 
@@ -213,3 +213,22 @@ def test_slaac_uplink_learns_address_and_default_route_while_forwarding(lab, tmp
              for k in ("accept_ra", "autoconf")}
     assert after == before
     assert "denali_fw" not in ha.run("nft", "list", "tables").stdout
+
+
+def test_a_late_uplink_interface_is_waited_for(lab, tmp_path):
+    ha, isp = lab["ha"], lab["isp"]
+    conf = tmp_path / "denali.conf"
+    conf.write_text("[ha]\n    interface = cell0\n    acl_default = allow\n[ra]\n[radio]\n"
+                    "[uplink]\n    interface = eth9\n    address = 2001:db8:fe::2/64\n")
+    proc = start_denalid(ha, conf, tmp_path)
+    lab["procs"].append(proc)
+    status = lambda: ha.run(sys.executable, "-c", CONSOLE, cwd=ROOT,  # noqa: E731
+                            env={**os.environ, "PYTHONPATH": ROOT}).stdout
+    assert "uplink     waiting for eth9: does not exist" in status()
+    lab["topo"].link(ha, "eth9", isp, "eth9")  # the USB NIC comes
+    wait_for(lambda: "2001:db8:fe::2/64" in addresses(ha, "eth9"), timeout=10,
+             what="the address on the late interface")
+    wait_for(lambda: "up on eth9 (2001:db8:fe::2/64)" in status(), what="status up")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert "2001:db8:fe::2/64" not in addresses(ha, "eth9")
