@@ -79,7 +79,7 @@ DEFAULT_TEXT = """\
         address = 2001:db8:1::/64
 """
 
-SECTIONS = ("ha", "ra", "radio", "auth")
+SECTIONS = ("ha", "ra", "radio", "auth", "uplink")
 MIN_MN_HA_KEY = 16  # octets: RFC 4285's HMAC-SHA1 is no stronger than its key; 128 bits at least
 
 
@@ -233,6 +233,24 @@ class Radio:
     security: str = "open"      # open, wpa2, sae, wpa2-sae (as in force)
 
 
+@dataclass(frozen=True, slots=True)
+class UplinkRoute:
+    """One [uplink] routes entry: "prefix via gateway"."""
+    prefix: str                 # "2001:db8:9::/48"
+    gateway: str                # "fe80::1"
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkSettings:
+    """[uplink]: the wired upstream interface (None when there is none)."""
+    interface: str
+    mode: str                   # "static" or "slaac"
+    address: str | None         # "2001:db8:ff::2/64" (static)
+    gateway: str | None         # the default route's next hop
+    routes: tuple = ()          # UplinkRoute
+    dns: tuple = ()             # resolver addresses, kept for later use
+
+
 @dataclass(slots=True)
 class DenaliConfig:
     path: str
@@ -240,6 +258,7 @@ class DenaliConfig:
     ra_interfaces: list
     radios: list
     warnings: list = field(default_factory=list)
+    uplink: UplinkSettings | None = None
     # RFC 4285: home address -> (Mobility SPI, key as hex)
     auth: dict = field(default_factory=dict, repr=False)
     values: dict = field(default_factory=dict, repr=False)  # validated tree
@@ -348,6 +367,19 @@ def _checks():
                           "address/length, e.g. 2001:db8::/64")
         return f"{iface.ip}/{iface.network.prefixlen}"
 
+    def route_list(value):
+        # "prefix via gateway", comma-separated (a single one is a str)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        out = []
+        for v in value:
+            try:
+                prefix, gateway = parse_route(v)
+            except ValueError as e:
+                raise Refused(str(e)) from None
+            out.append(f"{prefix} via {gateway}")
+        return out
+
     def ruled(rule):
         """A configspec check from a regulatory rule (None: allowed)."""
         def check(value):
@@ -402,8 +434,35 @@ def _checks():
         "ipv6_prefix_list": ipv6_prefix_list,
         "ipv6_address_list": ipv6_address_list, "domain_list": domain_list,
         "ipv6_interface": ipv6_interface, "essid": essid, "country": country,
-        "wpa_psk": wpa_psk, "ifname": ifname, "radio_channel": radio_channel, "lifetime": lifetime,
-        "mn_ha_key": mn_ha_key}
+        "wpa_psk": wpa_psk, "ifname": ifname, "radio_channel": radio_channel,
+        "lifetime": lifetime, "mn_ha_key": mn_ha_key, "route_list": route_list}
+
+
+ROUTE_HINT = "use prefix via gateway, e.g. 2001:db8:9::/48 via fe80::1"
+
+
+def parse_route(text):
+    """(IPv6Network, IPv6Address) of "prefix via gateway"; ValueError(rule)."""
+    words = str(text).split()
+    if len(words) != 3 or words[1] != "via":
+        raise ValueError(f"{str(text).strip()!r} is not a route: {ROUTE_HINT}")
+    try:
+        net = ipaddress.IPv6Network(words[0], strict=True)
+    except ValueError:
+        net = None
+    if net is None or "/" not in words[0]:
+        raise ValueError(f"{words[0]!r} is not an IPv6 prefix (no host bits): "
+                         + ROUTE_HINT)
+    if net.prefixlen == 0:
+        raise ValueError("::/0 is the default route: set uplink.gateway instead")
+    try:
+        gw = ipaddress.IPv6Address(words[2])
+    except ValueError:
+        raise ValueError(f"{words[2]!r} is not an IPv6 address: {ROUTE_HINT}") from None
+    if gw.is_multicast or gw.is_unspecified or gw.is_loopback:
+        raise ValueError(f"{gw} cannot be a gateway: use a unicast address of a "
+                         "router on the uplink, e.g. fe80::1")
+    return net, gw
 
 
 def spec_path():
@@ -444,6 +503,8 @@ def describe_check(check):
         "ipv6_interface": "use an IPv6 address/length, e.g. 2001:db8::/64",
         "ifname": "use an interface name, e.g. wlan0",
         "radio_channel": "use an integer 1-14 (2.4 GHz) or 36-165 (5 GHz)",
+        "ipv6_address": "use an IPv6 address, e.g. 2001:db8::1",
+        "route_list": ROUTE_HINT,
         "ipv6_address_list": "use IPv6 addresses, e.g. 2001:db8::53, 2001:db8::54",
         "domain_list": "use domain names, e.g. example.com, lab.example",
     }.get(name, f"use a value of type {name}")
@@ -661,6 +722,7 @@ def _cross_checks(cfg, filename, ra_check=None):
                 warnings.append(f"radio.{a}.channel {ra_['channel']} and "
                                 f"radio.{b}.channel {rb['channel']} overlap "
                                 "(less than 5 apart)")
+    errors += _uplink_checks(cfg)
     iface = ha["interface"]
     if iface in cfg["radio"] and cfg["radio"][iface]["role"] != "home":
         warnings.append(f"ha.interface {iface} is a radio with role "
@@ -672,6 +734,76 @@ def _cross_checks(cfg, filename, ra_check=None):
 
 def _num(x):
     return f"{x:g}"
+
+
+def _uplink_checks(cfg):
+    """[uplink]'s rules across its settings and against the cells."""
+    up = cfg.get("uplink") or {}
+    errors = []
+    name = up.get("interface")
+    if name is None:
+        for key in ("address", "gateway"):
+            if up.get(key) is not None:
+                errors.append((f"uplink.{key}", "set without uplink.interface: name "
+                               "the upstream interface, e.g. interface = eth0"))
+        if up.get("routes"):
+            errors.append(("uplink.routes", "set without uplink.interface: name the "
+                           "upstream interface, e.g. interface = eth0"))
+        return errors
+    if name in cfg["radio"] or name in cfg["ra"] or name == cfg["ha"]["interface"]:
+        errors.append(("uplink.interface", f"{name} is a cell (in [radio], [ra] or "
+                       "ha.interface): the uplink is the upstream interface, e.g. eth0"))
+    net = None
+    if up["mode"] == "static":
+        if up["address"] is None:
+            errors.append(("uplink.address", "missing for mode = static: use "
+                           "address/length, e.g. 2001:db8:ff::2/64 (or mode = slaac)"))
+        else:
+            iface = ipaddress.IPv6Interface(up["address"])
+            net = iface.network
+            if (iface.ip.is_multicast or iface.ip.is_link_local or iface.ip.is_loopback
+                    or iface.ip.is_unspecified):
+                errors.append(("uplink.address", f"{iface.ip} is not a global unicast "
+                               "address: use e.g. 2001:db8:ff::2/64"))
+                net = None
+    elif up["address"] is not None:
+        errors.append(("uplink.address", "a static address with mode = slaac: use "
+                       "mode = static, or unset address"))
+
+    def on_link(key, gw):
+        gw = ipaddress.IPv6Address(gw)
+        if gw.is_multicast or gw.is_unspecified or gw.is_loopback:
+            errors.append((key, f"{gw} cannot be a gateway: use a unicast address of "
+                           "a router on the uplink, e.g. fe80::1"))
+        elif net is not None and not gw.is_link_local and gw not in net:
+            errors.append((key, f"{gw} is not on the uplink's link {net}: use an "
+                           "address in it or a link-local one (fe80::...)"))
+        elif net is not None and gw == ipaddress.IPv6Interface(up["address"]).ip:
+            errors.append((key, f"{gw} is uplink.address itself: use the upstream "
+                           "router's address"))
+
+    if up["gateway"] is not None:
+        on_link("uplink.gateway", up["gateway"])
+    seen = set()
+    for r in up["routes"]:
+        prefix, gw = parse_route(r)
+        if prefix in seen:
+            errors.append(("uplink.routes", f"{prefix} is given twice: give each "
+                           "route once"))
+        seen.add(prefix)
+        on_link("uplink.routes", gw)
+    return errors
+
+
+def _uplink_typed(up):
+    if not up or up.get("interface") is None:
+        return None
+    return UplinkSettings(
+        interface=up["interface"], mode=up["mode"], address=up["address"],
+        gateway=up["gateway"],
+        routes=tuple(UplinkRoute(str(p), str(g))
+                     for p, g in map(parse_route, up["routes"])),
+        dns=tuple(up["dns"] or ()))
 
 
 def ra_blocks(r):
@@ -849,6 +981,7 @@ def _build(cfg, filename, ra_check=None):
             packets_per_source_rate=ha["packets_per_source_rate"],
             packets_per_source_burst=ha["packets_per_source_burst"]),
         ra_interfaces=ras, radios=radios, warnings=warnings,
+        uplink=_uplink_typed(cfg.get("uplink")),
         values=cfg.dict(),
         auth={str(ipaddress.IPv6Address(h)): (a["spi"], a["key"])
               for h, a in cfg.get("auth", {}).items()})

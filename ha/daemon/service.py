@@ -39,6 +39,9 @@ class Daemon:
     def _build_components(self) -> list:
         s = self.settings
         comps = []
+        if getattr(s, "uplink", None) is not None:
+            # the upstream side first: forwarding and the appliance's rules
+            comps.append(("uplink", self._uplink()))
         if s.radios:
             # the cells come up first: the RA sender and the home agent use them
             from ha.wireless.manager import WirelessManager
@@ -57,6 +60,10 @@ class Daemon:
             from ha.daemon.mobile_node import MobileNodeService
             comps.append(("mn", MobileNodeService(s)))
         return comps
+
+    def _uplink(self):
+        from ha.daemon.uplink import Uplink
+        return Uplink(self.settings, firewall=not getattr(self.args, "no_firewall", False))
 
     def _address_interfaces(self) -> None:
         """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's
@@ -154,9 +161,21 @@ class Daemon:
                     await comp.reload(new)
                 elif name == "wireless":
                     await comp.reload(new.radios)
+                elif name == "uplink":
+                    await comp.reload(new)
             except Exception as e:
                 log.error("reloading %s: %s", name, e)
                 return f"error: {name}: {e}"
+        if getattr(new, "uplink", None) is not None and \
+                not any(n == "uplink" for n, _ in self.components):
+            # an [uplink] added since start: started now, stopped last
+            comp = self._uplink()
+            try:
+                await comp.start()
+            except Exception as e:
+                log.error("starting uplink: %s", e)
+                return f"error: uplink: {e}"
+            self.components.insert(0, ("uplink", comp))
         log.warning("configuration reloaded")
         return "reloaded"
 

@@ -73,6 +73,8 @@ class Settings:
     radvd_source: str = "radvd.conf"
     radios: list = field(default_factory=list)
     mobile_node: MobileNodeSettings | None = None
+    # denali.conf [uplink] (ha.config.model.UplinkSettings); None: no uplink
+    uplink: object | None = None
     # RFC 4285: home address -> MnHaSecret; those home addresses are protected
     auth: dict = field(default_factory=dict, repr=False)
     replay_window: float = DEFAULT_REPLAY_WINDOW
@@ -311,6 +313,7 @@ def _from_denali_conf(path: str | None) -> Settings:
     s.radvd_text = cfg.ra_as_radvd_text()
     s.radvd_source = f"{s.source} [ra]"
     s.radios = list(cfg.radios)
+    s.uplink = cfg.uplink
     s.auth = {IPv6Address(h): MnHaSecret(spi, bytes.fromhex(key))
               for h, (spi, key) in cfg.auth.items()}
     _warn_unauthenticated(s, "[auth] is empty", "acl_default = deny")

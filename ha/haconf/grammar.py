@@ -5,6 +5,7 @@
     haconf set ra.wlan0.MaxRtrAdvInterval 10   a dotted path
     haconf set ha.acl.2001:db8::beef deny      an [[acl]] entry
     haconf set auth.2001:db8::beef.key <hex>   an RFC 4285 key (and .spi)
+    haconf set uplink.interface eth0           [uplink], by dotted path only
 
 A bare key is looked up in [radio], then [ra], then [ha], in the
 configspec's own spelling whatever the case typed.  Each setting becomes a
@@ -37,6 +38,11 @@ def spec_keys():
                             list(spec["ra"]["__many__"].scalars),
                             list(spec["radio"]["__many__"].scalars)))
     return _SPEC_CACHE[0]
+
+
+def uplink_keys():
+    """The [uplink] keys as spelled in the configspec."""
+    return list(C.load_spec()["uplink"].scalars)
 
 
 def _canon(name, keys):
@@ -82,6 +88,13 @@ def _resolve_dotted(word):
             raise HaconfError(f"{word}: unknown setting; [ha] has: "
                               + ", ".join(ha_keys) + ", acl.<home address>")
         return ("ha", key)
+    if parts[0] == "uplink":
+        # dotted only: a bare `interface` or `address` is the home radio's
+        keys = uplink_keys()
+        key = _canon(".".join(parts[1:]), keys) if len(parts) == 2 else None
+        if not key:
+            raise HaconfError(f"{word}: unknown setting; [uplink] has: " + ", ".join(keys))
+        return ("uplink", key)
     if parts[0] in ("ra", "radio") and len(parts) == 3:
         keys = ra_keys if parts[0] == "ra" else radio_keys
         key = _canon(parts[2], keys)
@@ -91,7 +104,7 @@ def _resolve_dotted(word):
         return (parts[0], parts[1], key)
     raise HaconfError(f"{word}: not a setting: use ha.<key>, ha.acl.<home "
                       "address>, ra.<interface>.<key>, "
-                      "radio.<interface>.<key> or auth.<home address>.key")
+                      "radio.<interface>.<key>, uplink.<key> or auth.<home address>.key")
 
 
 def _resolve_bare(word, iface, obj):

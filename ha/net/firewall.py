@@ -77,3 +77,66 @@ class Firewall:
         if self.installed:
             _nft(f"table inet {TABLE}\ndelete table inet {TABLE}\n")
             self.installed = False
+
+
+# ---------------------------------------------------------------- the appliance's own
+
+APPLIANCE_TABLE = "denali_fw"
+IPPROTO_ESP = 50
+IPPROTO_IPV6 = 41
+# RFC 4890 section 4.4: what a router must take in for itself. ND and RA/RS
+# (RFC 4861), MLD (RFC 3810 reports 143, RFC 2710 query/report/done), echo,
+# the errors that path MTU discovery and ping need, and RFC 6275's DHAAD and
+# prefix discovery (144-147), which travel as ICMPv6 too.
+_ICMPV6_IN = ("destination-unreachable, packet-too-big, time-exceeded, parameter-problem, "
+              "echo-request, echo-reply, mld-listener-query, mld-listener-report, "
+              "mld-listener-done, mld2-listener-report, nd-router-solicit, nd-router-advert, "
+              "nd-neighbor-solicit, nd-neighbor-advert, 144, 145, 146, 147")
+
+
+def appliance_ruleset(uplink: str, console_port: int = 7777) -> str:
+    """The `inet denali_fw` table: what reaches the appliance itself.
+
+    Input only: established traffic, loopback, the ICMPv6 a router needs and
+    the home agent's own protocols (MH, ESP, IPv6-in-IPv6) from anywhere; the
+    console's TCP port from nowhere but loopback; nothing else new from the
+    uplink. The cells reach the router's services as before. Forwarding is
+    not filtered here: the appliance is a router between cells and uplink.
+    """
+    return f"""\
+table inet {APPLIANCE_TABLE} {{
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        ct state established,related accept
+        iif lo accept
+        meta nfproto ipv6 icmpv6 type {{ {_ICMPV6_IN} }} accept
+        meta nfproto ipv6 meta l4proto {{ {IPPROTO_MH}, {IPPROTO_ESP}, {IPPROTO_IPV6} }} accept comment "the home agent's own traffic"
+        tcp dport {console_port} counter drop comment "the console is for loopback"
+        iifname "{uplink}" counter drop comment "no inbound management from the uplink"
+    }}
+}}
+"""
+
+
+class ApplianceFirewall:
+    """The appliance's own input rules in their own table, `inet denali_fw`.
+
+    Beside `inet denali` (the MH table above), never in it: either can be
+    removed without touching the other. install() replaces a leftover table
+    in one transaction; remove() deletes it.
+    """
+
+    def __init__(self, uplink: str, console_port: int = 7777):
+        self.uplink = uplink
+        self.console_port = console_port
+        self.installed = False
+
+    def install(self) -> None:
+        _nft(f"table inet {APPLIANCE_TABLE}\ndelete table inet {APPLIANCE_TABLE}\n"
+             + appliance_ruleset(self.uplink, self.console_port))
+        self.installed = True
+
+    def remove(self) -> None:
+        if self.installed:
+            _nft(f"table inet {APPLIANCE_TABLE}\ndelete table inet {APPLIANCE_TABLE}\n")
+            self.installed = False

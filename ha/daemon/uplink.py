@@ -1,0 +1,287 @@
+"""The uplink component: the wired upstream side of the router ([uplink]).
+
+What an engineer typed by hand (`ip -6 addr add ... dev eth0`, `ip -6 route
+add default via ...`, `sysctl net.ipv6.conf.all.forwarding=1`) done from
+denali.conf, over rtnetlink (ha/net/rtnl.py's builders, no `ip` child):
+
+  - the static address on the interface (nodad: it is configured, not
+    guessed), or, for mode = slaac, accept_ra = 2 and autoconf = 1 on it:
+    RFC 4861 section 6.3.4 has a router ignore RAs, and Linux does so on a
+    forwarding interface unless accept_ra is 2;
+  - the default route via the gateway, and each static route;
+  - IPv6 forwarding on (the cells are routed to the uplink);
+  - the appliance's own input rules, `inet denali_fw` (ha/net/firewall.py).
+
+Everything it adds is remembered as one item each, so a reload applies only
+the difference between the old items and the new, and stop removes exactly
+what was added and puts the sysctls back. A missing interface (a USB NIC not
+there yet) is waited for, as the home agent waits for its cell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+
+log = logging.getLogger("denali.uplink")
+
+WAIT_POLL = 1.0  # seconds between looks at an uplink interface that is not there yet
+DEFAULT = IPv6Network("::/0")
+FORWARDING = "net.ipv6.conf.all.forwarding"
+
+
+def desired_items(up) -> list[tuple]:
+    """What [uplink] asks the kernel to hold, in the order it is applied.
+
+    ("sysctl", ifname, key, value), ("addr", ifname, IPv6Interface) and
+    ("route", ifname, IPv6Network, IPv6Address); empty for no uplink.
+    """
+    if up is None:
+        return []
+    name = up.interface
+    items: list[tuple] = []
+    if up.mode == "slaac":
+        # autoconf from the upstream router's RAs while forwarding (see above)
+        items += [("sysctl", name, "accept_ra", "2"), ("sysctl", name, "autoconf", "1")]
+    elif up.address:
+        items.append(("addr", name, IPv6Interface(up.address)))
+    if up.gateway:
+        items.append(("route", name, DEFAULT, IPv6Address(up.gateway)))
+    for r in up.routes:
+        items.append(("route", name, IPv6Network(r.prefix), IPv6Address(r.gateway)))
+    return items
+
+
+def _conf_path(ifname: str, key: str) -> str:
+    # by hand, not write_sysctl's dotted form: an interface name may hold a dot (eth0.10)
+    return f"/proc/sys/net/ipv6/conf/{ifname}/{key}"
+
+
+def _write_conf(ifname: str, key: str, value: str) -> str | None:
+    """Set one per-interface IPv6 sysctl; the previous value (None: no such file)."""
+    try:
+        with open(_conf_path(ifname, key)) as f:
+            old = f.read().strip()
+        if old != value:
+            with open(_conf_path(ifname, key), "w") as f:
+                f.write(value)
+        return old
+    except FileNotFoundError:
+        return None
+
+
+class Uplink:
+    """start() applies [uplink], reload(settings) the difference, stop() undoes it."""
+
+    def __init__(self, settings, *, firewall: bool = True):
+        self.settings = settings
+        self.up = getattr(settings, "uplink", None)
+        self.use_firewall = firewall
+        self.applied: list[tuple] = []      # items in the kernel, in the order added
+        self._restore: dict = {}            # ("sysctl", ifname, key) -> old value
+        self._forwarding_old: str | None = None
+        self._firewall = None
+        self._rtnl = None
+        self._waiter: asyncio.Task | None = None
+        self._waiting_for: str | None = None
+        self.errors: list[str] = []
+
+    # ----------------------------------------------------------- lifecycle
+
+    @property
+    def state(self) -> str:
+        if self.up is None:
+            return "none"
+        if self._waiting_for:
+            return f"waiting for {self.up.interface}: {self._waiting_for}"
+        what = self.up.address if self.up.mode == "static" and self.up.address else self.up.mode
+        text = f"up on {self.up.interface} ({what})"
+        return text + (f", {len(self.errors)} failed: {self.errors[0]}" if self.errors else "")
+
+    async def start(self) -> None:
+        from ha.net.rtnl import RtnlBatch
+        if self.up is None:
+            return
+        self._rtnl = RtnlBatch()
+        await self._begin()
+
+    async def _begin(self) -> None:
+        """Forwarding, the firewall, then the interface's items (or wait for it)."""
+        from ha.net.iface import write_sysctl
+        if self._forwarding_old is None:
+            self._forwarding_old = write_sysctl(FORWARDING, "1")
+            log.info("IPv6 forwarding on (was %s)", self._forwarding_old)
+        self._install_firewall()
+        if not os.path.exists(f"/sys/class/net/{self.up.interface}"):
+            self._waiting_for = "does not exist"
+            log.warning("uplink interface %s does not exist, waiting for it", self.up.interface)
+            self._waiter = asyncio.get_running_loop().create_task(self._wait())
+            return
+        await self._converge(desired_items(self.up))
+
+    async def _wait(self) -> None:
+        while self.up is not None and not os.path.exists(f"/sys/class/net/{self.up.interface}"):
+            await asyncio.sleep(WAIT_POLL)
+        self._waiting_for = None
+        self._waiter = None
+        if self.up is not None:
+            log.warning("uplink interface %s is there", self.up.interface)
+            await self._converge(desired_items(self.up))
+
+    def _install_firewall(self) -> None:
+        from ha.net.firewall import ApplianceFirewall
+        if not self.use_firewall:
+            return
+        port = getattr(self.settings, "vt_port", 7777)
+        fw = self._firewall
+        if fw is not None and fw.uplink == self.up.interface and fw.console_port == port:
+            return
+        fw = ApplianceFirewall(self.up.interface, port)
+        fw.install()  # replaces the old table in one transaction
+        self._firewall = fw
+        log.info("firewall table inet denali_fw, uplink %s, console port %d closed",
+                 self.up.interface, port)
+
+    async def reload(self, settings) -> None:
+        self.settings = settings
+        new = getattr(settings, "uplink", None)
+        old, self.up = self.up, new
+        if self._waiter is not None:
+            self._waiter.cancel()
+            self._waiter, self._waiting_for = None, None
+        if new is None:
+            if old is not None:
+                await self._teardown()
+                log.warning("uplink removed")
+            return
+        if self._rtnl is None:
+            from ha.net.rtnl import RtnlBatch
+            self._rtnl = RtnlBatch()
+        await self._begin()
+        log.info("uplink configuration reloaded")
+
+    async def stop(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+            self._waiter = None
+        await self._teardown()
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
+
+    async def _teardown(self) -> None:
+        from ha.net.iface import write_sysctl
+        await self._converge([])
+        if self._firewall is not None:
+            try:
+                self._firewall.remove()
+            except OSError as e:
+                log.error("removing the firewall table: %s", e)
+            self._firewall = None
+        if self._forwarding_old is not None:
+            write_sysctl(FORWARDING, self._forwarding_old)
+            log.info("IPv6 forwarding back to %s", self._forwarding_old)
+            self._forwarding_old = None
+        log.info("uplink stopped")
+
+    # ---------------------------------------------------------- the kernel
+
+    async def _converge(self, want: list[tuple]) -> None:
+        """Remove the applied items not wanted, add the wanted ones not applied.
+
+        Order: stale routes go first (before the address they may need),
+        then new addresses and sysctls come, stale addresses leave (after
+        the new one, so a shared prefix route stays), and new routes come
+        last. When an address changed, the kept routes are put back too:
+        the kernel may have dropped them with the old address's prefix.
+        """
+        stale = [i for i in self.applied if i not in want]
+        new = [i for i in want if i not in self.applied]
+        self.errors = []
+        addr_changed = any(i[0] == "addr" for i in stale + new)
+        for item in reversed([i for i in stale if i[0] == "route"]):
+            await self._remove(item)
+        if new and new[0][1]:
+            await self._link_up(new[0][1])
+        for item in [i for i in new if i[0] != "route"]:
+            await self._add(item)
+        for item in reversed([i for i in stale if i[0] != "route"]):
+            await self._remove(item)
+        routes = [i for i in want if i[0] == "route"]
+        for item in routes if addr_changed else [i for i in new if i[0] == "route"]:
+            await self._add(item)
+
+    async def _link_up(self, ifname: str) -> None:
+        from ha.net.rtnl import NetlinkError, link_up_msg
+        try:
+            await self._rtnl.submit([link_up_msg(socket.if_nametoindex(ifname))])
+        except (OSError, NetlinkError) as e:
+            log.error("%s up: %s", ifname, e)
+
+    async def _add(self, item: tuple) -> None:
+        from ha.net import rtnl
+        kind, ifname = item[0], item[1]
+        try:
+            if kind == "sysctl":
+                old = _write_conf(ifname, item[2], item[3])
+                if old is None:
+                    raise OSError(errno.ENOENT, f"no {_conf_path(ifname, item[2])}")
+                self._restore.setdefault(item[:3], old)
+                log.info("%s %s = %s (was %s)", ifname, item[2], item[3], old)
+            else:
+                ifindex = socket.if_nametoindex(ifname)
+                if kind == "addr":
+                    a = item[2]
+                    msg = rtnl.address_msg(rtnl.RTM_NEWADDR, a.ip, a.network.prefixlen, ifindex)
+                else:
+                    msg = rtnl.prefix_route_msg(rtnl.RTM_NEWROUTE, item[2], ifindex,
+                                                gateway=item[3])
+                await self._rtnl.submit([msg])
+                log.info("added %s", _describe(item))
+        except OSError as e:
+            self.errors.append(f"{_describe(item)}: {e.strerror or e}")
+            log.error("cannot add %s: %s", _describe(item), e.strerror or e)
+            return
+        if item not in self.applied:
+            self.applied.append(item)
+
+    async def _remove(self, item: tuple) -> None:
+        from ha.net import rtnl
+        kind, ifname = item[0], item[1]
+        if item in self.applied:
+            self.applied.remove(item)
+        try:
+            if kind == "sysctl":
+                old = self._restore.pop(item[:3], None)
+                if old is not None:
+                    _write_conf(ifname, item[2], old)
+                    log.info("%s %s back to %s", ifname, item[2], old)
+                return
+            ifindex = socket.if_nametoindex(ifname)
+            if kind == "addr":
+                a = item[2]
+                msg = rtnl.address_msg(rtnl.RTM_DELADDR, a.ip, a.network.prefixlen, ifindex)
+            else:
+                msg = rtnl.prefix_route_msg(rtnl.RTM_DELROUTE, item[2], ifindex,
+                                            gateway=item[3])
+            await self._rtnl.submit([msg])
+            log.info("removed %s", _describe(item))
+        except OSError as e:
+            # gone already (the interface went, or the kernel dropped the route
+            # with its address): nothing of ours is left to remove
+            if e.errno not in (errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL, errno.ENOENT,
+                               errno.ENXIO):
+                log.error("cannot remove %s: %s", _describe(item), e.strerror or e)
+
+
+def _describe(item: tuple) -> str:
+    if item[0] == "addr":
+        return f"address {item[2]} on {item[1]}"
+    if item[0] == "route":
+        dst = "default" if item[2] == DEFAULT else str(item[2])
+        return f"route {dst} via {item[3]} dev {item[1]}"
+    return f"{item[1]} {item[2]} = {item[3]}"
