@@ -26,8 +26,8 @@ MASK = "********"  # what haconf prints instead of an MN-HA key
 
 
 def is_secret(path):
-    """True for a setting haconf never prints: an [auth] key."""
-    return len(path) == 3 and path[0] == "auth" and path[2] == "key"
+    """True for a setting haconf never prints: an [auth] key, a radio's passphrase."""
+    return len(path) == 3 and path[0] in ("auth", "radio") and path[2] == "key"
 
 
 def spec_keys():

@@ -104,7 +104,10 @@ def set_values(paths, words, generated=None):
     obj = editable(paths)
     done, made = [], []
     for path, value in grammar.parse_words(words, obj):
-        if grammar.is_secret(path) and value == GENERATE:
+        if grammar.is_secret(path) and value == GENERATE and path[0] == "radio":
+            from ha.config.regulatory import new_passphrase
+            value = new_passphrase()  # `haconf set wlan1 key generate`: a WPA2/SAE passphrase
+        elif grammar.is_secret(path) and value == GENERATE:
             value = new_key()
             made.append(path[1])
         grammar.node(obj, path, True)[path[-1]] = value
@@ -281,18 +284,19 @@ def changes(paths):
     for line in difflib.unified_diff(old, new, os.path.basename(paths.conf),
                                      os.path.basename(paths.staged)):
         if line[:1] in "+- " and line[1:] in secret and not line.startswith(("+++", "---")):
-            line = line[0] + line[1:].split("=")[0] + "= " + grammar.MASK  # RFC 4285 key
+            line = line[0] + line[1:].split("=")[0] + "= " + grammar.MASK  # a key, a passphrase
         out.append(line.rstrip("\n"))
     return out
 
 
 def _auth_key_lines(lines):
-    """The `key = ...` lines of [auth] subsections, as they are in the file."""
+    """The `key = ...` lines of [auth] and [radio] subsections (MN-HA keys, WPA2/SAE
+    passphrases), as they are in the file."""
     found, inside = set(), False
     for line in lines:
         m = re.match(r"\s*\[\s*([^\[\]]+?)\s*\]\s*$", line)
         if m and not line.lstrip().startswith("[["):
-            inside = m.group(1) == "auth"
+            inside = m.group(1) in ("auth", "radio")
         elif inside and re.match(r"\s*key\s*=", line):
             found.add(line)
     return found

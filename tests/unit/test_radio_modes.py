@@ -341,3 +341,22 @@ def test_manager_sets_the_country_before_checking_a_5ghz_cell(tmp_path, monkeypa
     assert calls.count(("set_reg", "DE")) == 1  # asked once, not on every check
     conf = (tmp_path / "conf").read_text().splitlines()
     assert "hw_mode=a" in conf and "ieee80211n=1" in conf and "country_code=DE" in conf
+
+
+def test_set_radio_key_generate_makes_a_passphrase_and_changes_masks_it(tmp_path):
+    """`haconf set wlan1 key generate` stages a real passphrase, not the word, and
+    `haconf changes` shows it masked."""
+    from click.testing import CliRunner
+    from ha.config import model as C
+    from ha.haconf import cli as haconf
+    conf = tmp_path / "denali.conf"
+    conf.write_text(C.DEFAULT_TEXT)
+    r = CliRunner().invoke(haconf.cli, ["--config", str(conf), "set", "wlan1", "key",
+                                         "generate"])
+    assert r.exit_code == 0, r.output
+    staged = (tmp_path / "denali.conf.staged").read_text()
+    key = next(line.split("=", 1)[1].strip() for line in staged.splitlines()
+               if line.strip().startswith("key") and "generate" not in line)
+    assert len(key) >= 8 and key != "generate"
+    r = CliRunner().invoke(haconf.cli, ["--config", str(conf), "changes"])
+    assert r.exit_code == 0 and key not in r.output, r.output
