@@ -65,14 +65,12 @@ DEFAULT_TEXT = """\
 [radio]
     [[wlan0]]
         essid = home
-        security = wpa2
         channel = 3
         role = home
         country = US
         address = 2001:db8::/64
     [[wlan1]]
         essid = remote
-        security = wpa2
         channel = 8
         role = foreign
         country = US
