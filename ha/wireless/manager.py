@@ -9,10 +9,10 @@ A radio is up when its hostapd runs (modern kernels beacon only through
 hostapd). A radio that may not start is down with the reason, and the other
 keeps running: a bad radio never takes the daemon or its neighbour down.
 
-Radios are found over nl80211 (pyroute2's IW, imported only when a radio has
-to be checked: it costs ~10 MB). Interfaces that are missing are looked for in
-/sys every *poll* seconds, which costs nothing, so a radio whose driver loads
-later is picked up. Frequencies per band come from the same wiphy dump; when
+Radios are found over nl80211 (ha/net/nl80211.py, a plain generic-netlink
+socket: pyroute2's IW would cost ~10 MB and seconds at 64 MB). Interfaces
+that are missing are looked for in /sys every *poll* seconds, which costs
+nothing, so a radio whose driver loads later is picked up. Frequencies per band come from the same wiphy dump; when
 the kernel leaves them out of an unsplit dump, pyric's phyinfo supplies them.
 """
 
@@ -34,75 +34,20 @@ def radio_present(name: str, sysfs: str = "/sys/class/net") -> bool:
     return os.path.exists(os.path.join(sysfs, name, "phy80211"))
 
 
-def _freq_flags(freq_attr) -> tuple[int, str | None, bool]:
-    """(MHz, why an AP may not use it or None, radar detection required)."""
-    f = freq_attr.get_attr("NL80211_FREQUENCY_ATTR_FREQ")
-    radar = freq_attr.get_attr("NL80211_FREQUENCY_ATTR_RADAR") is not None
-    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_DISABLED") is not None:
-        return f, "disabled", radar
-    if freq_attr.get_attr("NL80211_FREQUENCY_ATTR_NO_IR") is not None and not radar:
-        # a DFS channel is no-IR until its channel availability check: the
-        # radar rule (hostapd.check_radios) decides those
-        return f, "no-IR (regulatory: may not transmit first)", radar
-    return f, None, radar
-
-
-def _radar_detect(combinations) -> bool:
-    """True when an interface combination lists radar detect widths (the driver can do DFS)."""
-    for c in combinations or ():
-        try:
-            if c.get_attr("NL80211_IFACE_COMB_RADAR_DETECT_WIDTHS"):
-                return True
-        except AttributeError:
-            continue
-    return False
-
-
 async def read_phys_iw() -> dict:
-    """{ifname: PhyInfo} for the 802.11 interfaces of this namespace, over nl80211."""
-    from pyroute2.iwutil import AsyncIW  # heavy: only when a radio is checked
-    from pyroute2.netlink.nl80211 import NL80211_NAMES, nl80211cmd
-    from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST
+    """{ifname: PhyInfo} for the 802.11 interfaces of this namespace, over nl80211
+    (ha/net/nl80211.py: a plain socket, not pyroute2's 10 MB)."""
+    from ha.net.nl80211 import IFTYPE_NAMES, Nl80211, Wiphy
 
-    wiphys: dict[int, dict] = {}
-    ifaces = []
-    iw = AsyncIW()
-    try:
-        await iw.setup_endpoint()
-        msg = nl80211cmd()
-        msg["cmd"] = NL80211_NAMES["NL80211_CMD_GET_WIPHY"]
-        msg["attrs"] = [["NL80211_ATTR_SPLIT_WIPHY_DUMP", b""]]
-        async for m in await iw.nlm_request(msg, msg_type=iw.prid,
-                                            msg_flags=NLM_F_REQUEST | NLM_F_DUMP):
-            idx = m.get_attr("NL80211_ATTR_WIPHY")
-            w = wiphys.setdefault(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {},
-                                        "radar": set(), "radar_detect": False})
-            if m.get_attr("NL80211_ATTR_WIPHY_NAME"):
-                w["name"] = m.get_attr("NL80211_ATTR_WIPHY_NAME")
-            w["iftypes"].update(m.get_attr("NL80211_ATTR_SUPPORTED_IFTYPES") or ())
-            if _radar_detect(m.get_attr("NL80211_ATTR_INTERFACE_COMBINATIONS")):
-                w["radar_detect"] = True
-            for band in m.get_attr("NL80211_ATTR_WIPHY_BANDS") or ():
-                for fa in band.get_attr("NL80211_BAND_ATTR_FREQS") or ():
-                    f, why, radar = _freq_flags(fa)
-                    if f:
-                        w["freqs"][f] = why
-                        if radar:
-                            w["radar"].add(f)
-        async for m in await iw.get_interfaces_dump():
-            ifaces.append((m.get_attr("NL80211_ATTR_IFNAME"), m.get_attr("NL80211_ATTR_WIPHY"),
-                           m.get_attr("NL80211_ATTR_IFTYPE")))
-    finally:
-        iw.close()
-    from pyroute2.netlink.nl80211 import IFTYPE_NAMES
-    type_names = {v: k for k, v in IFTYPE_NAMES.items()}
+    with Nl80211() as nl:
+        wiphys = nl.wiphys()
+        ifaces = nl.interfaces()
     out = {}
     for name, idx, iftype in ifaces:
-        w = wiphys.get(idx, {"name": f"phy{idx}", "iftypes": set(), "freqs": {},
-                             "radar": set(), "radar_detect": False})
-        out[name] = PhyInfo(ifname=name, phy=w["name"], ap="ap" in w["iftypes"],
-                            freqs=dict(w["freqs"]) or None, iftype=type_names.get(iftype),
-                            radar=frozenset(w["radar"]), radar_detect=w["radar_detect"])
+        w = wiphys.get(idx) or Wiphy(idx, f"phy{idx}")
+        out[name] = PhyInfo(ifname=name, phy=w.name, ap=w.ap,
+                            freqs=dict(w.freqs) or None, iftype=IFTYPE_NAMES.get(iftype),
+                            radar=frozenset(w.radar), radar_detect=w.radar_detect)
     return out
 
 
@@ -147,44 +92,25 @@ async def set_regdomain(alpha2: str, wait: float = 3.0) -> str | None:
     """Ask cfg80211 for *alpha2*'s rules (nl80211 REQ_SET_REG, as `iw reg set`);
     the country in force after up to *wait* seconds (the kernel reads
     regulatory.db on its own time), or None when it cannot be read."""
-    from pyroute2.iwutil import AsyncIW
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
-    from pyroute2.netlink.nl80211 import NL80211_NAMES, nl80211cmd
+    from ha.net.nl80211 import Nl80211
 
-    iw = AsyncIW()
-    try:
-        await iw.setup_endpoint()
-        msg = nl80211cmd()
-        msg["cmd"] = NL80211_NAMES["NL80211_CMD_REQ_SET_REG"]
-        msg["attrs"] = [["NL80211_ATTR_REG_ALPHA2", alpha2]]
-        async for _ in await iw.nlm_request(msg, msg_type=iw.prid,
-                                            msg_flags=NLM_F_REQUEST | NLM_F_ACK):
-            pass
+    with Nl80211() as nl:
+        nl.req_set_reg(alpha2)
         loop = asyncio.get_running_loop()
-        end, now = loop.time() + wait, None
+        end = loop.time() + wait
         while True:
-            q = nl80211cmd()
-            q["cmd"] = NL80211_NAMES["NL80211_CMD_GET_REG"]
-            async for m in await iw.nlm_request(q, msg_type=iw.prid,
-                                                msg_flags=NLM_F_REQUEST):
-                now = m.get_attr("NL80211_ATTR_REG_ALPHA2") or now
+            now = nl.get_reg()
             if now == alpha2 or loop.time() > end:
                 return now
             await asyncio.sleep(0.2)
-    finally:
-        iw.close()
 
 
 async def set_station_mode(ifname: str, sysfs: str = "/sys/class/net") -> None:
     with open(os.path.join(sysfs, ifname, "ifindex")) as f:
         ifindex = int(f.read())
-    from pyroute2.iwutil import AsyncIW
-    iw = AsyncIW()
-    try:
-        await iw.setup_endpoint()
-        await iw.set_interface_type(ifindex, "station")
-    finally:
-        iw.close()
+    from ha.net.nl80211 import IFTYPE_STATION, Nl80211
+    with Nl80211() as nl:
+        nl.set_interface_type(ifindex, IFTYPE_STATION)
 
 
 def _set_link_down(ifname: str) -> None:
@@ -303,7 +229,7 @@ class WirelessManager:
 
     async def _apply(self, keep: set) -> None:
         """Check every radio and start those that may start and are not running."""
-        # nl80211 (and the ~10 MB of pyroute2) only when a radio to check is there:
+        # nl80211 only when a radio to check is there:
         # one that is absent is "missing" without asking, and is polled in /sys
         checking = any(s.name not in keep and radio_present(s.name, self.sysfs)
                        for s in self.specs)
@@ -383,13 +309,9 @@ class WirelessManager:
         try:
             with open(os.path.join(self.sysfs, s.name, "ifindex")) as f:
                 ifindex = int(f.read())
-            from pyroute2.iwutil import AsyncIW
-            iw = AsyncIW()
-            try:
-                await iw.setup_endpoint()
-                await iw.set_tx_power(ifindex, 2, s.txpower * 100)  # fixed, in mBm
-            finally:
-                iw.close()
+            from ha.net.nl80211 import TX_POWER_FIXED, Nl80211
+            with Nl80211() as nl:
+                nl.set_tx_power(ifindex, TX_POWER_FIXED, s.txpower * 100)  # in mBm
             log.info("radio %s: transmit power %d dBm", s.name, s.txpower)
         except Exception as e:
             log.error("radio %s: cannot set transmit power %d dBm: %s", s.name, s.txpower, e)
