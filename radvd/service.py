@@ -223,6 +223,7 @@ class _Port:
         self.timer: asyncio.TimerHandle | None = None      # loop timer (no thread)
         self._timer_due: float | None = None
         self.send_errors = 0
+        self.first_sent: float | None = None   # CLOCK_MONOTONIC: seconds since boot
         # what sendmsg() needs per source and destination, made once: the periodic
         # RA goes to the same group from the same address each time
         self._anc_for: tuple | None = None      # (src, ancillary data list)
@@ -337,6 +338,7 @@ class _Port:
             if group is not None and t.dst is ALL_NODES and t.src is self.state.link.link_local:
                 try:
                     group.send(t.data)
+                    self._sent()
                     if trace:
                         log.log(TRACE, "%s: sent %s RA to %s (%d octets)", self.config.name,
                                 t.kind, t.dst, len(t.data))
@@ -354,6 +356,7 @@ class _Port:
                 addr = self._addr_for = (t.dst, (str(t.dst), 0, 0, self.state.index))
             try:
                 self.sock.sendmsg([t.data], anc[1], 0, addr[1])
+                self._sent()
                 if trace:
                     log.log(TRACE, "%s: sent %s RA to %s (%d octets)", self.config.name,
                             t.kind, t.dst, len(t.data))
@@ -361,6 +364,11 @@ class _Port:
                 self.send_errors += 1
                 log.warning("%s: sending RA to %s failed: %s", self.config.name, t.dst,
                             e.strerror or e)
+
+    def _sent(self) -> None:
+        if self.first_sent is None:  # the boot figure: when the link first heard us
+            self.first_sent = time.monotonic()
+            log.info("%s: first RA sent", self.config.name)
 
     # -- receive
     def _readable(self) -> None:
@@ -656,6 +664,11 @@ class RAService:
             out[name] = c
         out["total"] = {k: sum(v[k] for n, v in out.items()) for k in COUNTERS}
         return out
+
+    def first_sent(self) -> float | None:
+        """CLOCK_MONOTONIC (seconds since boot) of the first RA on any interface."""
+        times = [p.first_sent for p in self._ports.values() if p.first_sent is not None]
+        return min(times) if times else None
 
     def register_commands(self, console) -> None:
         """`ra` on the daemon's console: the counters per interface (`ra json` for programs)."""

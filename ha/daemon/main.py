@@ -15,10 +15,14 @@ functions that need them so that start-up loads only what runs.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import sys
+import time
+
+STARTED = time.monotonic()  # CLOCK_MONOTONIC: seconds since boot (the boot figures)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 
 from ha.daemon import process
 

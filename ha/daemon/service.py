@@ -35,6 +35,8 @@ class Daemon:
         self.console = None
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
+        # start-up milestones in seconds since boot (CLOCK_MONOTONIC), for `status`
+        self.boot: dict[str, float] = {}
 
     def _build_components(self) -> list:
         s = self.settings
@@ -96,6 +98,12 @@ class Daemon:
             for name, comp in self._build_components():
                 if self._stop.is_set():  # SIGTERM while starting: stop what started
                     break
+                if name == "wireless":
+                    # the radios come up beside the rest, not before it: hostapd
+                    # takes tens of seconds to beacon on the board, and the home
+                    # agent, the RA sender and the console need not wait for it
+                    # (each waits for its interface on its own)
+                    comp = BackgroundStart(name, comp)
                 await comp.start()
                 started.append((name, comp))
                 if hasattr(comp, "register_commands"):
@@ -112,6 +120,7 @@ class Daemon:
             await self.console.stop()
             await self._stop_components(started)
             return 0
+        self._boot_figures()
         ready = "denali: home agent ready" if self.settings.node == "HA" else \
             "denali: mobile node ready"
         log.warning("%s (pid %d)", ready, os.getpid())
@@ -129,6 +138,20 @@ class Daemon:
         await self.console.stop()
         await self._stop_components(self.components)
         return 0
+
+    def _boot_figures(self) -> None:
+        """When this process began, entered main() and got ready, in seconds since boot."""
+        try:
+            with open("/proc/self/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            self.boot["process"] = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22
+        except (OSError, ValueError, IndexError):
+            pass
+        main = sys.modules.get("ha.daemon.main")
+        if getattr(main, "STARTED", None) is not None:
+            self.boot["main"] = main.STARTED
+        import time
+        self.boot["ready"] = time.monotonic()
 
     async def _stop_components(self, comps) -> None:
         for name, comp in reversed(comps):
@@ -196,7 +219,14 @@ class Daemon:
             info["bindings"] = len(ha.cache)
             info["home_agent"] = {"interface": ha.ifname, "address": str(ha.ha_address),
                                   "prefixes": [str(p) for p in ha.prefixes]}
+        boot = dict(self.boot)
+        ra = next((c for n, c in self.components if n == "ra"), None)
+        if ra is not None and ra.first_sent() is not None:
+            boot["first_ra"] = ra.first_sent()
         wm = next((c for n, c in self.components if n == "wireless"), None)
+        if wm is not None and getattr(wm, "started_at", None) is not None:
+            boot["radios_checked"] = wm.started_at
+        info["boot"] = {k: round(v, 2) for k, v in boot.items()}
         if wm is not None:
             info["radios"] = await wm.status()
         if args[:1] == ["json"]:
@@ -205,10 +235,59 @@ class Daemon:
         lines += [f"  {n:<10} {st}" for n, st in services.items()]
         if "bindings" in info:
             lines.append(f"  bindings   {info['bindings']}")
+        if info["boot"]:
+            lines.append("  boot       " + ", ".join(f"{k} {v:.1f} s" for k, v in info["boot"].items())
+                         + " (since power-on)")
         if wm is not None:
             from ha.wireless.manager import format_radios
             lines.append(format_radios(info["radios"]))
         return "\n".join(lines)
+
+
+class BackgroundStart:
+    """A component whose start() runs as a task: start() returns at once, stop()
+    waits for (or cancels) a start still under way before stopping it. Every
+    other attribute is the component's own."""
+
+    def __init__(self, name: str, comp):
+        self._name = name
+        self._comp = comp
+        self._task: asyncio.Task | None = None
+        self.started_at: float | None = None  # seconds since boot when start() ended
+
+    def __getattr__(self, attr):
+        return getattr(self._comp, attr)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                            name=f"start-{self._name}")
+
+    async def _run(self) -> None:
+        try:
+            await self._comp.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the rest of the daemon serves on
+            log.error("%s: start failed: %s", self._name, e)
+        else:
+            log.info("%s: started", self._name)
+        import time
+        self.started_at = time.monotonic()
+
+    @property
+    def state(self) -> str:
+        if self._task is not None and not self._task.done():
+            return "starting"
+        return getattr(self._comp, "state", "up")
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._comp.stop()
 
 
 def advertised_lifetimes(s) -> dict:
