@@ -299,11 +299,13 @@ else
         install -m 0644 "$UPGRADE_PUB" "$A/usr/share/denali/upgrade.pub"
         note "upgrade key in the image: /usr/share/denali/upgrade.pub"
     fi
-    # byte-compile with the image's own interpreter: the root is read-only at run time
+    # byte-compile with the image's own interpreter: the root is read-only at run time.
+    # unchecked-hash: the interpreter loads each .pyc without a stat of its source or a
+    # comparison (the squashfs cannot change under it; an upgrade replaces the whole layer)
     RB=$BASE/root
     mkdir -p "$RB/tmp/denali-app"
     cp -a "$SP/." "$RB/tmp/denali-app/"
-    run chroot "$RB" python3 -m compileall -q -j 2 /tmp/denali-app || fail "byte-compiling the project failed"
+    run chroot "$RB" python3 -m compileall -q -j 2 --invalidation-mode unchecked-hash /tmp/denali-app || fail "byte-compiling the project failed"
     cp -a "$RB/tmp/denali-app/." "$SP/"
     rm -rf "$RB/tmp/denali-app"
     run mksquashfs "$A" "$APPC.tmp/overlay.squashfs" -noappend -comp xz -all-root -no-progress ||
