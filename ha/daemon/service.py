@@ -37,6 +37,7 @@ class Daemon:
         self._reload = asyncio.Event()
         # start-up milestones in seconds since boot (CLOCK_MONOTONIC), for `status`
         self.boot: dict[str, float] = {}
+        self._serving = asyncio.Event()  # the console listens: deferred starts may run
 
     def _build_components(self) -> list:
         s = self.settings
@@ -47,7 +48,11 @@ class Daemon:
         if s.radios:
             # the cells come up first: the RA sender and the home agent use them
             from ha.wireless.manager import WirelessManager
-            comps.append(("wireless", WirelessManager(s.radios)))
+            wm = WirelessManager(s.radios)
+            # a radio whose driver loads after start gets its address when its
+            # hostapd starts: the home agent and the RA sender wait for it
+            wm.on_radio_started = self._address_interface
+            comps.append(("wireless", wm))
         if s.radvd_text:
             from radvd.service import RAService
             from radvd.config import parse
@@ -71,18 +76,25 @@ class Daemon:
         """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's
         configured address on its interface (idempotent; a missing interface
         is left to the wireless manager and the home agent to report)."""
+        for r in self.settings.radios:
+            self._address_interface(getattr(r, "name", None) or r.get("name"))
+
+    def _address_interface(self, name: str) -> None:
         import subprocess
         for r in self.settings.radios:
-            name = getattr(r, "name", None) or r.get("name")
-            addr = getattr(r, "address", None) if not isinstance(r, dict) else r.get("address")
-            if not addr or not os.path.exists(f"/sys/class/net/{name}"):
-                continue
-            res = subprocess.run(["ip", "-6", "addr", "replace", addr, "dev", name, "nodad"],
-                                 capture_output=True, text=True)
-            if res.returncode != 0:
-                log.warning("%s: cannot add %s: %s", name, addr, res.stderr.strip())
-            else:
-                log.info("%s: address %s", name, addr)
+            if (getattr(r, "name", None) or r.get("name")) == name:
+                break
+        else:
+            return
+        addr = getattr(r, "address", None) if not isinstance(r, dict) else r.get("address")
+        if not addr or not os.path.exists(f"/sys/class/net/{name}"):
+            return
+        res = subprocess.run(["ip", "-6", "addr", "replace", addr, "dev", name, "nodad"],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            log.warning("%s: cannot add %s: %s", name, addr, res.stderr.strip())
+        else:
+            log.info("%s: address %s", name, addr)
 
     async def run(self) -> int:
         from ha.daemon.console import Console
@@ -99,17 +111,19 @@ class Daemon:
                 if self._stop.is_set():  # SIGTERM while starting: stop what started
                     break
                 if name == "wireless":
-                    # the radios come up beside the rest, not before it: hostapd
+                    # the radios come up after the rest, in the background: hostapd
                     # takes tens of seconds to beacon on the board, and the home
                     # agent, the RA sender and the console need not wait for it
-                    # (each waits for its interface on its own)
-                    comp = BackgroundStart(name, comp)
+                    # (each waits for its interface on its own); on one CPU the
+                    # radios' checks would only delay them
+                    comp = BackgroundStart(name, comp, after=self._serving)
                 await comp.start()
                 started.append((name, comp))
                 if hasattr(comp, "register_commands"):
                     comp.register_commands(self.console)
             self.components = started
             await self.console.start()
+            self._serving.set()
         except Exception as e:
             log.error("start-up failed: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
             print(f"denalid: start-up failed: {e}", file=sys.stderr)
@@ -245,13 +259,14 @@ class Daemon:
 
 
 class BackgroundStart:
-    """A component whose start() runs as a task: start() returns at once, stop()
-    waits for (or cancels) a start still under way before stopping it. Every
-    other attribute is the component's own."""
+    """A component whose start() runs as a task, once *after* is set: start()
+    returns at once, stop() cancels a start still waiting or under way before
+    stopping it. Every other attribute is the component's own."""
 
-    def __init__(self, name: str, comp):
+    def __init__(self, name: str, comp, after: asyncio.Event | None = None):
         self._name = name
         self._comp = comp
+        self._after = after
         self._task: asyncio.Task | None = None
         self.started_at: float | None = None  # seconds since boot when start() ended
 
@@ -263,6 +278,8 @@ class BackgroundStart:
                                                             name=f"start-{self._name}")
 
     async def _run(self) -> None:
+        if self._after is not None:
+            await self._after.wait()
         try:
             await self._comp.start()
         except asyncio.CancelledError:

@@ -159,6 +159,9 @@ class WirelessManager:
         self._lock = asyncio.Lock()
         self.specs, bad = self._specs(radios)
         self._bad = bad
+        # called with the radio's name each time its hostapd is started (the
+        # daemon puts the radio's configured address on it)
+        self.on_radio_started = None
 
     @staticmethod
     def _specs(radios):
@@ -265,6 +268,11 @@ class WirelessManager:
                                  backoff=self.backoff)
             child.start()
             self.children[s.name] = child
+            if self.on_radio_started is not None:
+                try:
+                    self.on_radio_started(s.name)
+                except Exception as e:  # the radio serves on without its address
+                    log.error("radio %s: %s", s.name, e)
             log.warning("radio %s: hostapd started for ESSID %r channel %d", s.name, s.essid,
                         s.channel)
             if s.txpower is not None:
