@@ -251,7 +251,10 @@ else
         install -m 0755 "$f" "$R/etc/init.d/"
     done
     echo "$VERSION" > "$R/usr/share/denali/VERSION"
-    run mksquashfs "$R" "$ROOTC.tmp/root.squashfs" -noappend -comp xz -Xbcj x86 -all-root -no-progress ||
+    # zstd, not xz: at 64 MB the page cache is small and code pages are read back from
+    # the squashfs while the board serves; xz costs the CPU 12 times more per read-back
+    # (unsquashfs here: 2.4 s against 0.2 s of CPU) for 12% less space
+    run mksquashfs "$R" "$ROOTC.tmp/root.squashfs" -noappend -comp zstd -Xcompression-level 19 -all-root -no-progress ||
         fail "mksquashfs of the root failed"
     # what takes the space, for the manifest
     (cd "$R" && du -sk usr/lib/python3.11 usr/lib/python3 lib/modules usr/lib/*-linux-gnu usr/bin usr/sbin \
@@ -308,7 +311,7 @@ else
     run chroot "$RB" python3 -m compileall -q -j 2 --invalidation-mode unchecked-hash /tmp/denali-app || fail "byte-compiling the project failed"
     cp -a "$RB/tmp/denali-app/." "$SP/"
     rm -rf "$RB/tmp/denali-app"
-    run mksquashfs "$A" "$APPC.tmp/overlay.squashfs" -noappend -comp xz -all-root -no-progress ||
+    run mksquashfs "$A" "$APPC.tmp/overlay.squashfs" -noappend -comp zstd -Xcompression-level 19 -all-root -no-progress ||
         fail "mksquashfs of the project overlay failed"
     du -sk "$A" | cut -f1 > "$APPC.tmp/app-kb.txt"
     rm -rf "$A"
