@@ -51,7 +51,7 @@ class Daemon:
             wm = WirelessManager(s.radios)
             # a radio whose driver loads after start gets its address when its
             # hostapd starts: the home agent and the RA sender wait for it
-            wm.on_radio_started = self._address_interface
+            wm.on_radio_started = lambda name: self._address_interfaces(only=name)
             comps.append(("wireless", wm))
         if s.radvd_text:
             from radvd.service import RAService
@@ -72,29 +72,42 @@ class Daemon:
         from ha.daemon.uplink import Uplink
         return Uplink(self.settings, firewall=not getattr(self.args, "no_firewall", False))
 
-    def _address_interfaces(self) -> None:
+    async def _address_interfaces(self, only: str | None = None) -> None:
         """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's
-        configured address on its interface (idempotent; a missing interface
-        is left to the wireless manager and the home agent to report)."""
+        configured address on its interface, over rtnetlink (an RTM_NEWADDR
+        with replace, so a restart finds it in place; no DAD: the router's own
+        link address). A missing interface is left to the wireless manager and
+        the home agent to report. *only*: that radio alone (its driver came
+        late and its hostapd just started)."""
+        wanted = []
         for r in self.settings.radios:
-            self._address_interface(getattr(r, "name", None) or r.get("name"))
-
-    def _address_interface(self, name: str) -> None:
-        import subprocess
-        for r in self.settings.radios:
-            if (getattr(r, "name", None) or r.get("name")) == name:
-                break
-        else:
+            name = getattr(r, "name", None) or r.get("name")
+            addr = getattr(r, "address", None) if not isinstance(r, dict) else r.get("address")
+            if only is not None and name != only:
+                continue
+            if addr and os.path.exists(f"/sys/class/net/{name}"):
+                wanted.append((name, addr))
+        if not wanted:
             return
-        addr = getattr(r, "address", None) if not isinstance(r, dict) else r.get("address")
-        if not addr or not os.path.exists(f"/sys/class/net/{name}"):
-            return
-        res = subprocess.run(["ip", "-6", "addr", "replace", addr, "dev", name, "nodad"],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            log.warning("%s: cannot add %s: %s", name, addr, res.stderr.strip())
-        else:
-            log.info("%s: address %s", name, addr)
+        import ipaddress
+        import socket
+        from ha.net import rtnl
+        batch = rtnl.RtnlBatch()
+        try:
+            for name, addr in wanted:
+                try:
+                    iface = ipaddress.IPv6Interface(addr)
+                    msg = rtnl.address_msg(rtnl.RTM_NEWADDR, iface.ip,
+                                           iface.network.prefixlen,
+                                           socket.if_nametoindex(name))
+                    await batch.submit([msg])
+                except (OSError, ValueError) as e:
+                    log.warning("%s: cannot add %s: %s", name, addr,
+                                getattr(e, "strerror", None) or e)
+                else:
+                    log.info("%s: address %s", name, addr)
+        finally:
+            batch.close()
 
     async def run(self) -> int:
         from ha.daemon.console import Console
@@ -105,7 +118,7 @@ class Daemon:
         self.console = Console(self.settings.vt_port)
         self._register_commands()
         started = []
-        self._address_interfaces()
+        await self._address_interfaces()
         try:
             for name, comp in self._build_components():
                 if self._stop.is_set():  # SIGTERM while starting: stop what started

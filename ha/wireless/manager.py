@@ -270,7 +270,9 @@ class WirelessManager:
             self.children[s.name] = child
             if self.on_radio_started is not None:
                 try:
-                    self.on_radio_started(s.name)
+                    res = self.on_radio_started(s.name)
+                    if asyncio.iscoroutine(res):
+                        await res
                 except Exception as e:  # the radio serves on without its address
                     log.error("radio %s: %s", s.name, e)
             log.warning("radio %s: hostapd started for ESSID %r channel %d", s.name, s.essid,
