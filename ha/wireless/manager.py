@@ -351,40 +351,43 @@ class WirelessManager:
     # --- what the console shows ---------------------------------------------------
 
     async def status(self) -> list[dict]:
-        out = []
-        for s in self.specs:
-            v = self.verdicts.get(s.name)
-            child = self.children.get(s.name)
-            row = {"radio": s.name, "interface": s.name, "role": s.role, "essid": s.essid,
-                   "channel": s.channel, "frequency": None, "mode": "down", "state": "down",
-                   "stations": [], "station_count": 0, "security": {"wpa2": "wpa2-psk", "sae": "wpa3-sae",
-                                "wpa2-sae": "wpa2-psk+wpa3-sae"}.get(s.mode, "open"),
-                   "reason": None, "warnings": list(v.warnings) if v else [],
-                   "restarts": child.restarts if child else 0,
-                   "last_exit": child.last_exit if child else None,
-                   "pid": child.pid if child else None}
-            if child is None:
-                row["reason"] = v.reason if v else "not checked yet"
-            else:
-                try:
-                    st = await child.ctrl.status()
-                    row["state"] = st.get("state", "?").lower()
-                    if st.get("state") == "ENABLED":
-                        row["mode"] = "AP"
-                    row["essid"] = st.get("ssid[0]", s.essid)
-                    row["channel"] = int(st.get("channel", s.channel))
-                    row["frequency"] = int(st["freq"]) if "freq" in st else None
-                    stas = await child.ctrl.stations()
-                    row["stations"] = [mac for mac, _ in stas]
-                    row["station_count"] = len(stas)
-                except Exception as e:
-                    row["state"] = "starting" if child.pid else "restarting"
-                    row["reason"] = child.last_exit or f"hostapd not answering: {e}"
-            out.append(row)
+        # every hostapd asked at once: one that is still starting (or stuck) costs
+        # its control socket's timeout once, not once per radio in turn
+        out = list(await asyncio.gather(*(self._status_row(s) for s in self.specs)))
         for name, v in self._bad.items():
             out.append({"radio": name, "interface": name, "mode": "down", "state": "down",
                         "reason": v.reason, "stations": [], "station_count": 0})
         return out
+
+    async def _status_row(self, s: RadioSpec) -> dict:
+        v = self.verdicts.get(s.name)
+        child = self.children.get(s.name)
+        row = {"radio": s.name, "interface": s.name, "role": s.role, "essid": s.essid,
+               "channel": s.channel, "frequency": None, "mode": "down", "state": "down",
+               "stations": [], "station_count": 0, "security": {"wpa2": "wpa2-psk", "sae": "wpa3-sae",
+                            "wpa2-sae": "wpa2-psk+wpa3-sae"}.get(s.mode, "open"),
+               "reason": None, "warnings": list(v.warnings) if v else [],
+               "restarts": child.restarts if child else 0,
+               "last_exit": child.last_exit if child else None,
+               "pid": child.pid if child else None}
+        if child is None:
+            row["reason"] = v.reason if v else "not checked yet"
+        else:
+            try:
+                st = await child.ctrl.status()
+                row["state"] = st.get("state", "?").lower()
+                if st.get("state") == "ENABLED":
+                    row["mode"] = "AP"
+                row["essid"] = st.get("ssid[0]", s.essid)
+                row["channel"] = int(st.get("channel", s.channel))
+                row["frequency"] = int(st["freq"]) if "freq" in st else None
+                stas = await child.ctrl.stations()
+                row["stations"] = [mac for mac, _ in stas]
+                row["station_count"] = len(stas)
+            except Exception as e:
+                row["state"] = "starting" if child.pid else "restarting"
+                row["reason"] = child.last_exit or f"hostapd not answering: {e}"
+        return row
 
     def register_commands(self, console) -> None:
         console.register("radios", self._radios_command,
