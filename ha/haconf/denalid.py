@@ -11,18 +11,43 @@ config file that might be the loaded one, in order.
 
 import os
 
-from ha.config import model as C
 from ha.haconf.errors import EXIT_FAILED, EXIT_NOT_RUNNING, HaconfError
-from ha.haconf.translate import ra_check
 
 DEFAULT_PORT = 7777
 
 
 def _port_of(path):
+    """[ha] vt_port of a denali.conf, read by a scan of its lines.
+
+    Loading and validating the whole file (configobj, the RA checks) only to
+    find a port made `haconf status` take seconds of CPU on the board while
+    denalid served; the daemon itself has validated what it loaded. A file
+    without the key, or with a value that is not a port, gives the default,
+    as the daemon would.
+    """
     try:
-        return C.load_config(path, ra_check).ha.vt_port
-    except C.DenaliConfError:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
         return DEFAULT_PORT
+    section = None
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if text.startswith("["):
+            depth = len(text) - len(text.lstrip("["))
+            name = text.strip("[]").strip()
+            section = name if depth == 1 else f"{section}/{name}"
+            continue
+        if section != "ha" or "=" not in text:
+            continue
+        key, value = (x.strip() for x in text.split("=", 1))
+        if key == "vt_port":
+            try:
+                port = int(value.strip("\"'"))
+            except ValueError:
+                return DEFAULT_PORT
+            return port if 0 < port < 65536 else DEFAULT_PORT
+    return DEFAULT_PORT
 
 
 def ports(*paths):
