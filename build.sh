@@ -294,7 +294,7 @@ else
         chmod 755 "$A/usr/bin/$1"
     }
     script denalid ha.daemon.main
-    script haconf ha.haconf.cli
+    script haconf ha.haconf.quick   # the read-only questions without click; the rest: ha.haconf.cli
     echo "$VERSION" > "$A/usr/share/denali/VERSION"
     # the key haconf upgrade trusts: the public half only, on a read-only layer that the
     # next upgrade replaces (so a new image can carry a new key)

@@ -19,7 +19,7 @@ setup(
     entry_points={
         "console_scripts": [
             "denalid = ha.daemon.main:main",
-            "haconf = ha.haconf.cli:main",
+            "haconf = ha.haconf.quick:main",
         ],
     },
 )
