@@ -238,7 +238,7 @@ def _parse_ra(words, i, obj, want_values, out, whole_blocks):
                                       + RA_BLOCK_EXAMPLES[kind])
                 block, i = _block(obj, iface, kind, nxt), i + 2
             elif nxt is not None and not _canon(nxt, bkeys[kind]) and \
-                    re.fullmatch(r"[A-Za-z0-9_-]{1,16}", nxt):
+                    not _canon(nxt, ra_keys) and re.fullmatch(r"[A-Za-z0-9_-]{1,16}", nxt):
                 block, i = _block(obj, iface, kind, nxt), i + 2  # rdnss 2, dnssl extra
             else:
                 block, i = _block(obj, iface, kind, ""), i + 1
