@@ -766,6 +766,7 @@ def main() -> int:
             run_variant(spec, a, R)
     except Exception:
         R["errors"].append(traceback.format_exc())
+    R["seconds"] = round(time.monotonic() - R["mono0"], 1)
     print("DENALI-JSON " + json.dumps(R), flush=True)
     return 0
 
