@@ -63,7 +63,8 @@ class Daemon:
 
     def _uplink(self):
         from ha.daemon.uplink import Uplink
-        return Uplink(self.settings, firewall=not getattr(self.args, "no_firewall", False))
+        return Uplink(self.settings, firewall=not getattr(self.args, "no_firewall", False),
+                      on_change=self._reload.set)
 
     def _address_interfaces(self) -> None:
         """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's

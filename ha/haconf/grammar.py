@@ -6,6 +6,7 @@
     haconf set ha.acl.2001:db8::beef deny      an [[acl]] entry
     haconf set auth.2001:db8::beef.key <hex>   an RFC 4285 key (and .spi)
     haconf set uplink.interface eth0           [uplink], by dotted path only
+    haconf set system.syslog_host logs:514     [system], the same way
 
 A bare key is looked up in [radio], then [ra], then [ha], in the
 configspec's own spelling whatever the case typed.  Each setting becomes a
@@ -40,9 +41,9 @@ def spec_keys():
     return _SPEC_CACHE[0]
 
 
-def uplink_keys():
-    """The [uplink] keys as spelled in the configspec."""
-    return list(C.load_spec()["uplink"].scalars)
+def uplink_keys(section="uplink"):
+    """The [uplink] (or [system]) keys as spelled in the configspec."""
+    return list(C.load_spec()[section].scalars)
 
 
 def _canon(name, keys):
@@ -88,13 +89,13 @@ def _resolve_dotted(word):
             raise HaconfError(f"{word}: unknown setting; [ha] has: "
                               + ", ".join(ha_keys) + ", acl.<home address>")
         return ("ha", key)
-    if parts[0] == "uplink":
+    if parts[0] in ("uplink", "system"):
         # dotted only: a bare `interface` or `address` is the home radio's
-        keys = uplink_keys()
+        keys = uplink_keys(parts[0])
         key = _canon(".".join(parts[1:]), keys) if len(parts) == 2 else None
         if not key:
-            raise HaconfError(f"{word}: unknown setting; [uplink] has: " + ", ".join(keys))
-        return ("uplink", key)
+            raise HaconfError(f"{word}: unknown setting; [{parts[0]}] has: " + ", ".join(keys))
+        return (parts[0], key)
     if parts[0] in ("ra", "radio") and len(parts) == 3:
         keys = ra_keys if parts[0] == "ra" else radio_keys
         key = _canon(parts[2], keys)
@@ -104,7 +105,7 @@ def _resolve_dotted(word):
         return (parts[0], parts[1], key)
     raise HaconfError(f"{word}: not a setting: use ha.<key>, ha.acl.<home "
                       "address>, ra.<interface>.<key>, "
-                      "radio.<interface>.<key>, uplink.<key> or auth.<home address>.key")
+                      "radio.<interface>.<key>, uplink.<key>, system.<key> or auth.<home address>.key")
 
 
 def _resolve_bare(word, iface, obj):
