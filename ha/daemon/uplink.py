@@ -44,6 +44,7 @@ log = logging.getLogger("denali.uplink")
 WAIT_POLL = 1.0  # seconds between looks at an uplink interface that is not there yet
 DEFAULT = IPv6Network("::/0")
 FORWARDING = "net.ipv6.conf.all.forwarding"
+RETIRED_METRIC = 512  # a retired prefix's on-link route (ours; the kernel's are 256)
 
 
 def desired_items(up, cells=()) -> list[tuple]:
@@ -341,11 +342,24 @@ class Uplink:
         for item in reversed([i for i in stale if i[0] != "route"]):
             if item[0] in ("addr", "addr_until") and (item[1], item[2].ip) in kept:
                 self.applied.remove(item)  # the same address, now deprecated (or back)
+                if item[0] == "addr_until":
+                    await self._drop_route_of(item)  # back in use: the kernel's route again
                 continue
             await self._remove(item)
         routes = [i for i in want if i[0] == "route"]
         for item in routes if addr_changed else [i for i in new if i[0] == "route"]:
             await self._add(item)
+
+    async def _drop_route_of(self, item: tuple) -> None:
+        """The on-link route an addr_until item added (gone already is fine)."""
+        from ha.net import rtnl
+        try:
+            await self._rtnl.submit([rtnl.prefix_route_msg(
+                rtnl.RTM_DELROUTE, item[2].network, socket.if_nametoindex(item[1]),
+                metric=RETIRED_METRIC)])
+        except OSError as e:
+            if e.errno not in (errno.ESRCH, errno.ENODEV, errno.ENOENT, errno.ENXIO):
+                log.error("cannot remove the route of %s: %s", _describe(item), e.strerror or e)
 
     async def _link_up(self, ifname: str) -> None:
         from ha.net.rtnl import NetlinkError, link_up_msg
@@ -372,9 +386,16 @@ class Uplink:
                 elif kind == "addr_until":
                     import time
                     a, left = item[2], max(1, int(item[3] - time.time()))
-                    # RFC 4862 section 5.5.3 e): deprecated now, gone when the valid one ends
-                    msg = rtnl.address_msg(rtnl.RTM_NEWADDR, a.ip, a.network.prefixlen, ifindex,
-                                           lifetimes=(left, 0))
+                    # RFC 4862 section 5.5.3 e): deprecated now, gone when the valid one
+                    # ends. Its on-link route is ours: the kernel (6.1 to 6.18 at least)
+                    # gives an address changed from permanent to finite lifetimes a
+                    # prefix route already expired, and the old prefix's hosts would be
+                    # routed to the uplink
+                    await self._rtnl.submit([rtnl.address_msg(
+                        rtnl.RTM_NEWADDR, a.ip, a.network.prefixlen, ifindex,
+                        lifetimes=(left, 0), noprefixroute=True)])
+                    msg = rtnl.prefix_route_msg(rtnl.RTM_NEWROUTE, a.network, ifindex,
+                                                metric=RETIRED_METRIC)
                 else:
                     msg = rtnl.prefix_route_msg(rtnl.RTM_NEWROUTE, item[2], ifindex,
                                                 gateway=item[3])
@@ -400,6 +421,8 @@ class Uplink:
                     log.info("%s %s back to %s", ifname, item[2], old)
                 return
             ifindex = socket.if_nametoindex(ifname)
+            if kind == "addr_until":
+                await self._drop_route_of(item)
             if kind in ("addr", "addr_until"):
                 a = item[2]
                 msg = rtnl.address_msg(rtnl.RTM_DELADDR, a.ip, a.network.prefixlen, ifindex)

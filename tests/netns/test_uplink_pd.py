@@ -11,8 +11,8 @@ another pool and no lease memory, the client's lease left to run out), and
 the cells hear the new /56's /64s while the old ones stay advertised with
 preferred lifetime 0 and the valid lifetime they have left; a mobile node
 registered away from home (a binding added on the console) is sent an
-unsolicited Mobile Prefix Advertisement (counted by the home agent: the
-on-wire capture of it on the foreign cell is not in this test yet).
+unsolicited Mobile Prefix Advertisement: tcpdump captures it on the foreign
+cell and scapy reads the new home prefix and the old one (preferred 0) in it.
 """
 
 import os
@@ -245,6 +245,11 @@ def test_cells_numbered_from_the_delegation_and_renumbered_safely(lab):
         m = re.search(r"MPA sent unsolicited\s+(\d+)", console(lab, "stats"))
         return int(m.group(1)) if m else 0
     before = unsolicited_mpas()
+    pcap = lab["tmp"] / "foreign-cell.pcap"
+    capture = away.popen("tcpdump", "-U", "-n", "-i", "eth0", "-w", str(pcap), "ip6",
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lab["procs"].append(capture)
+    capture.stderr.readline()  # "listening on eth0 ..."
 
     # the ISP renumbers: a server that remembers nothing and delegates from another
     # pool; it withdraws the old prefix when the client rebinds, and delegates anew
@@ -257,6 +262,28 @@ def test_cells_numbered_from_the_delegation_and_renumbered_safely(lab):
     wait_for(lambda: ras_have("away", "2001:db8:200:1::/64", "2001:db8:100:1::/64"),
              timeout=15, what="foreign cell RA: new prefix, the old one deprecated")
     assert "2001:db8:200::/64" in addresses(rtr, "wlan0")
+    # the old prefix's hosts are still on the cell, not behind the uplink
+    route = rtr.run("ip", "-6", "route", "get", "2001:db8:100:1::beef").stdout
+    assert " dev wlan1 " in route, route
     # the mobile node away from home is told of the new home prefix (RFC 6275
     # 10.6.2: an unsolicited Mobile Prefix Advertisement when the prefixes change)
     assert unsolicited_mpas() > before, console(lab, "stats") + why()
+    # and the MPA is on the foreign cell, read back with scapy: the new home
+    # prefix preferred, the old one with preferred lifetime 0
+    def mpas():
+        import scapy.layers.inet6 as L
+        from scapy.utils import rdpcap
+        out = []
+        for p in rdpcap(str(pcap)) if pcap.exists() else []:
+            if L.ICMPv6MPAdv in p:
+                opts, o = {}, p[L.ICMPv6MPAdv].payload
+                while o and L.ICMPv6NDOptPrefixInfo in o:
+                    i = o[L.ICMPv6NDOptPrefixInfo]
+                    opts[f"{i.prefix}/{i.prefixlen}"] = i.preferredlifetime
+                    o = i.payload
+                out.append(opts)
+        return out
+    wait_for(lambda: any("2001:db8:200::/64" in m for m in mpas()), timeout=10,
+             what="an MPA with the new home prefix on the foreign cell")
+    mpa = next(m for m in mpas() if "2001:db8:200::/64" in m)
+    assert mpa["2001:db8:200::/64"] > 0 and mpa.get("2001:db8:100::/64") == 0, mpa
