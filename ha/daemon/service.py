@@ -59,6 +59,10 @@ class Daemon:
         if s.node == "MN" and s.mobile_node:
             from ha.daemon.mobile_node import MobileNodeService
             comps.append(("mn", MobileNodeService(s)))
+        if _wants_system(s):
+            # the clock and the log last: nothing above waits for them
+            from ha.daemon.system import SystemServices
+            comps.append(("system", SystemServices(s)))
         return comps
 
     def _uplink(self):
@@ -162,7 +166,7 @@ class Daemon:
                     await comp.reload(new)
                 elif name == "wireless":
                     await comp.reload(new.radios)
-                elif name == "uplink":
+                elif name in ("uplink", "system"):
                     await comp.reload(new)
             except Exception as e:
                 log.error("reloading %s: %s", name, e)
@@ -177,6 +181,15 @@ class Daemon:
                 log.error("starting uplink: %s", e)
                 return f"error: uplink: {e}"
             self.components.insert(0, ("uplink", comp))
+        if _wants_system(new) and not any(n == "system" for n, _ in self.components):
+            from ha.daemon.system import SystemServices
+            comp = SystemServices(new)
+            try:
+                await comp.start()
+            except Exception as e:
+                log.error("starting system services: %s", e)
+                return f"error: system: {e}"
+            self.components.append(("system", comp))
         log.warning("configuration reloaded")
         return "reloaded"
 
@@ -210,6 +223,12 @@ class Daemon:
             from ha.wireless.manager import format_radios
             lines.append(format_radios(info["radios"]))
         return "\n".join(lines)
+
+
+def _wants_system(s) -> bool:
+    """[system] asks for an NTP client or remote syslog (denali.conf only)."""
+    sy = getattr(s, "system", None)
+    return sy is not None and bool(sy.ntp_servers or sy.syslog_host)
 
 
 def advertised_lifetimes(s) -> dict:
