@@ -191,6 +191,12 @@ class HomeAgent:
             # the served home prefix is the /64 of the interface's global address
             self.prefixes = [IPv6Network(f"{self.ha_address}/64", strict=False)]
 
+    def address_gone(self) -> bool:
+        """The address it serves from has left the home link (a retired prefix ran out)."""
+        if self.core is None or self.ha_address is None:
+            return False
+        return all(a.address != self.ha_address for a in interface_addresses(self.ifname))
+
     def _follow_prefixes(self) -> None:
         """New served prefixes (a renumbered home link, ha/config/pd.py) on reload.
 

@@ -51,11 +51,7 @@ class Daemon:
             from radvd.config import parse
             comps.append(("ra", RAService(parse(s.radvd_text, s.radvd_source))))
         if s.node == "HA" and s.ha_interface:
-            from ha.daemon.home_agent import HomeAgent
-            comps.append(("ha", HomeAgent(s, backend=self.args.backend,
-                                          firewall=not self.args.no_firewall,
-                                          prefix_lifetimes=advertised_lifetimes(s),
-                                          state_dir=getattr(self.args, "state_dir", None))))
+            comps.append(("ha", self._home_agent(s)))
         if s.node == "MN" and s.mobile_node:
             from ha.daemon.mobile_node import MobileNodeService
             comps.append(("mn", MobileNodeService(s)))
@@ -64,6 +60,12 @@ class Daemon:
             from ha.daemon.system import SystemServices
             comps.append(("system", SystemServices(s)))
         return comps
+
+    def _home_agent(self, s):
+        from ha.daemon.home_agent import HomeAgent
+        return HomeAgent(s, backend=self.args.backend, firewall=not self.args.no_firewall,
+                         prefix_lifetimes=advertised_lifetimes(s),
+                         state_dir=getattr(self.args, "state_dir", None))
 
     def _uplink(self):
         from ha.daemon.uplink import Uplink
@@ -156,11 +158,21 @@ class Daemon:
                       type(e).__name__, e)
             return f"error: {path}: {e}"
         self.settings = new
-        for name, comp in self.components:
+        for i, (name, comp) in enumerate(list(self.components)):
             try:
                 if name == "ra" and new.radvd_text:
                     from radvd.config import parse
                     await comp.reload(parse(new.radvd_text, new.radvd_source))
+                elif name == "ha" and comp.address_gone():
+                    # renumbered (ha/config/pd.py): the old address ran out with its
+                    # prefix; the home agent starts again on the link's new one
+                    log.warning("home agent address %s left %s: restarting the home agent",
+                                comp.ha_address, comp.ifname)
+                    await comp.stop()
+                    comp = self._home_agent(new)
+                    self.components[i] = (name, comp)
+                    await comp.start()
+                    comp.register_commands(self.console)
                 elif name == "ha":
                     comp.prefix_lifetimes = advertised_lifetimes(new)
                     await comp.reload(new)

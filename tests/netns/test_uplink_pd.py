@@ -287,3 +287,13 @@ def test_cells_numbered_from_the_delegation_and_renumbered_safely(lab):
              what="an MPA with the new home prefix on the foreign cell")
     mpa = next(m for m in mpas() if "2001:db8:200::/64" in m)
     assert mpa["2001:db8:200::/64"] > 0 and mpa.get("2001:db8:100::/64") == 0, mpa
+
+    # the configured prefix's two hours end (its address removed here by hand, as
+    # the kernel does at the valid lifetime's end): the home agent, which served
+    # from 2001:db8::, starts again on the home link's delegated address
+    rtr.run("ip", "-6", "addr", "del", "2001:db8::/64", "dev", "wlan0")
+    lab["proc"].send_signal(signal.SIGHUP)
+    wait_for(lambda: "restarting the home agent" in log.read_text(), timeout=15,
+             what="the home agent restarted")
+    wait_for(lambda: "address 2001:db8:200::," in log.read_text(), timeout=15,
+             what="the home agent on the delegated address")
