@@ -92,6 +92,48 @@ class Topology:
         self.hosts.clear()
 
 
+def ra_pair(topo: Topology, rtr_role: str = "rtr", mn_role: str = "mn", *,
+            addresses=("2001:db8::/64",), accept_ra: bool = True,
+            solicit: bool = True) -> tuple[Netns, Netns]:
+    """The RA tests' link: a router and a host joined on wlan0 (a veth pair).
+
+    The router forwards and holds *addresses* on wlan0 (no DAD); the host does
+    not forward, takes RAs into its kernel when *accept_ra*, and sends no Router
+    Solicitations of its own unless *solicit* (a test that sends its own)."""
+    rtr, mn = topo.host(rtr_role), topo.host(mn_role)
+    topo.link(rtr, "wlan0", mn, "wlan0")
+    rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
+    mn.sysctl("net.ipv6.conf.all.forwarding", "0")
+    mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "1" if accept_ra else "0")
+    if not solicit:
+        mn.sysctl("net.ipv6.conf.wlan0.router_solicitations", "0")
+    for a in addresses:
+        rtr.run("ip", "addr", "add", a, "dev", "wlan0", "nodad")
+    return rtr, mn
+
+
+def start_listener(ns: Netns, procs: list, *args: str, ready: str = "sniffing",
+                   **kw) -> subprocess.Popen:
+    """Start *args* in *ns* (text pipes) and wait for its first line to be *ready*:
+    a sniffer must be listening before the sender starts. Fails with its stderr."""
+    p = ns.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    procs.append(p)
+    line = p.stdout.readline().strip()
+    if line != ready:
+        p.kill()
+        raise AssertionError(f"{args[0]} in {ns.name} did not start (said {line!r}): "
+                             + p.communicate()[1][-2000:])
+    return p
+
+
+def kill_all(procs) -> None:
+    """Kill and reap the processes a test started that are still running."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05, what: str = "condition"):
     """Poll until predicate() is truthy; return its value or raise with `what`."""
     deadline = time.monotonic() + timeout

@@ -72,22 +72,39 @@ class Daemon:
         return Uplink(self.settings, firewall=not getattr(self.args, "no_firewall", False),
                       on_change=self._reload.set)
 
-    def _address_interfaces(self) -> None:
+    async def _address_interfaces(self) -> None:
         """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's
-        configured address on its interface (idempotent; a missing interface
-        is left to the wireless manager and the home agent to report)."""
-        import subprocess
+        configured address on its interface, over rtnetlink (an RTM_NEWADDR
+        with replace, so a restart finds it in place; no DAD: the router's own
+        link address). A missing interface is left to the wireless manager and
+        the home agent to report."""
+        wanted = []
         for r in self.settings.radios:
             name = getattr(r, "name", None) or r.get("name")
             addr = getattr(r, "address", None) if not isinstance(r, dict) else r.get("address")
-            if not addr or not os.path.exists(f"/sys/class/net/{name}"):
-                continue
-            res = subprocess.run(["ip", "-6", "addr", "replace", addr, "dev", name, "nodad"],
-                                 capture_output=True, text=True)
-            if res.returncode != 0:
-                log.warning("%s: cannot add %s: %s", name, addr, res.stderr.strip())
-            else:
-                log.info("%s: address %s", name, addr)
+            if addr and os.path.exists(f"/sys/class/net/{name}"):
+                wanted.append((name, addr))
+        if not wanted:
+            return
+        import ipaddress
+        import socket
+        from ha.net import rtnl
+        batch = rtnl.RtnlBatch()
+        try:
+            for name, addr in wanted:
+                try:
+                    iface = ipaddress.IPv6Interface(addr)
+                    msg = rtnl.address_msg(rtnl.RTM_NEWADDR, iface.ip,
+                                           iface.network.prefixlen,
+                                           socket.if_nametoindex(name))
+                    await batch.submit([msg])
+                except (OSError, ValueError) as e:
+                    log.warning("%s: cannot add %s: %s", name, addr,
+                                getattr(e, "strerror", None) or e)
+                else:
+                    log.info("%s: address %s", name, addr)
+        finally:
+            batch.close()
 
     async def run(self) -> int:
         from ha.daemon.console import Console
@@ -98,7 +115,7 @@ class Daemon:
         self.console = Console(self.settings.vt_port)
         self._register_commands()
         started = []
-        self._address_interfaces()
+        await self._address_interfaces()
         try:
             for name, comp in self._build_components():
                 if self._stop.is_set():  # SIGTERM while starting: stop what started

@@ -3,6 +3,7 @@
     haconf set essid home channel 3          (the home radio, as typed)
     haconf set wlan1 essid remote channel 8
     haconf set ra.wlan0.MaxRtrAdvInterval 10
+    haconf set ra wlan0 prefix 2001:db8:5::/64 AdvPreferredLifetime 600
     haconf changes / commit / revert / apply [--confirm 60] / confirm
     haconf init                              (first boot: the config, with a key)
     haconf auth add 2001:db8::beef           (an RFC 4285 key for a mobile node)
@@ -108,8 +109,11 @@ def set_(paths, words):
     """Stage settings: [IFACE] KEY VALUE [KEY VALUE]... or a.b.c VALUE.
 
     A bare radio or RA key applies to the radio with role home (wlan0)
-    unless an interface name comes first.  Values are kept as typed, even
-    those starting with '-' (so only --help shows this help).
+    unless an interface name comes first.  After `ra IFACE` come that
+    interface's RA keys and its blocks' (prefix P, route P, rdnss, dnssl):
+    haconf set ra wlan0 route 2001:db8:7::/48 AdvRoutePreference low.
+    Values are kept as typed, even those starting with '-' (so only --help
+    shows this help).
     """
     generated = []
     _staged(*staging.set_values(paths, words, generated))

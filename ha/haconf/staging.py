@@ -112,7 +112,7 @@ def set_values(paths, words, generated=None):
             made.append(path[1])
         grammar.node(obj, path, True)[path[-1]] = value
         shown = grammar.MASK if grammar.is_secret(path) else value
-        done.append(f"{'.'.join(path)} = {shown}")
+        done.append(f"{grammar.label(path)} = {shown}")
     for hoa in made:
         entry = obj["auth"][hoa]
         if "spi" not in entry:
@@ -235,12 +235,12 @@ def unset_values(paths, words):
     """Stage the removal of ``[IFACE] KEY...``: (DenaliConfig, ["path unset", ...])."""
     obj = editable(paths)
     done = []
-    for path, _ in grammar.parse_words(words, obj, want_values=False):
+    for path, _ in grammar.parse_words(words, obj, want_values=False, whole_blocks=True):
         node = grammar.node(obj, path, False)
         if node is None or path[-1] not in node:
-            raise HaconfError(f"{'.'.join(path)} is not set")
+            raise HaconfError(f"{grammar.label(path)} is not set")
         del node[path[-1]]
-        done.append(f"{'.'.join(path)} unset")
+        done.append(f"{grammar.label(path)} unset")
     return stage(paths, obj), done
 
 
@@ -266,6 +266,11 @@ def get_values(paths, words, committed):
             if node is None and path[0] in ("ra", "radio") and \
                     path[1] not in cfg.values.get(path[0], {}):
                 raise HaconfError(f"no interface {path[1]} in [{path[0]}]")
+            if node is None and len(path) == 4 and \
+                    path[2] not in cfg.values["ra"].get(path[1], {}):
+                raise HaconfError(f"no block [[[{path[2]}]]] in [ra] {path[1]}: "
+                                  f"haconf set {' '.join(path[:2])} {path[2]} "
+                                  f"{path[3]} <value> makes it")
             v = fmt(node)
         out.append(v)
     return out

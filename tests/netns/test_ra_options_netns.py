@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from nslib import Topology, have_netns, wait_for
+from nslib import Topology, have_netns, kill_all, ra_pair, start_listener
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
@@ -73,22 +73,12 @@ def heard(tmp_path_factory):
     topo = Topology()
     procs = []
     try:
-        rtr, mn = topo.host("raoR"), topo.host("raoM")
-        topo.link(rtr, "wlan0", mn, "wlan0")
-        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
-        mn.sysctl("net.ipv6.conf.all.forwarding", "0")
-        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "1")
-        rtr.run("ip", "addr", "add", "2001:db8::/64", "dev", "wlan0", "nodad")
+        rtr, mn = ra_pair(topo, "raoR", "raoM")
         dump_out = open(tmp / "radvdump.txt", "w")
         dump = mn.popen("radvdump", "-e", stdout=dump_out, stderr=subprocess.STDOUT)
         procs.append(dump)
         pcap = tmp / "ra.pcap"
-        sniffer = mn.popen(sys.executable, "-c", SNIFFER, str(pcap), "6",
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(sniffer)
-        if sniffer.stdout.readline().strip() != "sniffing":
-            sniffer.kill()
-            pytest.fail("scapy sniffer did not start: " + sniffer.communicate()[1][-2000:])
+        sniffer = start_listener(mn, procs, sys.executable, "-c", SNIFFER, str(pcap), "6")
         env = dict(os.environ, PYTHONPATH=ROOT, DENALI_STATE_DIR=str(tmp / "state"))
         daemon = rtr.popen(sys.executable, "-m", "ha.daemon.main", "-c", str(conf), "-d", "7",
                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -110,10 +100,7 @@ def heard(tmp_path_factory):
                    radvdump=(tmp / "radvdump.txt").read_text(), log=log,
                    daemon_rc=daemon_rc, sniff=sniff_out + sniff_err)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(procs)
         topo.teardown()
 
 

@@ -20,7 +20,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
-from nslib import Topology, have_netns, wait_for
+from nslib import Topology, have_netns, kill_all, ra_pair, start_listener, wait_for
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
@@ -117,13 +117,7 @@ def scenario(tmp_path_factory):
     topo = Topology()
     procs = []
     try:
-        rtr, mn = topo.host("rtr"), topo.host("mn")
-        topo.link(rtr, "wlan0", mn, "wlan0")
-        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
-        mn.sysctl("net.ipv6.conf.all.forwarding", "0")
-        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "1")
-        mn.sysctl("net.ipv6.conf.wlan0.router_solicitations", "0")
-        rtr.run("ip", "addr", "add", f"{HA_ADDRESS}/64", "dev", "wlan0", "nodad")
+        rtr, mn = ra_pair(topo, solicit=False)
         rtr_ll = wait_for(lambda: link_local(rtr), what="router link-local")
         mn_ll = wait_for(lambda: link_local(mn), what="mn link-local")
 
@@ -131,12 +125,8 @@ def scenario(tmp_path_factory):
         dump = mn.popen("radvdump", "-e", stdout=dump_out, stderr=subprocess.STDOUT)
         procs.append(dump)
         pcap = tmp / "mn.pcap"
-        sniffer = mn.popen(sys.executable, "-c", SNIFFER, str(pcap), str(mn_ll), "25",
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(sniffer)
-        if sniffer.stdout.readline().strip() != "sniffing":
-            sniffer.kill()
-            pytest.fail("scapy sniffer did not start: " + sniffer.communicate()[1][-2000:])
+        sniffer = start_listener(mn, procs, sys.executable, "-c", SNIFFER, str(pcap),
+                                 str(mn_ll), "25")
         env = dict(os.environ, PYTHONPATH=ROOT)
         router = rtr.popen(sys.executable, "-m", "radvd", "-C", str(conf), "-n", "-d", "1",
                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -175,10 +165,7 @@ def scenario(tmp_path_factory):
                    sniff=sniff_out + sniff_err, marks=marks,
                    radvdump=(tmp / "radvdump.txt").read_text())
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(procs)
         topo.teardown()
 
 
@@ -364,10 +351,7 @@ def test_missing_interface_picked_up_then_sighup_reload(tmp_path):
         assert "Traceback" not in text
         assert "wlan0: advertising from fe80::" in text
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(procs)
         topo.teardown()
 
 
@@ -417,10 +401,7 @@ def test_seed_radvd_conf_unchanged_on_two_links(tmp_path):
         assert "prefix 2001:db8:1::/64" in away_text
         assert "Traceback" not in router.stderr.read()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(procs)
         topo.teardown()
 
 
@@ -453,13 +434,7 @@ def test_auto_prefix_decrementing_lifetimes_and_mobile_router_flag(tmp_path):
     topo = Topology()
     procs = []
     try:
-        rtr, mn = topo.host("rtr"), topo.host("mn")
-        topo.link(rtr, "wlan0", mn, "wlan0")
-        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
-        mn.sysctl("net.ipv6.conf.all.forwarding", "0")
-        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "1")
-        for a in ("2001:db8:1::1/64", "2001:db8:2::1/64"):
-            rtr.run("ip", "addr", "add", a, "dev", "wlan0", "nodad")
+        rtr, mn = ra_pair(topo, addresses=("2001:db8:1::1/64", "2001:db8:2::1/64"))
         dump_path = tmp_path / "radvdump.txt"
         dump_out = open(dump_path, "w")
         procs.append(mn.popen("radvdump", stdout=dump_out, stderr=subprocess.STDOUT))
@@ -503,10 +478,7 @@ def test_auto_prefix_decrementing_lifetimes_and_mobile_router_flag(tmp_path):
         log_file.close()
         assert "Traceback" not in log_path.read_text()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(procs)
         topo.teardown()
 
 
@@ -569,21 +541,11 @@ def test_max_ra_delay_0_rs_answered_by_unicast_ra(tmp_path):
     topo = Topology()
     procs = []
     try:
-        rtr, mn = topo.host("rdly"), topo.host("mdly")
-        topo.link(rtr, "wlan0", mn, "wlan0")
-        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
-        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "0")
-        mn.sysctl("net.ipv6.conf.wlan0.router_solicitations", "0")
-        rtr.run("ip", "addr", "add", f"{HA_ADDRESS}/64", "dev", "wlan0", "nodad")
+        rtr, mn = ra_pair(topo, "rdly", "mdly", accept_ra=False, solicit=False)
         rtr_ll = wait_for(lambda: link_local(rtr), what="router link-local")
         mn_ll = wait_for(lambda: link_local(mn), what="mn link-local")
         mn_mac = mn.run("cat", "/sys/class/net/wlan0/address").stdout.strip()
-        peer = mn.popen(sys.executable, "-c", FAST_REPLY_PEER, str(mn_ll), "20",
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(peer)
-        if peer.stdout.readline().strip() != "sniffing":
-            peer.kill()
-            pytest.fail("scapy peer did not start: " + peer.communicate()[1][-2000:])
+        peer = start_listener(mn, procs, sys.executable, "-c", FAST_REPLY_PEER, str(mn_ll), "20")
         env = dict(os.environ, PYTHONPATH=ROOT)
         router = rtr.popen(sys.executable, "-m", "radvd", "-C", str(conf), "-n", "-d", "2",
                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -593,10 +555,7 @@ def test_max_ra_delay_0_rs_answered_by_unicast_ra(tmp_path):
         router.wait(timeout=15)
         log = router.stderr.read()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(procs)
         topo.teardown()
     lines = out.split("\n")
     assert "done" in lines, out + err
@@ -697,18 +656,10 @@ def test_periodic_and_solicited_multicast_ras_share_one_schedule(tmp_path, drive
     procs = []
     log_file = None
     try:
-        rtr, mn = topo.host("rbst"), topo.host("mbst")
-        topo.link(rtr, "wlan0", mn, "wlan0")
-        rtr.sysctl("net.ipv6.conf.all.forwarding", "1")
-        mn.sysctl("net.ipv6.conf.wlan0.accept_ra", "0")
-        mn.sysctl("net.ipv6.conf.wlan0.router_solicitations", "0")
-        rtr.run("ip", "addr", "add", f"{HA_ADDRESS}/64", "dev", "wlan0", "nodad")
+        rtr, mn = ra_pair(topo, "rbst", "mbst", accept_ra=False, solicit=False)
         wait_for(lambda: link_local(rtr), what="router link-local")
         wait_for(lambda: link_local(mn), what="mn link-local")
-        peer = mn.popen(sys.executable, "-c", BURST_PEER, "30",
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(peer)
-        assert peer.stdout.readline().strip() == "ready", peer.communicate()[1][-2000:]
+        peer = start_listener(mn, procs, sys.executable, "-c", BURST_PEER, "30", ready="ready")
         env = dict(os.environ, PYTHONPATH=ROOT)
         args = ["-C", str(conf), "-n", "-d", "1"]
         cmd = [sys.executable, "-m", "radvd", *args] if driver == "sender thread" \
@@ -727,10 +678,7 @@ def test_periodic_and_solicited_multicast_ras_share_one_schedule(tmp_path, drive
     finally:
         if log_file is not None:
             log_file.close()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(procs)
         topo.teardown()
     log = (tmp_path / "radvd.log").read_text()
     assert rc == 0, log

@@ -23,8 +23,8 @@ clock for every namespace of the guest, so the gaps can be set beside the
 move's start.
 
 This records what it sees and decides nothing (test_on_air.py asserts); it
-prints one 'DENALI-JSON {...}' line. `guest_on_air.py probe ...` is one end
-of the probe stream, run by the script itself inside a namespace.
+prints one 'DENALI-JSON {...}' line. Each end of the probe stream is
+bench/handover_probe.py, run inside its namespace.
 """
 
 from __future__ import annotations
@@ -35,10 +35,8 @@ import ctypes
 import json
 import os
 import re
-import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -56,7 +54,6 @@ CN_ROUTER = "2001:db8:c::1"
 PORT = 9400
 PROBE_RATE = 200.0  # datagrams/s each way: 5 ms resolution, light enough for TCG
 FREQ = {"home": 2422, "remote": 2447}  # channels 3 and 8
-IPV6_FREEBIND = 78  # linux/in6.h
 CLONE_NEWNET = 0x40000000
 
 DENALI_CONF = """\
@@ -213,66 +210,8 @@ def mn_md():
 
 
 # ------------------------------------------------------------------ the probe
-
-def probe_main(argv) -> int:
-    """One end of the stream: sends numbered datagrams from --src to --peer at
-    --rate, records the arrival time of every datagram received on --port,
-    writes them (float64) to --out on SIGTERM."""
-    p = argparse.ArgumentParser(prog="guest_on_air.py probe")
-    p.add_argument("--src", required=True)
-    p.add_argument("--peer", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--rate", type=float, default=PROBE_RATE)
-    a = p.parse_args(argv)
-    rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    rx.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-    rx.bind(("::", PORT))
-    rx.setblocking(False)
-    tx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    # the home address leaves wlan0 for the tunnel while away: the socket stays
-    tx.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-    tx.bind((a.src, 0))
-    tx.setblocking(False)
-    arrivals = array.array("d")
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    period, seq, errors = 1.0 / a.rate, 0, 0
-    # how many have come so far, rewritten twice a second: the script waits on it
-    count_fd = os.open(a.out + ".count", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    due = shown = time.monotonic()
-    while not stop:
-        now = time.monotonic()
-        if now >= shown + 0.5:
-            os.pwrite(count_fd, b"%12d\n" % len(arrivals), 0)
-            shown = now
-        if now >= due:
-            try:
-                tx.sendto(struct.pack("!Id", seq, now), (a.peer, PORT))
-            except OSError:
-                errors += 1
-            seq += 1
-            due += period
-            if due < now - 0.05:  # a stall: no burst to catch up
-                due = now + period
-            continue
-        try:
-            ready, _, _ = select.select([rx], [], [], due - now)
-        except InterruptedError:
-            continue
-        if ready:
-            while True:
-                try:
-                    rx.recv(64)
-                except (BlockingIOError, InterruptedError):
-                    break
-                arrivals.append(time.monotonic())
-    with open(a.out + ".tmp", "wb") as f:
-        arrivals.tofile(f)
-    os.replace(a.out + ".tmp", a.out)
-    print(f"probe {a.src} -> {a.peer}: sent {seq}, send errors {errors}, "
-          f"received {len(arrivals)}", file=sys.stderr, flush=True)
-    return 0
-
+# Each end of the stream is bench/handover_probe.py (the namespace bench's
+# probe), run with --count so the script can wait until both ends hear the other.
 
 def arrived(path):
     """The count a running probe last wrote (0 before it has)."""
@@ -510,11 +449,12 @@ def main(args) -> None:
              ping_cn_to_hoa=ping(CN, HOA, count=2))
 
         # the probe stream, both ways, for the whole run
-        me = os.path.abspath(__file__)
-        spawn("probe-cn", [sys.executable, me, "probe", "--src", CN_ADDRESS, "--peer", HOA,
-                           "--out", f"{run}/cn.arrivals"], ns=CN)
-        spawn("probe-mn", [sys.executable, me, "probe", "--src", HOA, "--peer", CN_ADDRESS,
-                           "--out", f"{run}/mn.arrivals"], ns=RAVEN)
+        probe = [sys.executable, os.path.join(repo, "bench", "handover_probe.py"),
+                 "--port", str(PORT), "--rate", str(PROBE_RATE), "--count"]
+        spawn("probe-cn", probe + ["--src", CN_ADDRESS, "--peer", HOA,
+                                   "--out", f"{run}/cn.arrivals"], ns=CN)
+        spawn("probe-mn", probe + ["--src", HOA, "--peer", CN_ADDRESS,
+                                   "--out", f"{run}/mn.arrivals"], ns=RAVEN)
         # python starts slowly under TCG: move only once both ends hear the other
         flowing = wait_for(lambda: arrived(f"{run}/cn.arrivals") > 100
                            and arrived(f"{run}/mn.arrivals") > 100, 60, 0.2)
@@ -625,8 +565,6 @@ def _parser_takes(line, text):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["probe"]:
-        sys.exit(probe_main(sys.argv[2:]))
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo", required=True)
     ap.add_argument("--kroot", required=True)

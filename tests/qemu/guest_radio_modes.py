@@ -12,49 +12,15 @@ host asserts.  Each step is guarded so that one failure still reports the others
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import logging
 import os
 import signal
-import sys
-import time
 import traceback
 
-R: dict = {"steps": {}, "errors": []}
-T0 = time.monotonic()
+from harness import REPORT as R, guest_main, mark, sh, wait_for
+
+
 NS = "rmsta"
 SAE_PASS = "correct horse battery staple"
-
-
-async def sh(*cmd, ns=None, timeout=30):
-    if ns:
-        cmd = ("ip", "netns", "exec", ns) + cmd
-    p = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                             stderr=asyncio.subprocess.STDOUT)
-    try:
-        out, _ = await asyncio.wait_for(p.communicate(), timeout)
-    except asyncio.TimeoutError:
-        p.kill()
-        out, _ = await p.communicate()
-        return -1, out.decode(errors="replace")
-    return p.returncode, out.decode(errors="replace")
-
-
-def mark(name, **kw):
-    kw["t"] = round(time.monotonic() - T0, 1)
-    R["steps"][name] = kw
-    print(f"guest: {name}: {json.dumps(kw)[:400]}", file=sys.stderr, flush=True)
-
-
-async def wait_for(pred, timeout, step=0.3):
-    end = time.monotonic() + timeout
-    while True:
-        v = await pred()
-        if v or time.monotonic() > end:
-            return v
-        await asyncio.sleep(step)
 
 
 async def main(args):
@@ -175,16 +141,4 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repo", required=True)
-    ap.add_argument("--kroot", required=True)
-    a = ap.parse_args()
-    sys.path.insert(0, a.repo)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(relativeCreated)7.0f %(name)s: %(message)s")
-    try:
-        asyncio.run(asyncio.wait_for(main(a), 200))
-    except BaseException:
-        R["errors"].append(traceback.format_exc())
-    R["seconds"] = round(time.monotonic() - T0, 1)
-    print("DENALI-JSON " + json.dumps(R), flush=True)
+    guest_main(main, 200)

@@ -10,10 +10,8 @@ step is guarded so that one failure still reports the others.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import logging
 import os
 import re
 import signal
@@ -21,34 +19,13 @@ import sys
 import time
 import traceback
 
-R: dict = {"steps": {}, "errors": []}
-T0 = time.monotonic()
-
-
-async def sh(*cmd, ns=None, timeout=30):
-    if ns:
-        cmd = ("ip", "netns", "exec", ns) + cmd
-    p = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                             stderr=asyncio.subprocess.STDOUT)
-    try:
-        out, _ = await asyncio.wait_for(p.communicate(), timeout)
-    except asyncio.TimeoutError:
-        p.kill()
-        out, _ = await p.communicate()
-        return -1, out.decode(errors="replace")
-    return p.returncode, out.decode(errors="replace")
+from harness import REPORT as R, guest_main, mark, sh, wait_for
 
 
 def rss_kb():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-
-
-def mark(name, **kw):
-    kw["t"] = round(time.monotonic() - T0, 1)
-    R["steps"][name] = kw
-    print(f"guest: {name}: {json.dumps(kw)[:400]}", file=sys.stderr, flush=True)
 
 
 def parse_iw_dev(text):
@@ -68,15 +45,6 @@ def parse_iw_dev(text):
                 if m:
                     cur["channel"], cur["freq"] = int(m.group(1)), int(m.group(2))
     return out
-
-
-async def wait_for(pred, timeout, step=0.3):
-    end = time.monotonic() + timeout
-    while True:
-        v = await pred()
-        if v or time.monotonic() > end:
-            return v
-        await asyncio.sleep(step)
 
 
 async def main(args):
@@ -315,16 +283,4 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repo", required=True)
-    ap.add_argument("--kroot", required=True)
-    a = ap.parse_args()
-    sys.path.insert(0, a.repo)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(relativeCreated)7.0f %(name)s: %(message)s")
-    try:
-        asyncio.run(asyncio.wait_for(main(a), 400))
-    except BaseException:
-        R["errors"].append(traceback.format_exc())
-    R["seconds"] = round(time.monotonic() - T0, 1)
-    print("DENALI-JSON " + json.dumps(R), flush=True)
+    guest_main(main, 400)

@@ -12,6 +12,11 @@ markers; the harness parses it and the guest powers off.
     result = run_guest(kernel, "echo hello", timeout=300)
     result.output, result.rc, result.json()
 
+The test modules that run one guest script and assert parts of its report use
+missing_tools(), guest_report() and step(); the guest scripts themselves use
+the second half of this file (REPORT, mark, sh, wait_for, guest_main), which
+imports nothing the host's root lacks.
+
 The kernel comes from tests/qemu/prepare.sh, which extracts Debian's
 linux-image-amd64 under /opt/denali-qemu/<package>/ (not /var: the guest hides
 /var under a tmpfs). DENALI_QEMU_KERNEL_ROOT points elsewhere.
@@ -26,6 +31,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -277,8 +283,124 @@ def run_guest(kernel: Kernel, script: str, *, files: dict | None = None, timeout
     return GuestResult(rc, out, text, time.monotonic() - t0)
 
 
+# ----------------------------------------------------- a test module's side
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def missing_tools(tools=(), *, regdb: bool = False) -> str | None:
+    """Why a guest that runs *tools* (and denali's pyroute2) cannot run here, or None."""
+    why = missing_reason()
+    if why:
+        return why
+    for tool in tools:
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            return f"{tool} is not installed (tests/qemu/prepare.sh installs it)"
+    if regdb and not any(os.path.exists(p) for p in ("/lib/firmware/regulatory.db",
+                                                     "/usr/lib/firmware/regulatory.db")):
+        return "wireless-regdb is not installed: no country rules for 5 GHz"
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        return "pyroute2 is not installed for this python"
+    return None
+
+
+def guest_report(guest: str, timeout: float, args: str = "", kroot: bool = True, *,
+                 files: dict | None = None, memory_mb: int = 512) -> tuple[dict, GuestResult]:
+    """Boot once and run tests/qemu/*guest* (a script ending in guest_main or
+    printing one DENALI-JSON line) with --repo /run/src, --kroot KROOT (the
+    kernel package's root, for modprobe -d) unless not *kroot*, and *args*;
+    its report, or the test fails with the console's tail. *files* land in
+    /run/job/; the repo is on the guest's PYTHONPATH. DENALI_QEMU_LOG keeps
+    the serial console."""
+    import pytest
+    kernel = find_kernel()
+    script = ("export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/run/src\n"
+              f"exec {sys.executable} /run/src/tests/qemu/{guest} --repo /run/src "
+              + (f"--kroot {kernel.root} " if kroot else "") + f"{args} 2>&1\n")
+    res = run_guest(kernel, script, files=files, timeout=timeout, memory_mb=memory_mb,
+                    src=REPO, log_path=os.environ.get("DENALI_QEMU_LOG"))
+    data = res.json()
+    if data is None:
+        pytest.fail(f"the guest reported nothing (rc {res.rc}); console tail:\n"
+                    + res.console[-4000:])
+    print(f"\nguest: {res.seconds:.1f} s end to end, checks {data.get('seconds')} s")
+    return data, res
+
+
+def step(report: dict, name: str) -> dict:
+    """One step the guest marked; the guest's errors fail the test first."""
+    assert not report["errors"], "\n".join(report["errors"])
+    assert name in report["steps"], f"the guest never reached {name}: {sorted(report['steps'])}"
+    return report["steps"][name]
+
+
+# ------------------------------------------------------------ the guest's side
+# A guest script records what it sees and decides nothing: each step goes in
+# REPORT["steps"] by mark(), failures in REPORT["errors"], and guest_main prints
+# the whole as one DENALI-JSON line however main ended.
+
+REPORT: dict = {"steps": {}, "errors": []}
+T0 = time.monotonic()
+
+
+def mark(name, **kw):
+    kw["t"] = round(time.monotonic() - T0, 1)
+    REPORT["steps"][name] = kw
+    print(f"guest: {name}: {json.dumps(kw)[:400]}", file=sys.stderr, flush=True)
+
+
+async def sh(*cmd, ns=None, timeout=30):
+    """(exit status, stdout+stderr) of *cmd*, in namespace *ns* if given; -1 on timeout."""
+    import asyncio
+    if ns:
+        cmd = ("ip", "netns", "exec", ns) + cmd
+    p = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                             stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(p.communicate(), timeout)
+    except asyncio.TimeoutError:
+        p.kill()
+        out, _ = await p.communicate()
+        return -1, out.decode(errors="replace")
+    return p.returncode, out.decode(errors="replace")
+
+
+async def wait_for(pred, timeout, step=0.3):
+    """Await *pred()* until it is true or *timeout* s pass; its last value."""
+    import asyncio
+    end = time.monotonic() + timeout
+    while True:
+        v = await pred()
+        if v or time.monotonic() > end:
+            return v
+        await asyncio.sleep(step)
+
+
+def guest_main(main, timeout: float) -> None:
+    """Run the coroutine function *main(args)* (--repo, --kroot parsed, the repo
+    importable, logging to stderr) for at most *timeout* s, then print REPORT."""
+    import argparse
+    import asyncio
+    import logging
+    import traceback
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--kroot", required=True)
+    a = ap.parse_args()
+    sys.path.insert(0, a.repo)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(relativeCreated)7.0f %(name)s: %(message)s")
+    try:
+        asyncio.run(asyncio.wait_for(main(a), timeout))
+    except BaseException:
+        REPORT["errors"].append(traceback.format_exc())
+    REPORT["seconds"] = round(time.monotonic() - T0, 1)
+    print(JSON_MARK + json.dumps(REPORT), flush=True)
+
+
 if __name__ == "__main__":  # python -m tests.qemu.harness 'uname -a'
-    import sys
     k = find_kernel()
     if k is None:
         sys.exit(missing_reason())

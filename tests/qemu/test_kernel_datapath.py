@@ -14,9 +14,7 @@ import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 
@@ -26,17 +24,7 @@ def report():
     why = harness.missing_reason()
     if why:
         pytest.skip(why)
-    kernel = harness.find_kernel()
-    script = ("export PYTHONDONTWRITEBYTECODE=1\n"
-              f"exec {sys.executable} /run/src/tests/qemu/guest_kernel_datapath.py "
-              "--repo /run/src 2>&1\n")
-    res = harness.run_guest(kernel, script, timeout=900, src=REPO,
-                            log_path=os.environ.get("DENALI_QEMU_LOG"))
-    data = res.json()
-    if data is None:
-        pytest.fail(f"the guest reported nothing (rc {res.rc}); console tail:\n"
-                    + res.console[-4000:])
-    print(f"guest: {res.seconds:.1f} s end to end, checks {data.get('seconds')} s")
+    data = harness.guest_report("guest_kernel_datapath.py", timeout=900, kroot=False)[0]
     assert not data["errors"], "\n".join(data["errors"]) + data.get("log", "")
     return data["steps"]
 

@@ -9,59 +9,22 @@ wireless-regdb) and wpa_supplicant; skips with the reason when one is missing.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-
-
-def _missing() -> str | None:
-    why = harness.missing_reason()
-    if why:
-        return why
-    for tool in ("hostapd", "iw", "ip", "wpa_supplicant", "wpa_cli"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (tests/qemu/prepare.sh installs it)"
-    if not any(os.path.exists(p) for p in ("/lib/firmware/regulatory.db",
-                                           "/usr/lib/firmware/regulatory.db")):
-        return "wireless-regdb is not installed: no country rules for 5 GHz"
-    try:
-        import pyroute2  # noqa: F401
-    except ImportError:
-        return "pyroute2 is not installed for this python"
-    return None
+from harness import step  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def report():
-    why = _missing()
+    why = harness.missing_tools(("hostapd", "iw", "ip", "wpa_supplicant", "wpa_cli"), regdb=True)
     if why:
         pytest.skip(why)
-    kernel = harness.find_kernel()
-    script = (
-        "export PYTHONDONTWRITEBYTECODE=1\n"
-        f"exec {sys.executable} /run/src/tests/qemu/guest_radio_modes.py "
-        f"--repo /run/src --kroot {kernel.root} 2>&1\n")
-    log = os.environ.get("DENALI_QEMU_LOG")
-    res = harness.run_guest(kernel, script, timeout=600, src=REPO, log_path=log)
-    data = res.json()
-    if data is None:
-        pytest.fail(f"the guest reported nothing (rc {res.rc}); console tail:\n"
-                    + res.console[-4000:])
-    print(f"guest: {res.seconds:.1f} s end to end, checks {data.get('seconds')} s")
-    return data
-
-
-def step(report, name):
-    assert not report["errors"], "\n".join(report["errors"])
-    assert name in report["steps"], f"the guest never reached {name}: {sorted(report['steps'])}"
-    return report["steps"][name]
+    return harness.guest_report("guest_radio_modes.py", timeout=600)[0]
 
 
 def test_5ghz_cell_beacons_on_channel_36_with_ht20(report):

@@ -8,36 +8,18 @@ import stat
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
-from click.testing import CliRunner
+from haconf_box import Box
 
 from ha.config import model as C
 from ha.config.mip6d_conf import parse_mip6d
 from ha.core.binding_cache import BindingCache
 from ha.core.registration import BUContext, HomeAgentConfig, process_binding_update
 from ha.daemon.settings import load_settings
-from ha.haconf import cli as haconf
 from ha.lab import scenario
 from ha.wire.mobility import BAStatus, BindingUpdate
 
 LINE = re.compile(r'^DenaliMnHaKey (\S+) (\d+) "([0-9a-f]+)";$', re.M)
 SEED_HOA = "2001:db8::beef"
-
-
-class Box:
-    def __init__(self, path):
-        self.dir = path
-        self.conf = str(path / "denali.conf")
-
-    def run(self, *args):
-        r = CliRunner().invoke(haconf.cli, ["--config", self.conf, *args])
-        for line in (r.stdout + r.stderr).splitlines():
-            assert len(line) <= 80, line  # the serial console's width
-        return r
-
-    def ok(self, *args):
-        r = self.run(*args)
-        assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
-        return r
 
 
 @pytest.fixture
