@@ -21,12 +21,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from nslib import Netns, Topology, have_netns, unique, wait_for  # noqa: E402
+from nslib import Topology, have_netns, unique, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
