@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 
-debs=(iproute2 nftables radvd radvdump tshark tcpdump iputils-ping procps kmod)
+debs=(iproute2 nftables radvd radvdump tshark tcpdump iputils-ping procps kmod dhcpcd-base isc-dhcp-server)
 missing=()
 for d in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$d" 2>/dev/null | grep -q "install ok installed" || missing+=("$d")

@@ -39,7 +39,10 @@ The rules, all in this file:
   count down from when the scheduler started advertising it (whole seconds of
   `now`; infinity stays infinity, RFC 4861 §4.6.2); once the preferred lifetime
   is 0 that RA goes out once more, so hosts deprecate at once, and the prefix is
-  then left out.  A reload that keeps a prefix's stanza keeps its countdown.
+  then left out.  A stanza whose preferred lifetime is 0 from the start (denali
+  retiring a renumbered prefix, RFC 7084 L-13) is sent until its valid lifetime
+  has run down to 0 instead.  A reload that keeps a prefix's stanza keeps its
+  countdown.
 * radvd's `prefix ::/64` (any all-zero prefix) stands for every global prefix on
   the interface, each with the stanza's options (radvd's add_auto_prefixes).
 
@@ -274,7 +277,10 @@ class RAScheduler:
         if not self._decrementing:
             return
         for p, lt in zip(self.config.prefixes, lifetimes):
-            if p.decrement_lifetimes and lt is not None and lt[1] == 0:
+            # a stanza deprecated from the start (preferred 0: a prefix being
+            # retired, RFC 7084 L-13) is advertised until its valid lifetime ends
+            done = lt is not None and lt[1] == 0 and (p.adv_preferred_lifetime != 0 or lt[0] == 0)
+            if p.decrement_lifetimes and done:
                 self._ceased.add(self._countdown_key(p))
                 log.info("%s: prefix %s ran down to preferred lifetime 0 (DecrementLifetimes), "
                          "no longer advertised", self.config.name, p.prefix)

@@ -65,19 +65,21 @@ DEFAULT_TEXT = """\
 [radio]
     [[wlan0]]
         essid = home
+        security = wpa2
         channel = 3
         role = home
         country = US
         address = 2001:db8::/64
     [[wlan1]]
         essid = remote
+        security = wpa2
         channel = 8
         role = foreign
         country = US
         address = 2001:db8:1::/64
 """
 
-SECTIONS = ("ha", "ra", "radio", "auth", "uplink")
+SECTIONS = ("ha", "ra", "radio", "auth", "uplink", "system")
 MIN_MN_HA_KEY = 16  # octets: RFC 4285's HMAC-SHA1 is no stronger than its key; 128 bits at least
 
 
@@ -247,6 +249,17 @@ class UplinkSettings:
     gateway: str | None         # the default route's next hop
     routes: tuple = ()          # UplinkRoute
     dns: tuple = ()             # resolver addresses, kept for later use
+    prefix_delegation: bool = False   # DHCPv6-PD (ha/config/pd.py)
+    pd_hint: int | None = None  # the prefix length asked for, e.g. 56
+    pd_home_id: int | None = 0  # the home cell's /64 of the delegated prefix
+    pd_foreign_id: int | None = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSettings:
+    """[system]: the appliance's clock and log."""
+    ntp_servers: tuple = ()     # host names or addresses
+    syslog_host: str | None = None   # "host" or "host:port" ("[v6]:port")
 
 
 @dataclass(slots=True)
@@ -257,6 +270,7 @@ class DenaliConfig:
     radios: list
     warnings: list = field(default_factory=list)
     uplink: UplinkSettings | None = None
+    system: SystemSettings = field(default_factory=SystemSettings)
     # RFC 4285: home address -> (Mobility SPI, key as hex)
     auth: dict = field(default_factory=dict, repr=False)
     values: dict = field(default_factory=dict, repr=False)  # validated tree
@@ -378,6 +392,36 @@ def _checks():
             out.append(f"{prefix} via {gateway}")
         return out
 
+    def pd_length(value):
+        if value is None:
+            return None
+        text = str(value).strip()
+        m = re.fullmatch(r"/?(\d{1,3})", text)
+        if not m or not 48 <= int(m.group(1)) <= 64:
+            raise Refused(f"{value!r} is not a delegated prefix length: use 48-64, "
+                          "e.g. 56 or /56")
+        return int(m.group(1))
+
+    def host_list(value):
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        out = []
+        for v in value:
+            why = host_rule(v)
+            if why:
+                raise Refused(why)
+            out.append(v)
+        return out
+
+    def host_port(value):
+        if value is None:
+            return None
+        try:
+            host, port = split_host_port(str(value))
+        except ValueError as e:
+            raise Refused(str(e)) from None
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
     def ruled(rule):
         """A configspec check from a regulatory rule (None: allowed)."""
         def check(value):
@@ -433,7 +477,53 @@ def _checks():
         "ipv6_address_list": ipv6_address_list, "domain_list": domain_list,
         "ipv6_interface": ipv6_interface, "essid": essid, "country": country,
         "wpa_psk": wpa_psk, "ifname": ifname, "radio_channel": radio_channel,
-        "lifetime": lifetime, "mn_ha_key": mn_ha_key, "route_list": route_list}
+        "lifetime": lifetime, "mn_ha_key": mn_ha_key, "route_list": route_list,
+        "pd_length": pd_length, "host_list": host_list, "host_port": host_port}
+
+
+HOST_HINT = "use a host name or an address, e.g. pool.ntp.org or 2001:db8::123"
+HOST_PORT_HINT = "use host or host:port, e.g. logs.example.com:514 or [2001:db8::5]:514"
+
+
+def host_rule(value):
+    """None if *value* is a host name or IP address, else what is allowed."""
+    v = str(value)
+    try:
+        ipaddress.ip_address(v)
+        return None
+    except ValueError:
+        pass
+    labels = v.rstrip(".").split(".")
+    if (not v or len(v) > 253 or not all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                                                      r"[A-Za-z0-9])?", x) for x in labels)
+            or labels[-1].isdigit()):
+        return f"{v!r} is not a host: {HOST_HINT}"
+    return None
+
+
+def split_host_port(text, default_port=514):
+    """(host, port) of "host", "host:port", "[v6]:port" or a bare IPv6 address."""
+    text = text.strip()
+    port = default_port
+    m = re.fullmatch(r"\[([^\]]+)\](?::(\w+))?", text)
+    if m:
+        host, p = m.groups()
+        if p is not None:
+            port = p
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host = text  # a name, an IPv4 address or a bare IPv6 address
+    why = host_rule(host)
+    if why:
+        raise ValueError(f"{text!r}: {why.split(': ', 1)[-1]}; {HOST_PORT_HINT}")
+    try:
+        port = int(port)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text!r}: the port is not 1-65535: {HOST_PORT_HINT}")
+    return host, port
 
 
 ROUTE_HINT = "use prefix via gateway, e.g. 2001:db8:9::/48 via fe80::1"
@@ -505,6 +595,9 @@ def describe_check(check):
         "route_list": ROUTE_HINT,
         "ipv6_address_list": "use IPv6 addresses, e.g. 2001:db8::53, 2001:db8::54",
         "domain_list": "use domain names, e.g. example.com, lab.example",
+        "pd_length": "use a prefix length 48-64, e.g. 56",
+        "host_list": HOST_HINT,
+        "host_port": HOST_PORT_HINT,
     }.get(name, f"use a value of type {name}")
 
 
@@ -744,10 +837,13 @@ def _uplink_checks(cfg):
             if up.get(key) is not None:
                 errors.append((f"uplink.{key}", "set without uplink.interface: name "
                                "the upstream interface, e.g. interface = eth0"))
-        if up.get("routes"):
-            errors.append(("uplink.routes", "set without uplink.interface: name the "
-                           "upstream interface, e.g. interface = eth0"))
+        for key in ("routes", "prefix_delegation"):
+            if up.get(key):
+                errors.append((f"uplink.{key}", "set without uplink.interface: name the "
+                               "upstream interface, e.g. interface = eth0"))
         return errors
+    if up.get("prefix_delegation"):
+        errors += _pd_checks(cfg, up)
     if name in cfg["radio"] or name in cfg["ra"] or name == cfg["ha"]["interface"]:
         errors.append(("uplink.interface", f"{name} is a cell (in [radio], [ra] or "
                        "ha.interface): the uplink is the upstream interface, e.g. eth0"))
@@ -793,6 +889,26 @@ def _uplink_checks(cfg):
     return errors
 
 
+def _pd_checks(cfg, up):
+    """Prefix delegation: the sub-prefix ids fit the length asked for, and differ."""
+    errors = []
+    length = up.get("pd_hint") or 56  # what _pd_checks assumes when nothing is asked
+    room = 1 << (64 - length)
+    ids = [("uplink.pd_home_id", up["pd_home_id"]), ("uplink.pd_foreign_id",
+                                                       up["pd_foreign_id"])]
+    for key, v in ids:
+        if up.get("pd_hint") and v >= room:
+            errors.append((key, f"{v} does not fit a /{length}: use 0-{room - 1}"))
+    if ids[0][1] == ids[1][1]:
+        errors.append(("uplink.pd_foreign_id", f"{ids[1][1]} is pd_home_id too: give "
+                       "each cell its own sub-prefix, e.g. 0 and 1"))
+    roles = [r.get("role") for r in cfg["radio"].values()]
+    if "home" not in roles and "foreign" not in roles:
+        errors.append(("uplink.prefix_delegation", "no cell in [radio] to number: a "
+                       "delegated prefix goes to the radios with role home and foreign"))
+    return errors
+
+
 def _uplink_typed(up):
     if not up or up.get("interface") is None:
         return None
@@ -801,7 +917,15 @@ def _uplink_typed(up):
         gateway=up["gateway"],
         routes=tuple(UplinkRoute(str(p), str(g))
                      for p, g in map(parse_route, up["routes"])),
-        dns=tuple(up["dns"] or ()))
+        dns=tuple(up["dns"] or ()),
+        prefix_delegation=up.get("prefix_delegation", False), pd_hint=up.get("pd_hint"),
+        pd_home_id=up.get("pd_home_id", 0), pd_foreign_id=up.get("pd_foreign_id", 1))
+
+
+def _system_typed(sy):
+    sy = sy or {}
+    return SystemSettings(ntp_servers=tuple(sy.get("ntp_servers") or ()),
+                          syslog_host=sy.get("syslog_host"))
 
 
 def ra_blocks(r):
@@ -980,9 +1104,27 @@ def _build(cfg, filename, ra_check=None):
             packets_per_source_burst=ha["packets_per_source_burst"]),
         ra_interfaces=ras, radios=radios, warnings=warnings,
         uplink=_uplink_typed(cfg.get("uplink")),
+        system=_system_typed(cfg.get("system")),
         values=cfg.dict(),
         auth={str(ipaddress.IPv6Address(h)): (a["spi"], a["key"])
               for h, a in cfg.get("auth", {}).items()})
+
+
+class _Tree(dict):
+    """A validated tree as a plain dict, with ConfigObj's .dict() for _build."""
+
+    def dict(self):
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in self.items()}
+
+
+def rebuild(values, filename, ra_check=None):
+    """The DenaliConfig of an already validated tree (*values*, as a
+    DenaliConfig's .values) that a program changed, e.g. with a delegated
+    prefix laid over it (ha/config/pd.py): the rules across settings and the
+    RA sender's own run again, the per-value checks do not."""
+    def wrap(node):
+        return _Tree({k: wrap(v) if isinstance(v, dict) else v for k, v in node.items()})
+    return _build(wrap(values), filename, ra_check)
 
 
 def _effective_acl(acl, auth):

@@ -26,7 +26,7 @@ from ha.core import registration as reg
 from ha.core.home_agent import HomeAgentCore, HomeAgentSettings, JoinGroup, LeaveGroup, bu_flags
 from ha.daemon.console import mip6d_address
 from ha.wire import auth as rfc4285
-from ha.net.iface import SCOPE_GLOBAL, interface_addresses
+from ha.net.iface import IFA_F_DEPRECATED, SCOPE_GLOBAL, interface_addresses
 
 log = logging.getLogger("denali.ha")
 
@@ -182,12 +182,40 @@ class HomeAgent:
         globals_ = [a for a in interface_addresses(self.ifname) if a.scope == SCOPE_GLOBAL]
         if not globals_:
             raise RuntimeError(f"home interface {self.ifname} has no global IPv6 address")
+        # a renumbered link keeps its old address deprecated for a while: not that one
+        globals_.sort(key=lambda a: bool(a.flags & IFA_F_DEPRECATED))
         self.ha_address = globals_[0].address
         if self.settings.served_prefixes:
             self.prefixes = list(self.settings.served_prefixes)
         else:
             # the served home prefix is the /64 of the interface's global address
             self.prefixes = [IPv6Network(f"{self.ha_address}/64", strict=False)]
+
+    def address_gone(self) -> bool:
+        """The address it serves from has left the home link (a retired prefix ran out)."""
+        if self.core is None or self.ha_address is None:
+            return False
+        return all(a.address != self.ha_address for a in interface_addresses(self.ifname))
+
+    def _follow_prefixes(self) -> None:
+        """New served prefixes (a renumbered home link, ha/config/pd.py) on reload.
+
+        The home agent's own address stays the one it started with: the old
+        one is kept on the link (deprecated) until its prefix runs out, and a
+        BU to the new one is served too (it is among the interface's addresses).
+        """
+        from ha.core.discovery import home_agents_anycast
+        want = list(self.settings.served_prefixes)
+        if not want or want == self.prefixes:
+            return
+        for prefix in (p for p in want if p not in self.prefixes):
+            try:
+                self._link.join_anycast(home_agents_anycast(prefix))
+            except OSError as e:
+                log.warning("cannot join the home agents anycast address of %s: %s", prefix, e)
+        log.warning("home prefixes now %s (were %s)", ", ".join(map(str, want)),
+                    ", ".join(map(str, self.prefixes)))
+        self.prefixes = want
 
     def _core_settings(self, ifindex: int) -> HomeAgentSettings:
         s = self.settings
@@ -220,6 +248,7 @@ class HomeAgent:
                         self.ifname, settings.ha_interface)
         if self.core is None:
             return  # still waiting for the interface: _serve() reads the new settings
+        self._follow_prefixes()
         self.core.reload(self._core_settings(self.core.settings.home_ifindex), self.clock())
         self.core.cache.capacity = getattr(settings, "capacity", self.core.cache.capacity)
         if hasattr(self.datapath, "max_tunnels"):

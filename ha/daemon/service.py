@@ -58,19 +58,26 @@ class Daemon:
             from radvd.config import parse
             comps.append(("ra", RAService(parse(s.radvd_text, s.radvd_source))))
         if s.node == "HA" and s.ha_interface:
-            from ha.daemon.home_agent import HomeAgent
-            comps.append(("ha", HomeAgent(s, backend=self.args.backend,
-                                          firewall=not self.args.no_firewall,
-                                          prefix_lifetimes=advertised_lifetimes(s),
-                                          state_dir=getattr(self.args, "state_dir", None))))
+            comps.append(("ha", self._home_agent(s)))
         if s.node == "MN" and s.mobile_node:
             from ha.daemon.mobile_node import MobileNodeService
             comps.append(("mn", MobileNodeService(s)))
+        if _wants_system(s):
+            # the clock and the log last: nothing above waits for them
+            from ha.daemon.system import SystemServices
+            comps.append(("system", SystemServices(s)))
         return comps
+
+    def _home_agent(self, s):
+        from ha.daemon.home_agent import HomeAgent
+        return HomeAgent(s, backend=self.args.backend, firewall=not self.args.no_firewall,
+                         prefix_lifetimes=advertised_lifetimes(s),
+                         state_dir=getattr(self.args, "state_dir", None))
 
     def _uplink(self):
         from ha.daemon.uplink import Uplink
-        return Uplink(self.settings, firewall=not getattr(self.args, "no_firewall", False))
+        return Uplink(self.settings, firewall=not getattr(self.args, "no_firewall", False),
+                      on_change=self._reload.set)
 
     async def _address_interfaces(self, only: str | None = None) -> None:
         """The seed's `ifconfig wlan0 inet6 add 2001:db8::/64`: each radio's
@@ -201,17 +208,27 @@ class Daemon:
                       type(e).__name__, e)
             return f"error: {path}: {e}"
         self.settings = new
-        for name, comp in self.components:
+        for i, (name, comp) in enumerate(list(self.components)):
             try:
                 if name == "ra" and new.radvd_text:
                     from radvd.config import parse
                     await comp.reload(parse(new.radvd_text, new.radvd_source))
+                elif name == "ha" and comp.address_gone():
+                    # renumbered (ha/config/pd.py): the old address ran out with its
+                    # prefix; the home agent starts again on the link's new one
+                    log.warning("home agent address %s left %s: restarting the home agent",
+                                comp.ha_address, comp.ifname)
+                    await comp.stop()
+                    comp = self._home_agent(new)
+                    self.components[i] = (name, comp)
+                    await comp.start()
+                    comp.register_commands(self.console)
                 elif name == "ha":
                     comp.prefix_lifetimes = advertised_lifetimes(new)
                     await comp.reload(new)
                 elif name == "wireless":
                     await comp.reload(new.radios)
-                elif name == "uplink":
+                elif name in ("uplink", "system"):
                     await comp.reload(new)
             except Exception as e:
                 log.error("reloading %s: %s", name, e)
@@ -226,6 +243,15 @@ class Daemon:
                 log.error("starting uplink: %s", e)
                 return f"error: uplink: {e}"
             self.components.insert(0, ("uplink", comp))
+        if _wants_system(new) and not any(n == "system" for n, _ in self.components):
+            from ha.daemon.system import SystemServices
+            comp = SystemServices(new)
+            try:
+                await comp.start()
+            except Exception as e:
+                log.error("starting system services: %s", e)
+                return f"error: system: {e}"
+            self.components.append(("system", comp))
         log.warning("configuration reloaded")
         return "reloaded"
 
@@ -318,6 +344,12 @@ class BackgroundStart:
             except asyncio.CancelledError:
                 pass
         await self._comp.stop()
+
+
+def _wants_system(s) -> bool:
+    """[system] asks for an NTP client or remote syslog (denali.conf only)."""
+    sy = getattr(s, "system", None)
+    return sy is not None and bool(sy.ntp_servers or sy.syslog_host)
 
 
 def advertised_lifetimes(s) -> dict:

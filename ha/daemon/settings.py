@@ -75,6 +75,12 @@ class Settings:
     mobile_node: MobileNodeSettings | None = None
     # denali.conf [uplink] (ha.config.model.UplinkSettings); None: no uplink
     uplink: object | None = None
+    # DHCPv6-PD (ha/config/pd.py): cell -> sub-prefix id, and cell -> its
+    # address as denali.conf gives it (what the first delegation retires)
+    pd_cells: dict = field(default_factory=dict)
+    pd_configured: dict = field(default_factory=dict)
+    # denali.conf [system] (ha.config.model.SystemSettings); None: mip6d.conf
+    system: object | None = None
     # RFC 4285: home address -> MnHaSecret; those home addresses are protected
     auth: dict = field(default_factory=dict, repr=False)
     replay_window: float = DEFAULT_REPLAY_WINDOW
@@ -275,6 +281,38 @@ def _warn_unauthenticated(s: Settings, no_keys: str, deny_default: str) -> None:
                               + ", ".join(str(h) for h in open_))
 
 
+def pd_state_path() -> str:
+    """Where the uplink keeps the delegation (tmpfs: a reboot asks the ISP again)."""
+    import os
+    from ha.daemon.binding_store import state_dir
+    return os.path.join(state_dir(), "pd", "state.json")
+
+
+def _delegated(cfg, s: Settings, ra_check):
+    """denali.conf with the delegated prefix the uplink holds laid over it."""
+    import time
+    from ha.config import pd
+    from ha.config.model import DenaliConfError, rebuild
+    s.pd_cells = pd.cells_of(cfg.uplink, cfg.radios)
+    s.pd_configured = {c: cfg.radio(c).address for c in s.pd_cells}
+    try:
+        with open(pd_state_path(), encoding="utf-8") as f:
+            state = pd.state_from_json(f.read())
+    except FileNotFoundError:
+        return cfg
+    except (OSError, ValueError) as e:
+        s.warnings.append(f"{pd_state_path()}: {e}: the configured prefixes are used")
+        return cfg
+    state = pd.expire(state, time.time())
+    if state.lease is None and not state.retired:
+        return cfg
+    try:
+        return rebuild(pd.overlay(cfg.values, state, s.pd_cells, time.time()),
+                       cfg.path, ra_check)
+    except (DenaliConfError, ValueError) as e:
+        raise SettingsError(f"the delegated prefix cannot be used: {e}", cfg.path) from None
+
+
 _LIMITS = ("capacity", "new_bindings_per_prefix_rate", "new_bindings_per_prefix_burst",
            "new_bindings_rate", "new_bindings_burst", "max_tunnels",
            "packets_per_source_rate", "packets_per_source_burst")
@@ -291,6 +329,8 @@ def _from_denali_conf(path: str | None) -> Settings:
     except DenaliConfError as e:
         raise SettingsError(str(e)) from None
     s = Settings(source=path or "(built-in default)", kind="denali")
+    if cfg.uplink is not None and cfg.uplink.prefix_delegation:
+        cfg = _delegated(cfg, s, ra_check)
     ha = cfg.ha
     s.ha_interface = ha.interface
     # a prefix derived from the radio's address is re-derived from the
@@ -314,6 +354,7 @@ def _from_denali_conf(path: str | None) -> Settings:
     s.radvd_source = f"{s.source} [ra]"
     s.radios = list(cfg.radios)
     s.uplink = cfg.uplink
+    s.system = cfg.system
     s.auth = {IPv6Address(h): MnHaSecret(spi, bytes.fromhex(key))
               for h, (spi, key) in cfg.auth.items()}
     _warn_unauthenticated(s, "[auth] is empty", "acl_default = deny")

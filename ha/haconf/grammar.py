@@ -6,6 +6,7 @@
     haconf set ha.acl.2001:db8::beef deny      an [[acl]] entry
     haconf set auth.2001:db8::beef.key <hex>   an RFC 4285 key (and .spi)
     haconf set uplink.interface eth0           [uplink], by dotted path only
+    haconf set system.syslog_host logs:514     [system], the same way
     haconf set ra wlan0 AdvDefaultPreference high           an [ra] interface's key
     haconf set ra wlan0 prefix 2001:db8:5::/64 AdvPreferredLifetime 600
     haconf set ra wlan0 route 2001:db8:7::/48 AdvRoutePreference low
@@ -59,9 +60,9 @@ def block_keys():
     return {k: list(many[f"__{k}__"].scalars) for k in C.RA_BLOCKS}
 
 
-def uplink_keys():
-    """The [uplink] keys as spelled in the configspec."""
-    return list(C.load_spec()["uplink"].scalars)
+def uplink_keys(section="uplink"):
+    """The [uplink] (or [system]) keys as spelled in the configspec."""
+    return list(C.load_spec()[section].scalars)
 
 
 def _canon(name, keys):
@@ -107,13 +108,13 @@ def _resolve_dotted(word):
             raise HaconfError(f"{word}: unknown setting; [ha] has: "
                               + ", ".join(ha_keys) + ", acl.<home address>")
         return ("ha", key)
-    if parts[0] == "uplink":
+    if parts[0] in ("uplink", "system"):
         # dotted only: a bare `interface` or `address` is the home radio's
-        keys = uplink_keys()
+        keys = uplink_keys(parts[0])
         key = _canon(".".join(parts[1:]), keys) if len(parts) == 2 else None
         if not key:
-            raise HaconfError(f"{word}: unknown setting; [uplink] has: " + ", ".join(keys))
-        return ("uplink", key)
+            raise HaconfError(f"{word}: unknown setting; [{parts[0]}] has: " + ", ".join(keys))
+        return (parts[0], key)
     if parts[0] in ("ra", "radio") and len(parts) == 3:
         keys = ra_keys if parts[0] == "ra" else radio_keys
         key = _canon(parts[2], keys)
@@ -127,7 +128,7 @@ def _resolve_dotted(word):
                           + RA_BLOCK_EXAMPLE)
     raise HaconfError(f"{word}: not a setting: use ha.<key>, ha.acl.<home "
                       "address>, ra.<interface>.<key>, "
-                      "radio.<interface>.<key>, uplink.<key> or auth.<home address>.key")
+                      "radio.<interface>.<key>, uplink.<key>, system.<key> or auth.<home address>.key")
 
 
 def _resolve_bare(word, iface, obj):
@@ -238,7 +239,7 @@ def _parse_ra(words, i, obj, want_values, out, whole_blocks):
                                       + RA_BLOCK_EXAMPLES[kind])
                 block, i = _block(obj, iface, kind, nxt), i + 2
             elif nxt is not None and not _canon(nxt, bkeys[kind]) and \
-                    re.fullmatch(r"[A-Za-z0-9_-]{1,16}", nxt):
+                    not _canon(nxt, ra_keys) and re.fullmatch(r"[A-Za-z0-9_-]{1,16}", nxt):
                 block, i = _block(obj, iface, kind, nxt), i + 2  # rdnss 2, dnssl extra
             else:
                 block, i = _block(obj, iface, kind, ""), i + 1

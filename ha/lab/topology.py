@@ -152,7 +152,8 @@ class SeedLab:
                                        env={**os.environ, "PYTHONUNBUFFERED": "1",
                                             "DENALI_STATE_DIR": self.state_dir})
         self.vt_port = vt_port
-        deadline = time.monotonic() + 20
+        # the wait is only an upper bound: under TCG on a busy host imports alone take 20 s
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
                 raise RuntimeError(f"denalid exited with {self.daemon.returncode}"
@@ -160,7 +161,7 @@ class SeedLab:
             if self.console("help", check=False) is not None:
                 return self.daemon
             time.sleep(0.1)
-        raise RuntimeError("denalid did not open its console in 20 s")
+        raise RuntimeError("denalid did not open its console in 60 s")
 
     def console(self, line: str, check: bool = True, ns: str | None = None,
                 port: int | None = None) -> str | None:

@@ -99,8 +99,9 @@ def appliance_ruleset(uplink: str, console_port: int = 7777) -> str:
 
     Input only: established traffic, loopback, the ICMPv6 a router needs and
     the home agent's own protocols (MH, ESP, IPv6-in-IPv6) from anywhere; the
-    console's TCP port from nowhere but loopback; nothing else new from the
-    uplink. The cells reach the router's services as before. Forwarding is
+    console's TCP port from nowhere but loopback; from the uplink, DHCPv6
+    server replies to the client's port (link-local: a reply to a multicast
+    Solicit is no conntrack flow) and nothing else new. The cells reach the router's services as before. Forwarding is
     not filtered here: the appliance is a router between cells and uplink.
     """
     return f"""\
@@ -112,6 +113,7 @@ table inet {APPLIANCE_TABLE} {{
         meta nfproto ipv6 icmpv6 type {{ {_ICMPV6_IN} }} accept
         meta nfproto ipv6 meta l4proto {{ {IPPROTO_MH}, {IPPROTO_ESP}, {IPPROTO_IPV6} }} accept comment "the home agent's own traffic"
         tcp dport {console_port} counter drop comment "the console is for loopback"
+        iifname "{uplink}" ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept comment "DHCPv6 replies to the prefix delegation client (RFC 8415 section 7.2)"
         iifname "{uplink}" counter drop comment "no inbound management from the uplink"
     }}
 }}

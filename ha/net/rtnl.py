@@ -280,23 +280,34 @@ def proxy_entry_msg(add: bool, hoa: IPv6Address, ifindex: int) -> Request:
 # -- addresses, routes and rules for the mobile node (what its `ip` calls did) --------
 
 RTM_NEWADDR, RTM_DELADDR = 20, 21
-IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 6, 8
 IFA_F_NODAD = 0x02
+IFA_F_NOPREFIXROUTE = 0x200  # in IFA_FLAGS only (more than the header's 8 bits)
 RT_TABLE_MAIN = 254
 RTA_GATEWAY, RTA_PRIORITY = 5, 6
 FRA_SRC = 2
 
 
 def address_msg(cmd: int, address: IPv6Address, prefixlen: int, ifindex: int, *,
-                nodad: bool = True) -> Request:
+                nodad: bool = True, lifetimes: tuple[int, int] | None = None,
+                noprefixroute: bool = False) -> Request:
     """`ip -6 addr replace|del <address>/<prefixlen> dev <ifindex> [nodad]`.
 
+    `lifetimes` (valid, preferred) in seconds: `valid_lft V preferred_lft P`
+    (the kernel deprecates the address, then removes it); None: forever.
+    `noprefixroute`: no on-link route for its prefix (the caller keeps one).
     The kernel deletes an IPv6 address only when the prefix length matches too."""
     flags = IFA_F_NODAD if nodad and cmd == RTM_NEWADDR else 0
-    body = struct.pack("=BBBBI", AF_INET6, prefixlen, flags, 0, ifindex)
+    if noprefixroute and cmd == RTM_NEWADDR:
+        flags |= IFA_F_NOPREFIXROUTE
+    body = struct.pack("=BBBBI", AF_INET6, prefixlen, flags & 0xFF, 0, ifindex)
     body += _rtattr(IFA_LOCAL, address.packed) + _rtattr(IFA_ADDRESS, address.packed)
     if cmd == RTM_NEWADDR:
         body += _rtattr(IFA_FLAGS, struct.pack("=I", flags))
+        if lifetimes is not None:
+            valid, preferred = lifetimes
+            # struct ifa_cacheinfo: preferred, valid, then two stamps the kernel sets
+            body += _rtattr(IFA_CACHEINFO, struct.pack("=IIII", preferred, valid, 0, 0))
         return RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, body
     return RTM_DELADDR, 0, body
 

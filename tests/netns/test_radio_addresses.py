@@ -2,7 +2,7 @@
 
 denalid runs in a namespace whose wlan0 and wlan1 are veth ends (no radio:
 the wireless manager reports them, the address step does not care); the
-denali.conf gives each cell an address, as the default config does. Read back
+denali.conf has the built-in config's two cells, each with its address. Read back
 with `ip -j addr` (iproute2's decoder, not ours): the address, no DAD
 (the router's own address on its link), and a second start finds it in place
 and replaces it rather than failing.
@@ -10,6 +10,7 @@ and replaces it rather than failing.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,29 +19,23 @@ import pytest
 
 from nslib import Topology, have_netns, kill_all, wait_for
 
+from ha.config import model as C
+
 pytestmark = pytest.mark.skipif(have_netns() is not None, reason=str(have_netns()))
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-CONF = """\
-[ha]
-    enabled = off
-    vt_port = 7793
-[ra]
-[radio]
-    [[wlan0]]
-        essid = home
-        channel = 3
-        role = home
-        country = US
-        address = 2001:db8::/64
-    [[wlan1]]
-        essid = remote
-        channel = 8
-        role = foreign
-        country = US
-        address = 2001:db8:1::/64
-"""
+
+def radio_section(text):
+    """The [radio] section of a denali.conf text, up to the next top-level section."""
+    rest = text[text.index("[radio]\n"):]
+    nxt = re.search(r"^\[\w+\]$", rest[len("[radio]\n"):], re.M)
+    return rest if nxt is None else rest[:len("[radio]\n") + nxt.start()]
+
+
+# the built-in config's two cells (wlan0 2001:db8::/64, wlan1 2001:db8:1::/64); only
+# the RA sender beside them
+CONF = "[ha]\n    enabled = off\n    vt_port = 7793\n[ra]\n" + radio_section(C.DEFAULT_TEXT)
 
 
 def global_addresses(ns, dev):

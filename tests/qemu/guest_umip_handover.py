@@ -2,7 +2,8 @@
 
 Run inside the qemu guest (tests/qemu/harness.py: Debian's kernel, which has
 CONFIG_IPV6_MIP6 and ip6_tunnel, the host's files over 9p) by
-bench/bench_handover_umip.py and tests/qemu/test_umip_handover.py:
+bench/bench_handover_umip.py and tests/qemu/test_umip_handover.py (which
+adds "checks": true to its variant, see checkpoint()):
 
     python3 guest_umip_handover.py --repo /run/src --mip6d /run/job/mip6d \
         --kroot /opt/denali-qemu/linux-image-... [--moves 3] [--rate 1000] \
@@ -414,6 +415,120 @@ def analyse(V, arrivals, events, umip_lines, args):
             mv[key] = round(mv[key], 4)
 
 
+# ------------------------------------------ the CI test's checkpoints
+# With "checks" in a variant (tests/qemu/test_umip_handover.py), the run stops
+# after the registration and after each move until both ends agree on the state
+# they should be in, then records both ends' views and pings through it.
+
+UMIP_VT = 7777  # UMIP's console, on [::1] in the MN's namespace
+
+
+def umip_console(ns, line, timeout=3.0):
+    """UMIP's reply to one console command (e.g. `bul`), None when it does not answer."""
+    def opened():
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(("::1", UMIP_VT))
+        return s
+    try:
+        s = in_netns(ns, opened)
+    except OSError:
+        return None
+    chunks = []
+    with s:
+        try:
+            s.sendall(line.encode() + b"\n")
+            s.shutdown(socket.SHUT_WR)  # UMIP answers, sees the end and closes
+            while data := s.recv(4096):
+                chunks.append(data)
+        except OSError:
+            pass  # a timeout: what came is the answer
+    text = b"".join(chunks).decode(errors="replace")
+    return text if "mip6d>" in text else None
+
+
+def ha_tunnels(ns):
+    """{name: {remote, rx, tx}} of the ip6tnl devices in namespace ns (iproute2's view)."""
+    from ha.lab.topology import run
+    r = run(["ip", "-d", "-s", "-j", "link", "show", "type", "ip6tnl"], ns, check=False)
+    out = {}
+    try:
+        links = json.loads(r.stdout or "[]")
+    except ValueError:
+        return out
+    for link in links:
+        data = (link.get("linkinfo") or {}).get("info_data") or {}
+        st = link.get("stats64") or link.get("stats") or {}
+        out[link["ifname"]] = {"remote": data.get("remote"),
+                               "rx": (st.get("rx") or {}).get("packets", 0),
+                               "tx": (st.get("tx") or {}).get("packets", 0)}
+    return out
+
+
+def ping(ns, dst, src=None):
+    from ha.lab.topology import run
+    cmd = ["ping", "-6", "-n", "-c", "3", "-i", "0.3", "-w", "30"]
+    cmd += ["-I", src] if src else []
+    r = run(cmd + [dst], ns, check=False, timeout=60)
+    m = re.search(r"(\d+) received", r.stdout)
+    return {"rc": r.returncode, "received": int(m.group(1)) if m else 0,
+            "out": (r.stdout + r.stderr)[-600:]}
+
+
+def checkpoint(V, name, lab, umip, dlog, since, expect):
+    """Wait (90 s at most) until denalid's cache and UMIP's binding update list
+    agree on *expect* ("registered": one entry each, "home": none), then
+    record both views, denalid's stats, pings both ways with the tunnels'
+    counters around them, and what each end logged since *since*."""
+    import umip_peer
+    from ha.lab.topology import CN_ADDRESS, MN_HOME
+    hoa = str(MN_HOME)
+
+    def ours():
+        try:
+            bc = json.loads(lab.console("bc json", check=False) or "null")
+        except ValueError:
+            return None
+        return None if bc is None else [b for b in bc if b.get("hoa") == hoa]
+
+    def bul():
+        out = umip_console(lab.mn, "bul")
+        return None if out is None else (umip_peer.bul_entries(out), out)
+
+    def settled():
+        b, u = ours(), bul()
+        if b is None or u is None:
+            return None
+        if expect == "registered":
+            ok = [x for x in b if x.get("status") == "registered"] and len(u[0]) == 1
+        else:
+            ok = not b and u[0] == []
+        return (b, u) if ok else None
+
+    end, got = time.monotonic() + 90, None
+    while got is None and time.monotonic() < end:
+        got = settled()
+        if got is None:
+            time.sleep(0.5)
+    b, u = got or (ours(), bul())
+    C = {"expect": expect, "settled": got is not None, "bc": b,
+         "bul": [{k: e[k] for k in ("hoa", "coa", "cn")} for e in (u or ([], ""))[0]],
+         "bul_text": (u or ([], ""))[1][-1500:]}
+    C["tunnels_before"] = ha_tunnels(lab.ha)
+    C["cn_to_mn"] = ping(lab.cn, hoa)
+    C["mn_to_cn"] = ping(lab.mn, str(CN_ADDRESS), src=hoa)
+    C["tunnels_after"] = ha_tunnels(lab.ha)
+    try:
+        C["stats"] = json.loads(lab.console("stats json", check=False) or "null")
+    except ValueError:
+        C["stats"] = None
+    C["ha_events"] = [text for t, _kind, text in denalid_events(dlog, time.time(), time.monotonic())
+                      if t >= since - 0.05]
+    C["umip_log"] = [line[:200] for t, line in umip.lines if t >= since and re.search(
+        r"Got BA|sending MH type 5|NON_MIP|unable|bule_|mn_move|rror", line)][:80]
+    V.setdefault("checks", {})[name] = C
+
+
 def cpu_ticks():
     f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
     return sum(f), f[3] + f[4]  # total, idle + iowait
@@ -497,6 +612,9 @@ def run_variant(spec, args, R):
                 raise RuntimeError("UMIP did not register with denalid in 90 s")
             time.sleep(0.5)
         V["registered"] = round(time.monotonic() - t0, 1)
+        checks = bool(spec.get("checks"))
+        if checks:
+            checkpoint(V, "away", lab, umip, dlog, t0, "registered")
 
         # the probes: the correspondent to the home address and back
         files, ends = {}, []
@@ -551,6 +669,9 @@ def run_variant(spec, args, R):
             time.sleep(args.settle)
             mv["t_end"] = time.monotonic()
             V["moves"].append(mv)
+            if checks:
+                checkpoint(V, f"after {mv['move']}", lab, umip, dlog, mv["t_up"],
+                           "home" if to == "home" else "registered")
 
         cpu1 = cpu_ticks()
         V["cpu_busy"] = round(1 - (cpu1[1] - cpu0[1]) / max(1, cpu1[0] - cpu0[0]), 3)
@@ -645,6 +766,7 @@ def main() -> int:
             run_variant(spec, a, R)
     except Exception:
         R["errors"].append(traceback.format_exc())
+    R["seconds"] = round(time.monotonic() - R["mono0"], 1)
     print("DENALI-JSON " + json.dumps(R), flush=True)
     return 0
 

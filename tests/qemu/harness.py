@@ -306,20 +306,21 @@ def missing_tools(tools=(), *, regdb: bool = False) -> str | None:
     return None
 
 
-def guest_report(guest: str, timeout: float, args: str = "",
-                 kroot: bool = True) -> tuple[dict, GuestResult]:
+def guest_report(guest: str, timeout: float, args: str = "", kroot: bool = True, *,
+                 files: dict | None = None, memory_mb: int = 512) -> tuple[dict, GuestResult]:
     """Boot once and run tests/qemu/*guest* (a script ending in guest_main or
     printing one DENALI-JSON line) with --repo /run/src, --kroot KROOT (the
     kernel package's root, for modprobe -d) unless not *kroot*, and *args*;
-    its report, or the test fails with the console's tail. DENALI_QEMU_LOG
-    keeps the serial console."""
+    its report, or the test fails with the console's tail. *files* land in
+    /run/job/; the repo is on the guest's PYTHONPATH. DENALI_QEMU_LOG keeps
+    the serial console."""
     import pytest
     kernel = find_kernel()
-    script = ("export PYTHONDONTWRITEBYTECODE=1\n"
+    script = ("export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/run/src\n"
               f"exec {sys.executable} /run/src/tests/qemu/{guest} --repo /run/src "
               + (f"--kroot {kernel.root} " if kroot else "") + f"{args} 2>&1\n")
-    res = run_guest(kernel, script, timeout=timeout, src=REPO,
-                    log_path=os.environ.get("DENALI_QEMU_LOG"))
+    res = run_guest(kernel, script, files=files, timeout=timeout, memory_mb=memory_mb,
+                    src=REPO, log_path=os.environ.get("DENALI_QEMU_LOG"))
     data = res.json()
     if data is None:
         pytest.fail(f"the guest reported nothing (rc {res.rc}); console tail:\n"

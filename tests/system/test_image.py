@@ -133,6 +133,12 @@ def test_kernel_has_hwsim_and_ip6_tunnel(shell):
     assert shell.check("test -c /dev/net/tun && echo tun").strip() == "tun"
 
 
+def test_tcpdump_ntpd_and_dhcpcd_run(shell):
+    """The debugging and upstream tools are in the image and start (their libraries survived pruning)."""
+    out = shell.check("tcpdump --version 2>&1; ntpd -n -f /dev/null && echo ntpd-ok; dhcpcd --version")
+    assert "libpcap" in out and "ntpd-ok" in out and "dhcpcd 9" in out, out
+
+
 def test_no_network_login_service(shell):
     out = shell.check("netstat -ltn 2>/dev/null || cat /proc/net/tcp /proc/net/tcp6")
     for port in (":22 ", ":23 "):

@@ -86,6 +86,12 @@ def test_route_rdnss_dnssl_blocks_reach_the_radvd_conf(box):
         assert line in out, out
 
 
+def test_a_key_the_block_lacks_goes_back_to_the_interface(box):
+    r = box.ok("set", "ra", "wlan0", "rdnss", "MaxRtrAdvInterval", "20")
+    assert r.stdout.splitlines()[0] == "ra.wlan0.MaxRtrAdvInterval = 20"
+    assert "[[[rdnss" not in open(box.staged).read()  # a block is made by its keys only
+
+
 def test_unset_a_block_key_and_a_whole_block(box):
     box.ok("set", "ra", "wlan0", "route", "2001:db8:7::/48", "AdvRoutePreference", "low",
            "AdvRouteLifetime", "1800")

@@ -258,8 +258,8 @@ class Box:
 
 
 def _wpa2_cells(box):
-    """The cells made WPA2 before the first init (the built-in ones are open: an
-    image's kernel must carry CCMP before WPA2 can be the default)."""
+    """The cells WPA2 before the first init (as the built-in ones are; said again
+    so that the tests hold if the default changes)."""
     box.ok("set", "wlan0", "security", "wpa2")
     box.ok("set", "wlan1", "security", "wpa2")
 

@@ -114,6 +114,26 @@ def test_lifetimes_count_down_in_each_ra_then_the_prefix_goes():
     assert seen[6][1] == [] and seen[7][1] == []
 
 
+def test_a_prefix_deprecated_from_the_start_is_sent_until_its_valid_lifetime_ends():
+    # denali retiring a renumbered prefix (RFC 7084 L-13): preferred 0 at once,
+    # the valid lifetime counted down in every RA, then left out
+    c = iface("MaxRtrAdvInterval 200; MinRtrAdvInterval 100;"
+              " prefix 2001:db8::/64 { DecrementLifetimes on; AdvValidLifetime 500;"
+              " AdvPreferredLifetime 0; };")
+    s = RAScheduler(c, link("2001:db8::1/64"), now=10.0, random=Fixed())
+    seen = []
+    t = s.get_timer()
+    while t is not None and t < 2000:
+        s.handle_timer(t)
+        for x in s.datagrams_to_send():
+            seen.append((t - 10.0, [(p.valid_lifetime, p.preferred_lifetime) for p in pios(x)]))
+        t = s.get_timer()
+    assert seen[:5] == [(0.0, [(500, 0)]), (16.0, [(484, 0)]), (32.0, [(468, 0)]),
+                        (232.0, [(268, 0)]), (432.0, [(68, 0)])]
+    assert seen[5] == (632.0, [(0, 0)])  # once at 0, then gone
+    assert seen[6][1] == []
+
+
 def test_without_decrement_the_lifetimes_stay():
     c = iface("prefix 2001:db8::/64 { AdvValidLifetime 1000; AdvPreferredLifetime 500; };")
     s = RAScheduler(c, link(), now=0.0, random=Fixed())

@@ -36,10 +36,11 @@ def test_spec_from_dict_and_from_config_radio():
     from ha.config.model import load_config
     cfg = load_config(None)  # the seed's default
     specs = [RadioSpec.of(r) for r in cfg.radios]
+    # new installs' cells are WPA2 (haconf init gives them a passphrase)
     assert specs == [RadioSpec("wlan0", "home", 3, "g", "US", None, "home", None,
-                               security="open"),
+                               security="wpa2"),
                      RadioSpec("wlan1", "remote", 8, "g", "US", None, "foreign", None,
-                               security="open")]
+                               security="wpa2")]
     d = RadioSpec.of({"name": "wlan1", "essid": "remote", "channel": "8", "key": "k" * 8})
     assert (d.channel, d.hw_mode, d.key) == (8, "g", "k" * 8)
 
