@@ -377,15 +377,18 @@ else
     # each root slot: this root and a sixth more, so that later releases still fit
     rsize=$(stat -c %s "$ROOTC/root.squashfs")
     SLOT_MB=$(( $(mib $(( rsize * 7 / 6 ))) ))
-    run mkfs.vfat -n DENALIBOOT -C "$W/boot.part" $((BOOT_MB * 1024))
+    # the FAT's volume id names the card on the kernel command line (denali.boot=UUID=...)
+    VOLID=$(od -An -N4 -tx4 /dev/urandom | tr -d ' ' | tr a-f A-F)
+    run mkfs.vfat -n DENALIBOOT -i "$VOLID" -C "$W/boot.part" $((BOOT_MB * 1024))
     run syslinux --install "$W/boot.part" || fail "syslinux --install failed"
     export MTOOLS_SKIP_CHECK=1
-    sed 's/@SLOT@/a/g' "$HERE/firmware/syslinux.cfg" > "$W/syslinux.cfg"
+    sed "s/@BOOT@/UUID=${VOLID:0:4}-${VOLID:4:4}/g" "$HERE/firmware/syslinux.cfg" > "$W/syslinux.in"
+    sed 's/@SLOT@/a/g' "$W/syslinux.in" > "$W/syslinux.cfg"
     printf 'active=a\nprevious=\ntentative=0\ntries=0\nfailed=\n' > "$W/bootstate"
     echo "$VERSION $KVER" > "$W/VERSION"
     run mmd -i "$W/boot.part" ::/a ::/b ::/denali
     run mcopy -i "$W/boot.part" "$W/syslinux.cfg" ::/syslinux.cfg
-    run mcopy -i "$W/boot.part" "$HERE/firmware/syslinux.cfg" ::/denali/syslinux.in
+    run mcopy -i "$W/boot.part" "$W/syslinux.in" ::/denali/syslinux.in
     run mcopy -i "$W/boot.part" "$W/bootstate" ::/denali/bootstate
     run mcopy -i "$W/boot.part" "$KROOT/boot/vmlinuz-$KVER" ::/a/vmlinuz
     run mcopy -i "$W/boot.part" "$INITRDC/initrd.img" ::/a/initrd.img

@@ -271,7 +271,7 @@ def _write_part(tar, member, dest: str, expect: dict, progress, truncate: bool) 
             out.write(chunk)
             h.update(chunk)
             done += len(chunk)
-            if progress and done >= step and member.size > 2 * step:
+            if progress and done >= step and member.size >= (16 << 20):
                 progress(f"  {done >> 20} of {member.size >> 20} MiB")
                 step += 8 << 20
         out.flush()

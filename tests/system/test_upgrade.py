@@ -5,7 +5,7 @@ DENALI_VERSION changed, so its overlay differs) and a third bundle made from the
 second whose denalid exits at once. One card (a private copy of the first image)
 goes through, in order:
 
-  (b) a power cut: qemu killed while `haconf upgrade /dev/sdb` (the bundle on a
+  (b) a power cut: qemu killed while `haconf upgrade /dev/sdX` (the bundle on a
       second disk, as on a USB stick) writes the root; the next boot is the old slot;
   (a) `haconf upgrade http://...` from the host (qemu user networking, restrict=on,
       one guestfwd address to a server on this machine's loopback), reboot: the new
@@ -181,6 +181,13 @@ def slot_state(vm) -> dict:
     return dict(line.split("=", 1) for line in out.split() if "=" in line)
 
 
+def stick(vm) -> str:
+    """The USB-stick disk: the one without partitions (disk names follow probe order)."""
+    out = vm.check("for d in /dev/sd[a-z]; do [ -b ${d}1 ] || echo $d; done")
+    assert len(out.split()) == 1, out
+    return out.strip()
+
+
 def boot_and_login(vm, timeout=300) -> float:
     seconds = vm.wait_for_login(timeout=timeout)
     vm.login()
@@ -202,7 +209,7 @@ def test_power_cut_during_the_write_boots_the_old_slot(card, builds):
     assert slot_state(vm)["active"] == "a"
     out, rc = vm.run("haconf set essid kept-across-upgrades && haconf commit", timeout=180)
     assert rc == 0, out
-    vm.sendline("haconf upgrade /dev/sdb")
+    vm.sendline(f"haconf upgrade {stick(vm)}")
     vm.expect(b"writing root.squashfs", timeout=300)
     vm.expect(re.compile(rb"\d+ of \d+ MiB"), timeout=300)   # in the middle of the root
     card.power_cut()
@@ -243,7 +250,7 @@ def test_upgrade_over_http_then_reboot_into_the_new_slot(card, builds):
 
 def test_an_image_that_never_gets_ready_falls_back_after_two_tries(card, builds):
     vm = card.vm
-    out, rc = vm.run("haconf upgrade /dev/sdb", timeout=900)   # the broken bundle
+    out, rc = vm.run(f"haconf upgrade {stick(vm)}", timeout=900)   # the broken bundle
     assert rc == 0, out
     assert "into slot a" in out
     t0 = time.monotonic()
