@@ -12,7 +12,8 @@ goes through, in order:
       slot runs the new version, the `haconf set` made before is still there, and
       reaching "home agent ready" makes the slot good;
   (c) the broken bundle: two boots that never get ready (the watchdog reboots each),
-      then the initramfs goes back to the slot that worked.
+      then the initramfs goes back to the slot that worked;
+and last the boot menu's `factory` entry reformats the config partition.
 
 DENALI_BUILD_IMAGE=1 builds the images (cached stages: the second build costs the
 overlay and the image); without it, the builds of an earlier run are used if they are
@@ -269,3 +270,26 @@ def test_an_image_that_never_gets_ready_falls_back_after_two_tries(card, builds)
     assert (s["active"], s["previous"], s["tentative"], s["failed"]) == ("b", "a", "0", "a"), s
     assert "slot a did not become ready after the upgrade" in vm.check("logread | grep denali")
     assert "kept-across-upgrades" in vm.check("haconf get essid --committed", timeout=180)
+
+
+def test_the_factory_boot_entry_gives_a_new_install(card, builds):
+    """`factory` typed at syslinux's boot: prompt: the config partition is reformatted."""
+    vm = card.vm
+    if vm is None or not vm.alive():  # run alone: a fresh card
+        vm = card.power_on(os.path.join(builds["v2"], f"denali-{ARCH}.upgrade"))
+        boot_and_login(vm)
+        out, rc = vm.run("haconf set essid kept-across-upgrades && haconf commit", timeout=180)
+        assert rc == 0, out
+    slot = slot_state(vm)["active"]
+    assert "kept-across-upgrades" in vm.check("haconf get essid --committed", timeout=180)
+    vm.check("echo 'mac80211_hwsim radios=2' > /etc/denali/modules")
+    vm.reboot()
+    vm.expect(b"boot: ", timeout=300)
+    vm.sendline("factory")
+    vm.expect(b"factory defaults: reformatting the config partition", timeout=300)
+    vm.expect(b"new install is closed", timeout=300)
+    boot_and_login(vm)
+    assert "denali.factory" in vm.check("cat /proc/cmdline")
+    assert slot_state(vm)["active"] == slot        # the firmware is the one that ran
+    assert not vm.check("ls /etc/denali/modules 2>/dev/null || true").strip()
+    assert "kept-across-upgrades" not in vm.check("haconf get essid --committed", timeout=180)
