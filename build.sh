@@ -359,7 +359,24 @@ IMG=$OUT/denali-$ARCH.img
 OVL=$OUT/denali-overlay-$VERSION.squashfs
 BUNDLE=$OUT/denali-$ARCH.upgrade
 IMG_KEY=$(str_hash "$ROOT_KEY $APP_KEY $INITRD_KEY $VERSION $(tree_hash "$HERE/firmware/syslinux.cfg") $(section_hash 'disk image') $CFG_MB")
-if [ -f "$IMG" ] && [ -f "$OUT/manifest-$ARCH.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ]; then
+# the cached parts match what the kept image's manifest says (a pruned cache entry that
+# was built again is the same input, but squashfs is not byte for byte reproducible)
+parts_match() {
+    python3 - "$OUT/manifest-$ARCH.json" "vmlinuz=$KROOT/boot/vmlinuz-$KVER" "initrd.img=$INITRDC/initrd.img" \
+        "denali-overlay.squashfs=$APPC/overlay.squashfs" "root.squashfs=$ROOTC/root.squashfs" <<'EOF'
+import hashlib, json, sys
+contents = json.load(open(sys.argv[1])).get("contents", {})
+for arg in sys.argv[2:]:
+    name, path = arg.split("=", 1)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if contents.get(name, {}).get("sha256") != h.hexdigest():
+        sys.exit(1)
+EOF
+}
+if [ -f "$IMG" ] && [ -f "$OUT/manifest-$ARCH.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ] && parts_match; then
     stage image "$IMG: inputs unchanged, kept"
     cp "$OUT/manifest-$ARCH.json" "$OUT/manifest.json"
 else
