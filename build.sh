@@ -12,11 +12,18 @@
 #
 # Outputs in DIR (default ./out):
 #   denali-ARCH.img                   disk image to dd onto the CF card:
-#                                       p1 FAT boot (syslinux, kernel, initramfs, project overlay)
-#                                       p2 squashfs root (read-only)
-#                                       p3 ext4 config (/etc/denali, survives upgrades)
+#                                       p1 FAT boot (syslinux; kernel, initramfs, project
+#                                          overlay per slot in /a and /b; denali/bootstate)
+#                                       p2 squashfs root of slot a (read-only)
+#                                       p3 squashfs root of slot b (empty until an upgrade)
+#                                       p4 ext4 config (/etc/denali, survives upgrades)
+#   denali-ARCH.upgrade               the upgrade bundle `haconf upgrade` streams: a tar of
+#                                       manifest.json, manifest.json.sig, vmlinuz, initrd.img,
+#                                       denali-overlay.squashfs, root.squashfs (in that order)
 #   denali-overlay-VERSION.squashfs   the project's own files (ha/, radvd/, pyroute2, scripts)
-#   manifest.json                     version, arch, sizes and sha256 of each output
+#   manifest.json                     version, arch, sizes and sha256 of each output and part
+#
+# DENALI_VERSION overrides the version from setup.py (a second build for the upgrade tests).
 #
 # Stages are cached under build/cache by a hash of their inputs: an unchanged input is
 # reused, not rebuilt. Each stage prints its elapsed time; a failed stage names itself
@@ -79,8 +86,9 @@ if [ -n "$SIGN_KEY$PUB_KEY" ]; then
     fi
     mv "$UPGRADE_PUB.tmp" "$UPGRADE_PUB"
 fi
-VERSION=$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' "$HERE/setup.py")
+VERSION=${DENALI_VERSION:-$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' "$HERE/setup.py")}
 [ -n "$VERSION" ] || VERSION=0.0.0
+case "$VERSION" in *[!A-Za-z0-9.+~-]*) echo "build.sh: version $VERSION: only letters, digits and . + ~ -" >&2; exit 2 ;; esac
 
 T0=$SECONDS
 STAGE=start
@@ -202,7 +210,7 @@ WHEEL=$(ls "$WHEELS"/pyroute2-*.whl | head -n1)
 
 # ---------------------------------------------------------------- root squashfs
 ROOT_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/strip.list" "$HERE/firmware/modules.list" "$HERE/firmware/prune_libs.py" \
-    "$HERE/rootfs-overlay" "$HERE/init.d") $(section_hash 'root squashfs')")
+    "$HERE/firmware/denali-slot" "$HERE/rootfs-overlay" "$HERE/init.d") $(section_hash 'root squashfs')")
 ROOTC=$BUILD/cache/root-$ARCH-$ROOT_KEY
 if [ -f "$ROOTC/.done" ]; then
     stage root "root squashfs: cached ($ROOT_KEY)"
@@ -250,7 +258,7 @@ else
         case "${f##*/}" in README*) continue ;; esac
         install -m 0755 "$f" "$R/etc/init.d/"
     done
-    echo "$VERSION" > "$R/usr/share/denali/VERSION"
+    install -m 0755 "$HERE/firmware/denali-slot" "$R/usr/sbin/denali-slot"
     # zstd, not xz: at 64 MB the page cache is small and code pages are read back from
     # the squashfs while the board serves; xz costs the CPU 12 times more per read-back
     # (unsquashfs here: 2.4 s against 0.2 s of CPU) for 12% less space
@@ -323,7 +331,7 @@ prune_cache "app-$ARCH" "$APPC"
 note "overlay.squashfs $(du -h "$APPC/overlay.squashfs" | cut -f1)"
 
 # ---------------------------------------------------------------- initramfs
-INITRD_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/initramfs-init" "$HERE/firmware/initramfs.modules") $(section_hash initramfs)")
+INITRD_KEY=$(str_hash "$BASE_KEY $(tree_hash "$HERE/firmware/initramfs-init" "$HERE/firmware/initramfs.modules" "$HERE/firmware/denali-slot") $(section_hash initramfs)")
 INITRDC=$BUILD/cache/initrd-$ARCH-$INITRD_KEY
 if [ -f "$INITRDC/.done" ]; then
     stage initramfs "busybox initramfs: cached ($INITRD_KEY)"
@@ -335,6 +343,7 @@ else
     cp "$BASE/root/bin/busybox" "$I/bin/busybox"
     for a in $(chroot "$BASE/root" /bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$I/bin/$a"; done
     install -m 0755 "$HERE/firmware/initramfs-init" "$I/init"
+    install -m 0755 "$HERE/firmware/denali-slot" "$I/bin/denali-slot"
     resolve_modules "$HERE/firmware/initramfs.modules" | while read -r m; do
         cp "$KROOT/lib/modules/$KVER/$m" "$I/lib/modules/"
         echo "${m##*/}"
@@ -353,12 +362,30 @@ note "initrd.img $(du -h "$INITRDC/initrd.img" | cut -f1)"
 # ---------------------------------------------------------------- disk image
 IMG=$OUT/denali-$ARCH.img
 OVL=$OUT/denali-overlay-$VERSION.squashfs
-IMG_KEY=$(str_hash "$ROOT_KEY $APP_KEY $INITRD_KEY $(tree_hash "$HERE/firmware/syslinux.cfg") $(section_hash 'disk image') $CFG_MB")
-if [ -f "$IMG" ] && [ -f "$OUT/manifest-$ARCH.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ]; then
+BUNDLE=$OUT/denali-$ARCH.upgrade
+IMG_KEY=$(str_hash "$ROOT_KEY $APP_KEY $INITRD_KEY $VERSION $(tree_hash "$HERE/firmware/syslinux.cfg") $(section_hash 'disk image') $CFG_MB")
+# the cached parts match what the kept image's manifest says (a pruned cache entry that
+# was built again is the same input, but squashfs is not byte for byte reproducible)
+parts_match() {
+    python3 - "$OUT/manifest-$ARCH.json" "vmlinuz=$KROOT/boot/vmlinuz-$KVER" "initrd.img=$INITRDC/initrd.img" \
+        "denali-overlay.squashfs=$APPC/overlay.squashfs" "root.squashfs=$ROOTC/root.squashfs" <<'EOF'
+import hashlib, json, sys
+contents = json.load(open(sys.argv[1])).get("contents", {})
+for arg in sys.argv[2:]:
+    name, path = arg.split("=", 1)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if contents.get(name, {}).get("sha256") != h.hexdigest():
+        sys.exit(1)
+EOF
+}
+if [ -f "$IMG" ] && [ -f "$OUT/manifest-$ARCH.json" ] && [ "$(cat "$OUT/.denali-$ARCH.key" 2>/dev/null)" = "$IMG_KEY" ] && parts_match; then
     stage image "$IMG: inputs unchanged, kept"
     cp "$OUT/manifest-$ARCH.json" "$OUT/manifest.json"
 else
-    stage image "disk image: FAT boot + squashfs root + ext4 config"
+    stage image "disk image: FAT boot (slots a, b) + squashfs root a + root b (empty) + ext4 config"
     W=$BUILD/work-$ARCH
     rm -rf "$W"
     mkdir -p "$W"
@@ -366,40 +393,52 @@ else
     ksize=$(stat -c %s "$KROOT/boot/vmlinuz-$KVER")
     isize=$(stat -c %s "$INITRDC/initrd.img")
     osize=$(stat -c %s "$APPC/overlay.squashfs")
-    # boot: kernel, initramfs, and room for a second project overlay (an upgrade is
-    # copied beside the running one, then renamed over it), plus slack
-    BOOT_MB=$(( $(mib $(( ksize + isize + 2 * osize ))) + 2 ))
-    ROOT_MB=$(mib "$(stat -c %s "$ROOTC/root.squashfs")")
-    run mkfs.vfat -n DENALIBOOT -C "$W/boot.part" $((BOOT_MB * 1024))
+    # boot: kernel, initramfs and project overlay for each of the two slots, plus room
+    # for the next release to grow (a quarter more) and syslinux
+    BOOT_MB=$(( $(mib $(( (ksize + isize + osize) * 5 / 2 ))) + 2 ))
+    # each root slot: this root and a sixth more, so that later releases still fit
+    rsize=$(stat -c %s "$ROOTC/root.squashfs")
+    SLOT_MB=$(( $(mib $(( rsize * 7 / 6 ))) ))
+    # the FAT's volume id names the card on the kernel command line (denali.boot=UUID=...)
+    VOLID=$(od -An -N4 -tx4 /dev/urandom | tr -d ' ' | tr a-f A-F)
+    run mkfs.vfat -n DENALIBOOT -i "$VOLID" -C "$W/boot.part" $((BOOT_MB * 1024))
     run syslinux --install "$W/boot.part" || fail "syslinux --install failed"
     export MTOOLS_SKIP_CHECK=1
-    run mcopy -i "$W/boot.part" "$HERE/firmware/syslinux.cfg" ::/syslinux.cfg
-    run mcopy -i "$W/boot.part" "$KROOT/boot/vmlinuz-$KVER" ::/vmlinuz
-    run mcopy -i "$W/boot.part" "$INITRDC/initrd.img" ::/initrd.img
-    run mcopy -i "$W/boot.part" "$APPC/overlay.squashfs" ::/denali-overlay.squashfs
+    sed "s/@BOOT@/UUID=${VOLID:0:4}-${VOLID:4:4}/g" "$HERE/firmware/syslinux.cfg" > "$W/syslinux.in"
+    sed 's/@SLOT@/a/g' "$W/syslinux.in" > "$W/syslinux.cfg"
+    printf 'active=a\nprevious=\ntentative=0\ntries=0\nfailed=\n' > "$W/bootstate"
     echo "$VERSION $KVER" > "$W/VERSION"
-    run mcopy -i "$W/boot.part" "$W/VERSION" ::/VERSION
+    run mmd -i "$W/boot.part" ::/a ::/b ::/denali
+    run mcopy -i "$W/boot.part" "$W/syslinux.cfg" ::/syslinux.cfg
+    run mcopy -i "$W/boot.part" "$W/syslinux.in" ::/denali/syslinux.in
+    run mcopy -i "$W/boot.part" "$W/bootstate" ::/denali/bootstate
+    run mcopy -i "$W/boot.part" "$KROOT/boot/vmlinuz-$KVER" ::/a/vmlinuz
+    run mcopy -i "$W/boot.part" "$INITRDC/initrd.img" ::/a/initrd.img
+    run mcopy -i "$W/boot.part" "$APPC/overlay.squashfs" ::/a/denali-overlay.squashfs
+    run mcopy -i "$W/boot.part" "$W/VERSION" ::/a/VERSION
     run mke2fs -q -t ext4 -L DENALICFG -m 0 -N 128 -J size=1 "$W/cfg.part" "${CFG_MB}M"
     # /etc/denali holds keys (denali.conf, root.passwd): its root directory is root's only
     run debugfs -w -R "sif / mode 040700" "$W/cfg.part"
-    # 1 MiB aligned partitions; built as files and dd'ed in (no loop partitions needed)
-    P1=1; P2=$((P1 + BOOT_MB)); P3=$((P2 + ROOT_MB)); END=$((P3 + CFG_MB))
+    # 1 MiB aligned partitions; built as files and dd'ed in (no loop partitions needed).
+    # Slot b stays a hole: the image file is sparse, and a card gets zeroes there.
+    P1=1; P2=$((P1 + BOOT_MB)); P3=$((P2 + SLOT_MB)); P4=$((P3 + SLOT_MB)); END=$((P4 + CFG_MB))
     rm -f "$W/disk.img"
     truncate -s "$((END * 1048576))" "$W/disk.img"
-    printf 'label: dos\nunit: sectors\n%s,%s,e,*\n%s,%s,83\n%s,%s,83\n' \
-        $((P1 * 2048)) $((BOOT_MB * 2048)) $((P2 * 2048)) $((ROOT_MB * 2048)) $((P3 * 2048)) $((CFG_MB * 2048)) |
+    printf 'label: dos\nunit: sectors\n%s,%s,e,*\n%s,%s,83\n%s,%s,83\n%s,%s,83\n' \
+        $((P1 * 2048)) $((BOOT_MB * 2048)) $((P2 * 2048)) $((SLOT_MB * 2048)) $((P3 * 2048)) $((SLOT_MB * 2048)) \
+        $((P4 * 2048)) $((CFG_MB * 2048)) |
         run sfdisk --no-reread --no-tell-kernel "$W/disk.img"
     run dd if=/usr/lib/syslinux/mbr/mbr.bin of="$W/disk.img" bs=440 count=1 conv=notrunc
     run dd if="$W/boot.part" of="$W/disk.img" bs=1M seek=$P1 conv=notrunc
     run dd if="$ROOTC/root.squashfs" of="$W/disk.img" bs=1M seek=$P2 conv=notrunc
-    run dd if="$W/cfg.part" of="$W/disk.img" bs=1M seek=$P3 conv=notrunc
+    run dd if="$W/cfg.part" of="$W/disk.img" bs=1M seek=$P4 conv=notrunc
     mv "$W/disk.img" "$IMG"
     cp "$APPC/overlay.squashfs" "$OVL"
     stage manifest "manifest.json"
-    python3 - "$OUT" "$ARCH" "$VERSION" "$KVER" "$BOOT_MB" "$ROOT_MB" "$CFG_MB" "$ROOTC" "$APPC" "$INITRDC" \
+    python3 - "$OUT" "$ARCH" "$VERSION" "$KVER" "$BOOT_MB" "$SLOT_MB" "$CFG_MB" "$ROOTC" "$APPC" "$INITRDC" \
         "$KROOT/boot/vmlinuz-$KVER" "$(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)" <<'EOF' >> "$LOG" 2>&1
 import hashlib, json, os, sys, time
-out, arch, version, kver, boot_mb, root_mb, cfg_mb, rootc, appc, initrdc, vmlinuz, commit = sys.argv[1:]
+out, arch, version, kver, boot_mb, slot_mb, cfg_mb, rootc, appc, initrdc, vmlinuz, commit = sys.argv[1:]
 def digest(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -410,9 +449,10 @@ files = {}
 for name in (f"denali-{arch}.img", f"denali-overlay-{version}.squashfs"):
     p = os.path.join(out, name)
     files[name] = {"size": os.path.getsize(p), "sha256": digest(p)}
+# the parts, in the order the upgrade bundle carries them (small files first, the root last)
 parts = {"vmlinuz": vmlinuz, "initrd.img": os.path.join(initrdc, "initrd.img"),
-         "root.squashfs": os.path.join(rootc, "root.squashfs"),
-         "denali-overlay.squashfs": os.path.join(appc, "overlay.squashfs")}
+         "denali-overlay.squashfs": os.path.join(appc, "overlay.squashfs"),
+         "root.squashfs": os.path.join(rootc, "root.squashfs")}
 contents = {k: {"size": os.path.getsize(p), "sha256": digest(p)} for k, p in parts.items()}
 du = {}
 for line in open(os.path.join(rootc, "du.txt")):
@@ -423,10 +463,12 @@ manifest = {
     "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "files": files,
     "partitions": [
-        {"n": 1, "fs": "vfat", "mib": int(boot_mb), "holds": "syslinux, vmlinuz, initrd.img, denali-overlay.squashfs"},
-        {"n": 2, "fs": "squashfs", "mib": int(root_mb), "holds": "root (read-only)"},
-        {"n": 3, "fs": "ext4", "mib": int(cfg_mb), "holds": "/etc/denali (kept across upgrades)"},
+        {"n": 1, "fs": "vfat", "mib": int(boot_mb), "holds": "syslinux, denali/bootstate; a/ and b/: vmlinuz, initrd.img, denali-overlay.squashfs"},
+        {"n": 2, "fs": "squashfs", "mib": int(slot_mb), "holds": "root of slot a (read-only)"},
+        {"n": 3, "fs": "squashfs", "mib": int(slot_mb), "holds": "root of slot b (read-only; empty in a new image)"},
+        {"n": 4, "fs": "ext4", "mib": int(cfg_mb), "holds": "/etc/denali (kept across upgrades)"},
     ],
+    "bundle": list(parts),
     "contents": contents,
     "root_unpacked_bytes": int(open(os.path.join(rootc, "root-kb.txt")).read()) * 1024,
     "root_unpacked_by_dir": du,
@@ -458,8 +500,28 @@ if [ -n "$SIGN_KEY" ]; then
 elif [ -z "$UPGRADE_PUB" ]; then
     note "unsigned: no upgrade key in the image; haconf upgrade will need --insecure (./build.sh --sign KEY)"
 fi
+# ---------------------------------------------------------------- upgrade bundle
+stage bundle "$BUNDLE: manifest, signature, then the parts as the manifest lists them"
+python3 - "$OUT/manifest-$ARCH.json" "$BUNDLE" "$KROOT/boot/vmlinuz-$KVER" "$INITRDC/initrd.img" \
+    "$APPC/overlay.squashfs" "$ROOTC/root.squashfs" <<'EOF' >> "$LOG" 2>&1
+import json, os, sys, tarfile
+manifest, bundle, *paths = sys.argv[1:]
+order = json.load(open(manifest))["bundle"]
+members = [("manifest.json", manifest)]
+if os.path.exists(manifest + ".sig"):
+    members.append(("manifest.json.sig", manifest + ".sig"))
+members += list(zip(order, paths))
+with tarfile.open(bundle + ".tmp", "w", format=tarfile.USTAR_FORMAT) as tar:
+    for name, path in members:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = os.path.getsize(path), 0o644, int(os.path.getmtime(manifest))
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+os.replace(bundle + ".tmp", bundle)
+EOF
 trap - ERR
 size=$(stat -c %s "$IMG")
-printf '[%4ds] done       %s (%d MiB = %d bytes), %s, %s\n' $((SECONDS - T0)) "$IMG" $((size / 1048576)) "$size" \
-    "${OVL##*/}" manifest.json
-if [ "$size" -gt $((64 * 1048576)) ]; then echo "build.sh: warning: the image is over the 64 MiB target" >&2; fi
+printf '[%4ds] done       %s (%d MiB = %d bytes, %d MiB on disk: slot b is a hole), %s (%d MiB), %s, manifest.json\n' \
+    $((SECONDS - T0)) "$IMG" $((size / 1048576)) "$size" $(( $(du -k "$IMG" | cut -f1) / 1024 )) \
+    "${BUNDLE##*/}" $(( $(stat -c %s "$BUNDLE") / 1048576 )) "${OVL##*/}"
+if [ "$size" -gt $((128 * 1048576)) ]; then echo "build.sh: warning: the image does not fit a 128 MB card" >&2; fi

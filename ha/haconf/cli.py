@@ -7,6 +7,8 @@
     haconf changes / commit / revert / apply [--confirm 60] / confirm
     haconf init                              (first boot: the config, with a key)
     haconf auth add 2001:db8::beef           (an RFC 4285 key for a mobile node)
+    haconf upgrade http://host/denali-i386.upgrade   (into the other A/B slot)
+    haconf backup / restore FILE / reset --yes
 
 New installs are closed: the built-in config has ``acl_default = deny``, so
 denalid serves only home addresses with an [auth] key or an [[acl]] allow.
@@ -460,37 +462,101 @@ def log(paths):
 # ------------------------------------------------------ the board
 
 @cli.command()
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.option("--manifest", type=click.Path(dir_okay=False),
-              help="manifest.json (default: the one beside IMAGE)")
-@click.option("--device", help="the disk to write (default: the one this system booted from)")
-@click.option("--keep-config/--no-keep-config", default=True, show_default=True,
-              help="keep partition 3 (/etc/denali)")
-@click.option("--reboot", is_flag=True, help="reboot once written")
+@click.argument("source", metavar="SRC")
 @click.option("--insecure", is_flag=True,
-              help="write an image whose manifest is unsigned or cannot be checked")
+              help="write a bundle whose manifest is unsigned or cannot be checked")
+@click.option("--reboot", is_flag=True, help="reboot into the new slot once written")
 @click.pass_obj
-def upgrade(paths, image, manifest, device, keep_config, reboot, insecure):
-    """Write a new firmware image (checked against its manifest first)."""
+def upgrade(paths, source, insecure, reboot):
+    """Write a firmware bundle into the other slot; the current one stays.
+
+    SRC is denali-ARCH.upgrade from build.sh: a file (a USB stick's), a
+    device, - for stdin, or an http(s) URL, read as a stream.  The
+    signature is checked before anything is written, each part's sha256 as
+    it is written; then the boot loader starts the new slot on trial.
+    """
     from ha.haconf import upgrade as U
-    device = device or U.running_device()
-    if device is None:
-        raise HaconfError("not running from a denali image: name the disk "
-                          "with --device")
     try:
-        written = U.upgrade(image, device, manifest=manifest, keep_config=keep_config,
-                            progress=say, insecure=insecure)
+        target = U.running_target()
+        U.upgrade(source, target, insecure=insecure, progress=say)
     except U.UpgradeError as e:
-        raise HaconfError(f"upgrade refused, nothing written: {e}") from None
+        raise HaconfError(f"upgrade refused, the running slot and the boot loader are "
+                          f"untouched: {e}") from None
     except OSError as e:
-        raise HaconfError(f"upgrade failed while writing {device}: {e}",
+        raise HaconfError(f"upgrade failed while writing slot {target.slot}: {e}; the "
+                          f"running slot {target.running} still boots",
                           EXIT_FAILED) from None
-    kept = " (configuration kept)" if keep_config else ""
-    say(f"wrote partitions {', '.join(str(p.n) for p in written)} to {device}{kept}")
     if reboot:
         os.sync()
-        os.execvp("reboot", ["reboot", "-f"])
+        os.execvp("reboot", ["reboot"])
     say("reboot to run the new firmware")
+
+
+def _conf_dir(paths):
+    return os.path.dirname(os.path.abspath(paths.conf))
+
+
+def _firmware_version():
+    try:
+        with open("/usr/share/denali/VERSION") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
+@cli.command()
+@click.option("-o", "--output", metavar="FILE",
+              help="where to write it (default /tmp/denali-backup-DATE.tar)")
+@click.pass_obj
+def backup(paths, output):
+    """Save the config and keys (/etc/denali) in one file, mode 0600."""
+    import time
+    from ha.config.atomic import atomic_write
+    from ha.haconf import backup as B
+    d = _conf_dir(paths)
+    if not os.path.isdir(d):
+        raise HaconfError(f"no config directory {d}: nothing to back up")
+    data = B.make_backup(d, _firmware_version())
+    path = output or time.strftime("/tmp/denali-backup-%Y%m%d-%H%M%S.tar", time.gmtime())
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise HaconfError(f"cannot write {path}: {e.strerror or e}", EXIT_FAILED) from None
+    say(f"{len(B.config_files(d))} files of {d} in {path} ({len(data) >> 10} KiB, mode 0600: "
+        "it holds the keys)")
+    click.echo(path)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_obj
+def restore(paths, file):
+    """Put back a haconf backup (checked whole before anything is replaced)."""
+    from ha.haconf import backup as B
+    try:
+        files = B.read_backup(file)
+        B.check_files(files, os.path.basename(paths.conf))
+    except B.BackupRefused as e:
+        raise HaconfError(f"restore refused, nothing changed: {e}") from None
+    names = B.restore(_conf_dir(paths), files)
+    say(f"restored {', '.join(names)}; haconf apply (or a reboot) runs it")
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="really erase the config and keys")
+@click.pass_obj
+def reset(paths, yes):
+    """Back to factory defaults: erase /etc/denali, then write a new config."""
+    from ha.haconf import backup as B
+    d = _conf_dir(paths)
+    if not yes:
+        raise HaconfError(f"haconf reset erases every file in {d} (config, keys, "
+                          "passphrases, root's password): haconf backup first, then "
+                          "haconf reset --yes")
+    gone = B.reset(d)
+    say(f"removed {', '.join(gone) or 'nothing'} from {d}")
+    click.get_current_context().invoke(init)
+    say("factory config written: haconf apply (or a reboot) runs it")
 
 
 @cli.command()

@@ -56,7 +56,7 @@ def qemu_missing(arch: str = "i386") -> str | None:
     return None
 
 
-def seed_config_partition(disk: str, files: dict[str, str], tmpdir: str, part: int = 3) -> None:
+def seed_config_partition(disk: str, files: dict[str, str], tmpdir: str, part: int = 4) -> None:
     """Write *files* (name -> text) into the ext4 config partition of the disk image
     *disk* with debugfs (e2fsprogs), in place: no loop device, no mount."""
     table = json.loads(subprocess.run(["sfdisk", "-J", disk], check=True, capture_output=True,
@@ -77,7 +77,7 @@ class DenaliVM:
                  log_path: str | None = None, copy: bool = True, extra_args: list[str] | None = None,
                  config_files: dict[str, str] | None = None):
         self.image = image
-        # files for /etc/denali (partition 3) of the private copy, e.g. "modules" or a
+        # files for /etc/denali (partition 4) of the private copy, e.g. "modules" or a
         # denali.conf made by `haconf init` on the host: a boot that is not the first
         self.config_files = config_files or {}
         self.arch = arch or arch_of(image)

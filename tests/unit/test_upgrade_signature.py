@@ -3,8 +3,7 @@
 The verifier (ha/haconf/ed25519.py) is checked on RFC 8032 §7.1's vectors and
 against two independent implementations: `cryptography` (OpenSSL's code
 through another binding) and the openssl command build.sh uses to sign.
-Keys are made by openssl in tmp dirs; images are the small disks of
-test_upgrade.py.
+Keys are made by openssl in tmp dirs; bundles and cards are test_upgrade.py's.
 """
 
 import hashlib
@@ -18,10 +17,12 @@ from click.testing import CliRunner
 
 from ha.haconf import cli as haconf
 from ha.haconf import ed25519
-from ha.haconf.upgrade import UpgradeError, upgrade, verify_image
+from ha.haconf import upgrade as U
+from ha.haconf.upgrade import UpgradeError, check_signature, upgrade
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_upgrade import firmware_key, keys, make_disk, manifest_for, openssl, part, sign  # noqa: E402,F401
+from test_upgrade import (firmware_key, keys, make_bundle, make_card, manifest_for,  # noqa: E402,F401
+                          new_parts, openssl, sign, snapshot)
 
 # RFC 8032 §7.1, TEST 1, 2, 3: (secret key, public key, message, signature)
 RFC8032 = [
@@ -113,101 +114,88 @@ def test_haconf_starts_without_the_verifier():
 
 # ----------------------------------------------------------------- haconf upgrade
 
-@pytest.fixture
-def signed(tmp_path, keys):
-    new_dir = tmp_path / "new"
-    new_dir.mkdir()
-    image = str(new_dir / "denali-test.img")
-    make_disk(image, {1: b"BOOT-new", 2: b"ROOT-new", 3: b"CONF-new"})
-    manifest = manifest_for(image, key=keys[0])
-    device = str(tmp_path / "cf-card")
-    make_disk(device, {1: b"BOOT-old", 2: b"ROOT-old", 3: b"CONF-old"})
-    return image, manifest, device
+def _fingerprint(pub):
+    return hashlib.sha256(ed25519.public_key_from_pem(open(pub).read())).hexdigest()[:16]
 
 
-def test_a_signed_image_is_written_and_says_so(signed, keys):
-    image, _, device = signed
+def test_a_signed_bundle_is_written_and_says_so(tmp_path, keys):
+    t = make_card(tmp_path / "card")
     said = []
-    assert [p.n for p in upgrade(image, device, pubkey=keys[1], progress=said.append)] == [1, 2]
-    fp = hashlib.sha256(ed25519.public_key_from_pem(open(keys[1]).read())).hexdigest()[:16]
-    assert said[0] == f"manifest signed with the upgrade key {fp}"
-    assert part(device, 1) == part(image, 1)
+    upgrade(make_bundle(tmp_path, key=keys[0]), t, pubkey=keys[1], progress=said.append)
+    assert said[0] == f"manifest signed with the upgrade key {_fingerprint(keys[1])}"
+    assert open(os.path.join(t.boot_dir, "b", "vmlinuz"), "rb").read() == new_parts()["vmlinuz"]
 
 
-def test_a_tampered_image_with_a_recomputed_manifest_is_refused(signed, keys):
-    image, manifest, device = signed
-    before = open(device, "rb").read()
-    with open(image, "r+b") as f:  # the attacker's root partition...
-        f.seek(3 * (1 << 20))
-        f.write(b"EVIL" * 1024)
-    data = open(image, "rb").read()
-    m = json.load(open(manifest))  # ...and a manifest whose size and sha256 agree with it
-    m["files"]["denali-test.img"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    with open(manifest, "w") as f:
-        json.dump(m, f)
-    for insecure in (False, True):  # --insecure is for unsigned images, not for bad ones
+def test_a_tampered_bundle_with_a_recomputed_manifest_is_refused(tmp_path, keys):
+    t = make_card(tmp_path / "card")
+    evil = dict(new_parts(), **{"root.squashfs": b"EVIL" * 4096})
+    good = manifest_for(new_parts())
+    sign_path = tmp_path / "signed"
+    sign_path.mkdir()
+    make_bundle(sign_path, key=keys[0], manifest=good)  # what the build machine signed
+    # the attacker's root, and a manifest whose size and sha256 agree with it, with the
+    # old signature
+    recomputed = json.dumps(manifest_for(evil), indent=2).encode()
+    path = make_bundle(tmp_path, evil, key=keys[0], manifest=good,
+                       after_sign=lambda raw: recomputed)
+    before = snapshot(t)
+    for insecure in (False, True):  # --insecure is for unsigned bundles, not for bad ones
         with pytest.raises(UpgradeError, match="does not match its signature"):
-            upgrade(image, device, pubkey=keys[1], insecure=insecure)
-    assert open(device, "rb").read() == before
+            upgrade(path, t, pubkey=keys[1], insecure=insecure)
+    assert snapshot(t) == before
+    assert not os.path.exists(os.path.join(t.boot_dir, "b"))
+    assert open(t.root_device, "rb").read(4) == b"\0\0\0\0"
 
 
-def test_another_keys_signature_is_refused(signed, keys, tmp_path):
-    image, manifest, device = signed
+def test_another_keys_signature_is_refused(tmp_path, keys):
+    t = make_card(tmp_path / "card")
     other = str(tmp_path / "other.key")
     openssl("genpkey", "-algorithm", "ed25519", "-out", other)
-    sign(manifest, other)
-    before = open(device, "rb").read()
     with pytest.raises(UpgradeError, match="signed with another key"):
-        upgrade(image, device, pubkey=keys[1])
-    assert open(device, "rb").read() == before
+        upgrade(make_bundle(tmp_path, key=other), t, pubkey=keys[1])
+    assert U.boot_default(t.boot_dir) == "a"
 
 
-def test_an_unsigned_image_needs_insecure(signed, keys):
-    image, manifest, device = signed
-    os.unlink(manifest + ".sig")
-    before = open(device, "rb").read()
+def test_an_unsigned_bundle_needs_insecure(tmp_path, keys):
+    t = make_card(tmp_path / "card")
+    path = make_bundle(tmp_path)
     with pytest.raises(UpgradeError, match=r"not signed .*--sign KEY.*--insecure"):
-        upgrade(image, device, pubkey=keys[1])
-    assert open(device, "rb").read() == before
+        upgrade(path, t, pubkey=keys[1])
+    assert U.boot_default(t.boot_dir) == "a"
     said = []
-    upgrade(image, device, pubkey=keys[1], insecure=True, progress=said.append)
+    upgrade(path, t, pubkey=keys[1], insecure=True, progress=said.append)
     assert said[0] == "manifest UNSIGNED (no manifest.json.sig), written because of --insecure"
-    assert part(device, 2) == part(image, 2)
+    assert U.boot_default(t.boot_dir) == "b"
 
 
-def test_a_firmware_without_a_key_needs_insecure(signed, tmp_path):
-    image, _, device = signed
+def test_a_firmware_without_a_key_needs_insecure(tmp_path, keys):
+    t = make_card(tmp_path / "card")
+    path = make_bundle(tmp_path, key=keys[0])
     missing = str(tmp_path / "no-such.pub")
     with pytest.raises(UpgradeError, match="no upgrade key .*--insecure"):
-        verify_image(image, pubkey=missing)
+        upgrade(path, t, pubkey=missing)
     said = []
-    verify_image(image, pubkey=missing, insecure=True, progress=said.append)
+    upgrade(path, t, pubkey=missing, insecure=True, progress=said.append)
     assert "NOT CHECKED" in said[0]
 
 
-def test_a_broken_signature_file_or_key_is_refused(signed, keys, tmp_path):
-    image, manifest, _ = signed
-    with open(manifest + ".sig", "ab") as f:
-        f.write(b"\n")
+def test_a_broken_signature_or_key_is_refused(tmp_path, keys):
+    t = make_card(tmp_path / "card")
+    assert check_signature(b"{}", None, keys[1], insecure=True).startswith("UNSIGNED")
     with pytest.raises(UpgradeError, match="65 bytes, not a 64-byte"):
-        verify_image(image, pubkey=keys[1])
+        check_signature(b"{}", bytes(65), keys[1])
     bad = tmp_path / "bad.pub"
     bad.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
     with pytest.raises(UpgradeError, match="not an Ed25519 public key"):
-        verify_image(image, pubkey=str(bad))
+        upgrade(make_bundle(tmp_path, key=keys[0]), t, pubkey=str(bad))
 
 
-def test_haconf_upgrade_refuses_tampering_and_writes_nothing(signed, keys, monkeypatch):
-    image, manifest, device = signed
-    monkeypatch.setenv("DENALI_UPGRADE_PUBKEY", keys[1])
-    conf = os.path.join(os.path.dirname(device), "denali.conf")
-    r = CliRunner().invoke(haconf.cli, ["--config", conf, "upgrade", image, "--device", device])
-    assert r.exit_code == 0, r.stderr
-    assert "manifest signed with the upgrade key" in r.stdout + r.stderr
-    with open(manifest, "a") as f:
-        f.write(" ")
-    before = open(device, "rb").read()
-    r = CliRunner().invoke(haconf.cli, ["--config", conf, "upgrade", image, "--device", device])
+def test_haconf_upgrade_refuses_tampering_and_writes_nothing(tmp_path, keys, monkeypatch):
+    t = make_card(tmp_path / "card")
+    monkeypatch.setattr(U, "running_target", lambda: t)
+    conf = str(tmp_path / "denali.conf")
+    path = make_bundle(tmp_path, key=keys[0], after_sign=lambda raw: raw + b" ")
+    r = CliRunner().invoke(haconf.cli, ["--config", conf, "upgrade", path])
     assert r.exit_code == 2
-    assert "upgrade refused, nothing written" in r.stderr and "signature" in r.stderr
-    assert open(device, "rb").read() == before
+    assert "upgrade refused" in r.stderr and "signature" in r.stderr
+    assert not os.path.exists(os.path.join(t.boot_dir, "b"))
