@@ -26,6 +26,8 @@ import os
 import signal
 import time
 
+from ha.net.children import end_child
+
 log = logging.getLogger("denali.uplink")
 
 DHCPCD = "dhcpcd"
@@ -154,18 +156,6 @@ class PdClient:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         except (RuntimeError, ValueError):
             pass
-        p = self.proc
-        if p is not None and p.returncode is None:
-            p.terminate()  # dhcpcd keeps its lease for the next start (no RELEASE)
-            try:
-                await asyncio.wait_for(p.wait(), 5)
-            except asyncio.TimeoutError:
-                p.kill()
-                await p.wait()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        # SIGTERM: dhcpcd keeps its lease for the next start (no RELEASE)
+        await end_child(self.proc, self._task, 5)
+        self._task = None

@@ -23,6 +23,8 @@ import os
 import signal
 import subprocess
 
+from ha.net.children import end_child
+
 log = logging.getLogger("denali.system")
 
 RESTART_MAX = 60.0
@@ -96,20 +98,7 @@ class Child:
 
     async def stop(self) -> None:
         self._stopping = True
-        p = self.proc
-        if p is not None and p.returncode is None:
-            p.terminate()
-            try:
-                await asyncio.wait_for(p.wait(), 5)
-            except asyncio.TimeoutError:
-                p.kill()
-                await p.wait()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await end_child(self.proc, self._task, 5)
 
 
 class SystemServices:

@@ -4,22 +4,11 @@ Long lines wrap with a four-space indent; values print as they are typed in
 denali.conf (on/off, infinity); a shell line folds with backslash-newline.
 """
 
-import textwrap
-
 import click
 
 from ha.config.model import INFINITY
+from ha.haconf.columns import WIDTH, wrap  # noqa: F401
 from ha.haconf.grammar import MASK, is_secret
-
-WIDTH = 79
-
-
-def wrap(text):
-    out = []
-    for line in text.splitlines() or [""]:
-        out.extend(textwrap.wrap(line, WIDTH, subsequent_indent="    ",
-                                 break_on_hyphens=False) or [""])
-    return "\n".join(out)
 
 
 def say(text=""):

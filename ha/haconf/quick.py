@@ -12,7 +12,7 @@ same thing for these.
 import os
 import sys
 
-WIDTH = 79  # ha.haconf.output.WIDTH: the serial console's 80 columns
+from ha.haconf.columns import WIDTH, wrap  # noqa: F401
 
 # argv -> the console line; status (not --json) is formatted as cli.status does
 QUESTIONS = {
@@ -24,15 +24,6 @@ QUESTIONS = {
     ("bul", "--json"): "bul json",
     ("log",): "log",
 }
-
-
-def wrap(text):
-    import textwrap
-    out = []
-    for line in text.splitlines() or [""]:
-        out.extend(textwrap.wrap(line, WIDTH, subsequent_indent="    ",
-                                 break_on_hyphens=False) or [""])
-    return "\n".join(out)
 
 
 def answer(argv):

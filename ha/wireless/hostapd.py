@@ -29,6 +29,7 @@ import re
 import socket
 from dataclasses import dataclass
 
+from ha.net.children import end_child
 from ha.config.regulatory import (NON_OVERLAP_DISTANCE, channel_frequency,  # noqa: F401
                                   channel_rule, essid_rule,
                                   frequency, ht_rule, hw_mode_rule, is_dfs, is_hex_psk,
@@ -396,21 +397,6 @@ class HostapdChild:
 
     async def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True
-        p = self.proc
-        if p is not None and p.returncode is None:
-            try:
-                p.terminate()
-                await asyncio.wait_for(p.wait(), timeout)
-            except ProcessLookupError:
-                pass
-            except asyncio.TimeoutError:
-                p.kill()
-                await p.wait()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await end_child(self.proc, self._task, timeout)
+        self._task = None
         self.ctrl.close()
