@@ -63,7 +63,8 @@ case "$reason" in
 esac
 umask 077
 tmp="{lease}.$$"
-{{ echo "reason=$reason"; env | grep '^new_dhcp6_ia_pd'; }} > "$tmp" && mv -f "$tmp" "{lease}"
+# EXPIRE6/RELEASE6 carry no new_dhcp6_ia_pd*: grep finds nothing, and that is the news
+{{ echo "reason=$reason"; env | grep '^new_dhcp6_ia_pd' || true; }} > "$tmp" && mv -f "$tmp" "{lease}"
 kill -USR1 {pid} 2>/dev/null
 exit 0
 """
@@ -85,7 +86,7 @@ def read_lease_env(path: str) -> dict | None:
 
 
 class PdClient:
-    """dhcpcd as a supervised child; on_lease(env) for each event it reports."""
+    """dhcpcd as a supervised child; on_lease(env, written) for each event it reports."""
 
     def __init__(self, interface: str, hint: int | None, run_dir: str, on_lease):
         self.interface = interface
@@ -118,7 +119,9 @@ class PdClient:
         env = read_lease_env(self.lease_path)
         if env is not None:
             try:
-                self.on_lease(env)
+                # the lease's lifetimes count from when the script wrote it: at a
+                # restart of denalid, a lease left by the last run is that old
+                self.on_lease(env, os.stat(self.lease_path).st_mtime)
             except Exception as e:  # a bad lease must not stop the uplink
                 log.error("prefix delegation: cannot use the lease: %s", e)
 

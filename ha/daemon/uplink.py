@@ -197,14 +197,16 @@ class Uplink:
             self.pd.start()
             self._arm_pd_timer()
 
-    def _on_lease(self, env: dict) -> None:
-        """dhcpcd's script reported: a lease, a renewal, or the delegation's end."""
+    def _on_lease(self, env: dict, written: float | None = None) -> None:
+        """dhcpcd's script reported: a lease, a renewal, or the delegation's end.
+        `written` is when the script wrote it (the lease's lifetimes start then)."""
         import time
         from ha.config import pd
         from ha.daemon.pd_client import GONE_REASONS
         now = time.time()
         reason = env.get("reason", "")
-        lease = None if reason in GONE_REASONS else pd.lease_from_env(env, now)
+        lease = None if reason in GONE_REASONS else pd.lease_from_env(
+            env, min(now, written) if written is not None else now)
         old = self.pd_state or pd.PdState()
         s = self.settings
         new = pd.renumber(pd.expire(old, now), lease, s.pd_cells, s.pd_configured, now)
@@ -246,7 +248,10 @@ class Uplink:
         new = pd.expire(self.pd_state, time.time())
         if new != self.pd_state:
             self.pd_state = new
-            _save_pd_state(new)
+            try:
+                _save_pd_state(new)
+            except OSError as e:  # the state in memory still drives the cells
+                log.error("prefix delegation: cannot save its state: %s", e)
             log.info("prefix delegation: a retired prefix ran out")
             if self.on_change is not None:
                 self.on_change()
