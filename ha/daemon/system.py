@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 
 from ha.net.children import end_child
 
@@ -73,6 +74,7 @@ class Child:
     async def _supervise(self) -> None:
         delay = 1.0
         while not self._stopping:
+            started = time.monotonic()
             try:
                 self.proc = await asyncio.create_subprocess_exec(
                     *self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -90,6 +92,8 @@ class Child:
             await self.proc.wait()
             if self._stopping:
                 break
+            if time.monotonic() - started > 2 * RESTART_MAX:
+                delay = 1.0  # it ran well for a while: this is a new failure, not a loop
             self.state = f"exited {self.proc.returncode}, again in {delay:g} s"
             log.error("%s exited with %s, starting it again in %g s", self.name,
                       self.proc.returncode, delay)

@@ -104,7 +104,7 @@ def read_backup(path: str) -> dict[str, bytes]:
             if not m.isfile() or not NAME.fullmatch(m.name):
                 raise BackupRefused(f"{path} holds {m.name!r}: only plain file names, no "
                                     "directories, links or paths")
-            if m.name not in listed:
+            if not isinstance(listed.get(m.name), dict):
                 raise BackupRefused(f"{path} holds {m.name}, which its index does not list")
             if m.size > MAX_FILE:
                 raise BackupRefused(f"{m.name} in {path} is {m.size >> 10} KiB: too big")

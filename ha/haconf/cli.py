@@ -538,7 +538,10 @@ def restore(paths, file):
         B.check_files(files, os.path.basename(paths.conf))
     except B.BackupRefused as e:
         raise HaconfError(f"restore refused, nothing changed: {e}") from None
-    names = B.restore(_conf_dir(paths), files)
+    try:
+        names = B.restore(_conf_dir(paths), files)
+    except OSError as e:  # a full or failing partition: the files not yet renamed are the old ones
+        raise HaconfError(f"restore failed: {e}", EXIT_FAILED) from None
     say(f"restored {', '.join(names)}; haconf apply (or a reboot) runs it")
 
 
@@ -553,7 +556,10 @@ def reset(paths, yes):
         raise HaconfError(f"haconf reset erases every file in {d} (config, keys, "
                           "passphrases, root's password): haconf backup first, then "
                           "haconf reset --yes")
-    gone = B.reset(d)
+    try:
+        gone = B.reset(d)
+    except OSError as e:
+        raise HaconfError(f"reset failed: {e}", EXIT_FAILED) from None
     say(f"removed {', '.join(gone) or 'nothing'} from {d}")
     click.get_current_context().invoke(init)
     say("factory config written: haconf apply (or a reboot) runs it")

@@ -321,12 +321,20 @@ def upgrade(src, target: Target, *, pubkey: str | None = None, insecure: bool = 
     (the boot configuration untouched), OSError when the card fails.
     """
     import tarfile
+    from http.client import HTTPException  # an http source that drops mid-stream
+    ended = (tarfile.TarError, EOFError, HTTPException)
     say = progress or (lambda _line: None)
     default = boot_default(target.boot_dir)
     if default != target.running:
         raise UpgradeError(f"the boot loader starts slot {default}, this system runs slot "
                            f"{target.running}: writing slot {target.slot} now could leave "
                            f"nothing good to boot; reboot into slot {default} first")
+    st = slot_state(target.boot_dir)
+    if st.get("active") == target.running and st.get("tentative") == "1":
+        # the other slot is the only one known to work: it is the fallback
+        raise UpgradeError(f"slot {target.running} is still on trial (not yet \"home agent "
+                           f"ready\"): slot {target.slot} is the one to fall back to, so it "
+                           f"is not overwritten; upgrade once this slot is marked good")
     stream = open_source(src) if isinstance(src, str) else src
     remounted = False
     try:
@@ -334,7 +342,7 @@ def upgrade(src, target: Target, *, pubkey: str | None = None, insecure: bool = 
             tar = tarfile.open(fileobj=stream, mode="r|")
             members = iter(tar)
             first = next(members, None)
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (*ended, OSError) as e:
             raise UpgradeError(f"not an upgrade bundle (a tar stream): {e}") from None
         if first is None or first.name != MANIFEST:
             raise UpgradeError(f"not an upgrade bundle: it must start with {MANIFEST}, not "
@@ -346,7 +354,7 @@ def upgrade(src, target: Target, *, pubkey: str | None = None, insecure: bool = 
             if nxt is not None and nxt.name == SIGNATURE:
                 sig = _read_small(tar, nxt, 1024)
                 nxt = next(members, None)
-        except (tarfile.TarError, EOFError) as e:
+        except ended as e:
             raise UpgradeError(f"the bundle ended inside its manifest: {e}") from None
         say(f"manifest {check_signature(raw, sig, pubkey, insecure)}")  # before any field is believed
         m = parse_manifest(raw, arch)
@@ -374,7 +382,7 @@ def upgrade(src, target: Target, *, pubkey: str | None = None, insecure: bool = 
                 _write_part(tar, nxt, dest, expect, say, truncate)
                 written[name] = dest
                 nxt = next(members, None)
-            except (tarfile.TarError, EOFError) as e:
+            except ended as e:
                 raise UpgradeError(f"the bundle ended inside {name}: {e}") from None
         for name, dest in written.items():
             if _read_back(dest, m["contents"][name]["size"]) != m["contents"][name]["sha256"]:

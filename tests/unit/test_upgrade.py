@@ -128,6 +128,12 @@ def snapshot(t):
     return out
 
 
+def boots_ready(t, slot):
+    """What S50denali does once the new slot's home agent is ready: mark it good."""
+    subprocess.run([SLOT_TOOL, "-d", t.boot_dir, "-s", slot, "good"], check=True,
+                   capture_output=True)
+
+
 def state(t):
     return dict(line.split("=", 1) for line in
                 open(os.path.join(t.boot_dir, "denali", "bootstate")).read().split())
@@ -236,6 +242,7 @@ def test_a_second_upgrade_writes_the_slot_the_first_one_left(tmp_path, card, key
     d = tmp_path / "one"
     d.mkdir()
     upgrade(make_bundle(d, key=keys[0]), card)
+    boots_ready(card, "b")
     root_a = str(tmp_path / "sda2")
     open(root_a, "wb").write(b"\0" * (2 * MIB))
     running_b = Target(card.boot_dir, "b", "a", root_a)
@@ -260,6 +267,7 @@ def test_a_bundle_streamed_over_http(tmp_path, card, bundle):
         url = f"http://127.0.0.1:{server.server_port}/{os.path.basename(bundle)}"
         upgrade(url, card)
         assert U.boot_default(card.boot_dir) == "b"
+        boots_ready(card, "b")
         with pytest.raises(UpgradeError, match="cannot fetch .*404|cannot fetch .*Not Found"):
             upgrade(url + ".missing", Target(card.boot_dir, "b", "a", card.root_device))
     finally:
@@ -332,3 +340,16 @@ def test_the_built_bundle_streams_into_a_card(tmp_path):
     assert U.boot_default(t.boot_dir) == "b"
     assert hashlib.sha256(open(os.path.join(t.boot_dir, "b", "vmlinuz"), "rb").read()).hexdigest() \
         == m["contents"]["vmlinuz"]["sha256"]
+
+
+def test_no_upgrade_while_the_running_slot_is_on_trial(card, bundle):
+    # slot a runs on trial (an earlier upgrade, not yet "home agent ready"): slot b is
+    # the only one known to boot, so writing it would leave nothing to fall back to
+    open(os.path.join(card.boot_dir, "denali", "bootstate"), "w").write(
+        "active=a\nprevious=b\ntentative=1\ntries=1\nfailed=\n")
+    open(card.root_device, "wb").write(b"GOOD-B" + b"\0" * (2 * MIB - 6))
+    before = snapshot(card)
+    with pytest.raises(UpgradeError, match="on trial"):
+        upgrade(bundle, card)
+    assert snapshot(card) == before
+    assert open(card.root_device, "rb").read(6) == b"GOOD-B"
