@@ -94,18 +94,24 @@ def test_all_zero_prefix_follows_the_interface_addresses():
 
 # ------------------------------------------------------------------ DecrementLifetimes
 
+def lifetimes_sent(s, start=10.0, until=2000):
+    """(seconds since start, [(valid, preferred) of each PIO]) for every RA the
+    scheduler sends, driven by its own timer up to `until`."""
+    seen = []
+    t = s.get_timer()
+    while t is not None and t < until:
+        s.handle_timer(t)
+        for x in s.datagrams_to_send():
+            seen.append((t - start, [(p.valid_lifetime, p.preferred_lifetime) for p in pios(x)]))
+        t = s.get_timer()
+    return seen
+
+
 def test_lifetimes_count_down_in_each_ra_then_the_prefix_goes():
     c = iface("MaxRtrAdvInterval 200; MinRtrAdvInterval 100;"
               " prefix 2001:db8::/64 { DecrementLifetimes on; AdvValidLifetime 1000;"
               " AdvPreferredLifetime 500; };")
-    s = RAScheduler(c, link("2001:db8::1/64"), now=10.0, random=Fixed())
-    seen = []
-    t = s.get_timer()
-    while t is not None and t < 2000:
-        s.handle_timer(t)
-        for x in s.datagrams_to_send():
-            seen.append((t - 10.0, [(p.valid_lifetime, p.preferred_lifetime) for p in pios(x)]))
-        t = s.get_timer()
+    seen = lifetimes_sent(RAScheduler(c, link("2001:db8::1/64"), now=10.0, random=Fixed()))
     # three initial RAs 16 s apart (RFC 4861 §6.2.4), then every 200 s
     assert seen[:5] == [(0.0, [(1000, 500)]), (16.0, [(984, 484)]), (32.0, [(968, 468)]),
                         (232.0, [(768, 268)]), (432.0, [(568, 68)])]
@@ -120,14 +126,7 @@ def test_a_prefix_deprecated_from_the_start_is_sent_until_its_valid_lifetime_end
     c = iface("MaxRtrAdvInterval 200; MinRtrAdvInterval 100;"
               " prefix 2001:db8::/64 { DecrementLifetimes on; AdvValidLifetime 500;"
               " AdvPreferredLifetime 0; };")
-    s = RAScheduler(c, link("2001:db8::1/64"), now=10.0, random=Fixed())
-    seen = []
-    t = s.get_timer()
-    while t is not None and t < 2000:
-        s.handle_timer(t)
-        for x in s.datagrams_to_send():
-            seen.append((t - 10.0, [(p.valid_lifetime, p.preferred_lifetime) for p in pios(x)]))
-        t = s.get_timer()
+    seen = lifetimes_sent(RAScheduler(c, link("2001:db8::1/64"), now=10.0, random=Fixed()))
     assert seen[:5] == [(0.0, [(500, 0)]), (16.0, [(484, 0)]), (32.0, [(468, 0)]),
                         (232.0, [(268, 0)]), (432.0, [(68, 0)])]
     assert seen[5] == (632.0, [(0, 0)])  # once at 0, then gone
